@@ -1,0 +1,27 @@
+"""interpret: see why a PyTorch image model says what it says.
+
+>>> import interpret
+>>> model = interpret.load_model("efficientnet_lite0")
+>>> image = interpret.load_image("cat.jpg")
+>>> interpret.predict(model, image, top_k=5)
+>>> e = interpret.explain(model, image, "gradcam")
+"""
+
+from .errors import InputError
+from .explain import Explanation, Prediction, estimate_cost, explain, predict, resolve_target
+from .images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, load_image
+from .layers import LayerInfo, default_layer, list_layers
+from .methods import Cancelled, MethodSpec, Param, get_method, methods
+from .models import DEFAULT_MODEL, ModelHandle, load_model, torchvision_classifiers
+from .overlay import COLORMAPS, colorize, heatmap_image, overlay
+from .preprocessing import Preprocessing
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InputError", "Explanation", "Prediction", "explain", "predict", "estimate_cost",
+    "resolve_target", "load_image", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "LayerInfo",
+    "list_layers", "default_layer", "Cancelled", "MethodSpec", "Param", "get_method",
+    "methods", "DEFAULT_MODEL", "ModelHandle", "load_model", "torchvision_classifiers",
+    "COLORMAPS", "colorize", "heatmap_image", "overlay", "Preprocessing", "__version__",
+]
