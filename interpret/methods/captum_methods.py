@@ -168,9 +168,14 @@ def deeplift(ctx: Context) -> Result:
     x = ctx.x.detach().clone()
     base = _baseline(ctx, ctx.params["baseline"])
     # (explain() holds the handle's writer lock for this method: spec.exclusive)
+    import warnings
+
     try:
-        attr, delta = DeepLift(wrapper).attribute(x, baselines=base, target=0,
-                                                  return_convergence_delta=True)
+        with warnings.catch_warnings():
+            # Captum warns that it sets hooks and requires_grad on *our copy* of the input
+            warnings.simplefilter("ignore", UserWarning)
+            attr, delta = DeepLift(wrapper).attribute(x, baselines=base, target=0,
+                                                      return_convergence_delta=True)
     except (RuntimeError, AssertionError, AttributeError) as exc:
         raise InputError(f"DeepLIFT cannot run on this model: {str(exc).splitlines()[0]}") from None
     return Result(attribution=attr.detach().cpu(), heatmap=grad_heatmap(attr, "abs_sum"),

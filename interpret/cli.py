@@ -1,0 +1,224 @@
+"""Command line: ``python -m interpret predict|layers|methods|explain|app``.
+
+Bad input prints one line (``error: ...``) and exits with status 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+EXIT_BAD_INPUT = 2
+
+
+def _model(args):
+    import interpret
+
+    src = args.model
+    kwargs = {}
+    if getattr(args, "arch", None):
+        kwargs["arch"] = args.arch
+    if getattr(args, "labels", None):
+        kwargs["labels"] = args.labels
+    if getattr(args, "allow_untrusted", False):
+        kwargs["allow_untrusted"] = True
+    if src.startswith("torchvision:") and getattr(args, "random_init", False):
+        kwargs["weights"] = None
+    return interpret.load_model(src, **kwargs)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="efficientnet_lite0",
+                   help="'efficientnet_lite0' (bundled, default), 'torchvision:<name>' or a checkpoint file")
+    p.add_argument("--arch", help="torchvision architecture of a state-dict checkpoint")
+    p.add_argument("--labels", help="labels file (.txt one per line, or .json)")
+    p.add_argument("--random-init", action="store_true",
+                   help="torchvision models: random weights instead of pretrained")
+    p.add_argument("--allow-untrusted", action="store_true",
+                   help="allow pickled modules / TorchScript / .pt2 (they run code from the file)")
+
+
+def cmd_predict(args) -> int:
+    import interpret
+
+    model = _model(args)
+    preds = interpret.predict(model, interpret.load_image(args.image), top_k=args.top_k)
+    if args.json:
+        print(json.dumps([p.__dict__ for p in preds], indent=2))
+    else:
+        width = max(len(p.label) for p in preds)
+        for p in preds:
+            print(f"{p.index:>5}  {p.label:<{width}}  {p.probability * 100:6.2f}%  logit {p.logit:8.3f}")
+    return 0
+
+
+def cmd_layers(args) -> int:
+    import interpret
+
+    model = _model(args)
+    layers = interpret.list_layers(model)
+    default = interpret.default_layer(model)
+    if args.spatial:
+        layers = [l for l in layers if l.spatial]
+    if args.json:
+        print(json.dumps([{**l.__dict__, "default": l.name == default} for l in layers], indent=2))
+        return 0
+    for l in layers:
+        shape = "x".join(map(str, l.output_shape[1:])) if l.output_shape else "-"
+        mark = "  <- default for CAMs" if l.name == default else ""
+        print(f"{'  ' * (l.depth - 1)}{l.name:<40} {l.kind:<24} {shape:<14} {l.num_params:>10,}{mark}")
+    return 0
+
+
+def cmd_methods(args) -> int:
+    import interpret
+
+    specs = interpret.methods()
+    if args.json:
+        print(json.dumps([
+            {"name": s.name, "label": s.label, "family": s.family_label, "needs_layer": s.needs_layer,
+             "cost": s.cost, "paper": s.paper, "description": s.description,
+             "params": [{"name": p.name, "kind": p.kind, "default": p.default, "min": p.min,
+                         "max": p.max, "choices": list(p.choices)} for p in s.params]}
+            for s in specs], indent=2))
+        return 0
+    for s in specs:
+        params = ", ".join(f"{p.name}={p.default}" for p in s.params)
+        layer = "layer" if s.needs_layer else "     "
+        print(f"{s.name:<22} {s.family_label:<38} {layer}  {s.cost:<8} {params}")
+    return 0
+
+
+def _parse_param(text: str):
+    if "=" not in text:
+        raise SystemExit(f"error: --param takes NAME=VALUE, got '{text}'")
+    k, v = text.split("=", 1)
+    for cast in (int, float):
+        try:
+            return k, cast(v)
+        except ValueError:
+            pass
+    return k, v
+
+
+def cmd_explain(args) -> int:
+    import interpret
+    from interpret.overlay import heatmap_image
+
+    model = _model(args)
+    image = interpret.load_image(args.image)
+    params = dict(_parse_param(p) for p in (args.param or []))
+    target = args.target
+    contrast = args.contrast
+    e = interpret.explain(model, image, args.method, layer=args.layer, target=target,
+                          contrast=contrast, **params)
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise interpret.InputError(f"--out must end in .png, .jpg or .webp; got '{out.name}'.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.heatmap_only:
+        img = heatmap_image(e.heatmap, args.colormap)
+    else:
+        img = interpret.overlay(image, e.heatmap, model, colormap=args.colormap,
+                                opacity=args.opacity, resolution=args.resolution)
+    img.save(out)
+    summary = {
+        "method": e.method, "layer": e.layer, "target": e.target, "target_label": e.target_label,
+        "contrast": e.contrast, "contrast_label": e.contrast_label, "params": e.params,
+        "score": e.score, "seconds": round(e.seconds, 4), "out": str(out),
+        "extras": {k: v for k, v in e.extras.items() if isinstance(v, (int, float, str))},
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        what = e.target_label + (f" rather than {e.contrast_label}" if e.contrast is not None else "")
+        print(f"{e.method} for '{what}'" + (f" at layer {e.layer}" if e.layer else "")
+              + f": wrote {out} ({e.seconds:.2f}s)")
+    return 0
+
+
+def cmd_app(args) -> int:
+    app = Path(__file__).resolve().parent.parent / "app.py"
+    if not app.exists():
+        raise SystemExit("error: app.py not found next to the interpret package; run from a source checkout")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+           "--server.address", args.address]
+    if args.headless:
+        cmd += ["--server.headless", "true"]
+    return subprocess.call(cmd, cwd=str(app.parent))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m interpret",
+                                description="See why a PyTorch image model says what it says.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("predict", help="top-k predictions for an image")
+    sp.add_argument("image")
+    sp.add_argument("--top-k", type=int, default=5)
+    sp.add_argument("--json", action="store_true")
+    _add_model_args(sp)
+    sp.set_defaults(func=cmd_predict)
+
+    sp = sub.add_parser("layers", help="the model's layers with output shapes")
+    sp.add_argument("--spatial", action="store_true", help="only layers usable for CAMs")
+    sp.add_argument("--json", action="store_true")
+    _add_model_args(sp)
+    sp.set_defaults(func=cmd_layers)
+
+    sp = sub.add_parser("methods", help="the available attribution methods")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_methods)
+
+    sp = sub.add_parser("explain", help="explain a prediction and save the heatmap overlay")
+    sp.add_argument("image")
+    sp.add_argument("--method", "-m", default="gradcam")
+    sp.add_argument("--layer")
+    sp.add_argument("--target", help="class index or label (default: the top prediction)")
+    sp.add_argument("--contrast", help="explain the target *rather than* this class")
+    sp.add_argument("--param", "-p", action="append", help="method parameter NAME=VALUE (repeatable)")
+    sp.add_argument("--out", "-o", required=True, help="output image (.png)")
+    sp.add_argument("--colormap", default="jet")
+    sp.add_argument("--opacity", type=float, default=0.5)
+    sp.add_argument("--resolution", choices=("input", "original"), default="input")
+    sp.add_argument("--heatmap-only", action="store_true", help="save the coloured heatmap without the photo")
+    sp.add_argument("--json", action="store_true", help="print a JSON summary")
+    _add_model_args(sp)
+    sp.set_defaults(func=cmd_explain)
+
+    sp = sub.add_parser("app", help="start the dashboard")
+    sp.add_argument("--port", type=int, default=8501)
+    sp.add_argument("--address", default="localhost")
+    sp.add_argument("--headless", action="store_true")
+    sp.set_defaults(func=cmd_app)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from interpret.errors import InputError
+    except Exception as exc:  # pragma: no cover - broken install
+        print(f"error: cannot import interpret: {exc}", file=sys.stderr)
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # unexpected: still one line, but say it is a bug
+        print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
+              "(please report this)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
