@@ -1,0 +1,95 @@
+"""A server's model folder: checkpoints described by a ``models.toml`` manifest that
+appear in everyone's model picker.
+
+```toml
+[[model]]
+name = "Chest X-ray ResNet-18"       # shown in the picker (unique)
+file = "xray_resnet18.safetensors"   # relative to the folder; state dict or safetensors
+arch = "resnet18"                     # torchvision architecture (or efficientnet_lite0)
+labels = "xray_labels.txt"            # optional: .txt one per line, or .json
+description = "Fine-tuned on ..."     # optional
+# optional preprocessing: resize = 256, crop = 224, mean = [...], std = [...]
+```
+Files are loaded with the same safe loader as uploads; ``allow_untrusted`` follows the
+server setting.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from .errors import InputError
+from .models import ModelHandle, load_model
+
+MANIFEST = "models.toml"
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    file: Path
+    arch: Optional[str]
+    labels: Optional[Path] = None
+    description: str = ""
+    resize: Optional[int] = None
+    crop: Optional[int] = None
+    mean: Optional[Tuple[float, float, float]] = None
+    std: Optional[Tuple[float, float, float]] = None
+
+    def load(self, allow_untrusted: bool = False) -> ModelHandle:
+        return load_model(
+            self.file, arch=self.arch, labels=self.labels, allow_untrusted=allow_untrusted,
+            resize=self.resize, crop=self.crop, mean=self.mean, std=self.std, name=self.name,
+        )
+
+
+def _inside(folder: Path, rel: str, what: str, name: str) -> Path:
+    p = (folder / rel).resolve()
+    if folder.resolve() not in p.parents and p != folder.resolve():
+        raise InputError(f"Model '{name}': {what} '{rel}' points outside the model folder.")
+    if not p.is_file():
+        raise InputError(f"Model '{name}': {what} '{rel}' not found in {folder}.")
+    return p
+
+
+def read_model_folder(folder: Optional[str]) -> List[ModelEntry]:
+    """The entries of a model folder's manifest (empty when no folder is configured)."""
+    if not folder:
+        return []
+    root = Path(folder)
+    if not root.is_dir():
+        raise InputError(f"The model folder {root} does not exist or is not a folder.")
+    manifest = root / MANIFEST
+    if not manifest.exists():
+        raise InputError(f"The model folder {root} has no {MANIFEST} manifest describing its models.")
+    try:
+        data = tomllib.loads(manifest.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{manifest} is not valid TOML: {exc}") from None
+    entries, seen = [], set()
+    for i, item in enumerate(data.get("model", [])):
+        name = str(item.get("name") or "").strip()
+        if not name:
+            raise InputError(f"{manifest}: model #{i + 1} has no name.")
+        if name in seen:
+            raise InputError(f"{manifest}: two models are named '{name}'.")
+        seen.add(name)
+        if "file" not in item:
+            raise InputError(f"{manifest}: model '{name}' has no file.")
+        unknown = set(item) - {"name", "file", "arch", "labels", "description", "resize", "crop", "mean", "std"}
+        if unknown:
+            raise InputError(f"{manifest}: model '{name}' has unknown key(s) {', '.join(sorted(unknown))}.")
+        entries.append(ModelEntry(
+            name=name,
+            file=_inside(root, item["file"], "file", name),
+            arch=item.get("arch"),
+            labels=_inside(root, item["labels"], "labels", name) if item.get("labels") else None,
+            description=str(item.get("description", "")),
+            resize=item.get("resize"), crop=item.get("crop"),
+            mean=tuple(item["mean"]) if "mean" in item else None,
+            std=tuple(item["std"]) if "std" in item else None,
+        ))
+    return entries

@@ -1,0 +1,176 @@
+"""Server settings: one TOML file plus ``INTERPRET_*`` environment variables.
+
+Precedence, lowest to highest: built-in defaults < the settings file < environment
+variables < explicit overrides passed by the caller (the CLI).  The settings file is
+``$INTERPRET_SETTINGS`` if set, else ``./interpret.toml`` if it exists.  Every key is
+documented in the README ("Configuration") and in :data:`DEFAULTS`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: folder of checkpoints described by a ``models.toml`` manifest (None: no folder)
+    model_folder: Optional[str] = None
+    #: whether people may upload their own models and images at all
+    allow_uploads: bool = True
+    #: allow pickled modules, TorchScript and .pt2 uploads: they run code from the file,
+    #: so a hostile upload could take over the server.  Off unless you trust every user.
+    allow_untrusted: bool = False
+    #: largest uploaded image, MiB
+    max_image_mb: int = 20
+    #: largest uploaded model file, MiB (also Streamlit's server.maxUploadSize)
+    max_model_mb: int = 500
+    #: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
+    device: str = "auto"
+    #: torch intra-op threads; 0 = from the container's CPU quota (cgroup), not the host
+    torch_threads: int = 0
+    #: heavy computations (IG, occlusion, Score-CAM, feature visualisation, dataset
+    #: scans) allowed to run at once; others wait in a queue with their position shown
+    max_concurrent_heavy: int = 2
+    #: per-request time limit for a heavy computation, seconds
+    heavy_timeout_s: int = 300
+    #: memory bound of the server-wide result cache, MiB
+    result_cache_mb: int = 512
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+DEFAULTS = Settings()
+ENV_PREFIX = "INTERPRET_"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    f = {f.name: f for f in fields(Settings)}[name]
+    typ = str(f.type)
+    try:
+        if "bool" in typ:
+            if isinstance(value, bool):
+                return value
+            v = str(value).strip().lower()
+            if v in _TRUE:
+                return True
+            if v in _FALSE:
+                return False
+            raise ValueError
+        if "int" in typ:
+            if isinstance(value, bool):
+                raise ValueError
+            out = int(str(value).strip())
+            if out < 0:
+                raise ValueError
+            return out
+        if "Optional[str]" in typ:
+            return None if value in (None, "") else str(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise InputError(f"Setting '{name}' from {origin} has an invalid value {value!r}.") from None
+
+
+def settings_path() -> Optional[Path]:
+    env = os.environ.get(ENV_PREFIX + "SETTINGS")
+    if env:
+        p = Path(env)
+        if not p.exists():
+            raise InputError(f"INTERPRET_SETTINGS points to {p}, which does not exist.")
+        return p
+    p = Path("interpret.toml")
+    return p if p.exists() else None
+
+
+def load_settings(path: Optional[os.PathLike] = None, env: Optional[Mapping[str, str]] = None,
+                  **overrides) -> Settings:
+    """Defaults < file < environment < ``overrides``."""
+    env = os.environ if env is None else env
+    values = DEFAULTS.as_dict()
+    known = set(values)
+    p = Path(path) if path is not None else settings_path()
+    if p is not None:
+        try:
+            data = tomllib.loads(Path(p).read_text("utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise InputError(f"Settings file {p} is not valid TOML: {exc}") from None
+        data = data.get("interpret", data)  # keys at top level or under [interpret]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(f"Settings file {p} has unknown key(s): {', '.join(unknown)}. "
+                             f"Known: {', '.join(sorted(known))}.")
+        for k, v in data.items():
+            values[k] = _coerce(k, v, str(p))
+    for k in known:
+        ev = env.get(ENV_PREFIX + k.upper())
+        if ev is not None:
+            values[k] = _coerce(k, ev, f"${ENV_PREFIX}{k.upper()}")
+    for k, v in overrides.items():
+        if k not in known:
+            raise InputError(f"Unknown setting '{k}'.")
+        if v is not None:
+            values[k] = _coerce(k, v, "the command line")
+    if values["max_concurrent_heavy"] < 1:
+        raise InputError("max_concurrent_heavy must be at least 1.")
+    return Settings(**values)
+
+
+def cpu_quota(root: str = "/sys/fs/cgroup") -> Optional[float]:
+    """CPUs granted by the container's cgroup quota (v2 ``cpu.max`` or v1 CFS), or None."""
+    r = Path(root)
+    try:
+        txt = (r / "cpu.max").read_text().split()
+        if txt and txt[0] != "max":
+            return int(txt[0]) / int(txt[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    for base in (r / "cpu", r / "cpu,cpuacct", r):
+        try:
+            q = int((base / "cpu.cfs_quota_us").read_text())
+            per = int((base / "cpu.cfs_period_us").read_text())
+            if q > 0 and per > 0:
+                return q / per
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def default_threads(root: str = "/sys/fs/cgroup") -> int:
+    """Threads for torch: the cgroup CPU quota (rounded up), else the CPUs this process
+    may run on, never the host's total core count inside a limited container."""
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        affinity = os.cpu_count() or 1
+    quota = cpu_quota(root)
+    if quota is not None:
+        return max(1, min(affinity, math.ceil(quota)))
+    return max(1, affinity)
+
+
+def apply_runtime(settings: Settings) -> Dict[str, Any]:
+    """Apply thread count; return what was applied (for the app's "about" panel)."""
+    import torch
+
+    threads = settings.torch_threads or default_threads()
+    torch.set_num_threads(threads)
+    return {"torch_threads": threads, "device": resolve_device(settings.device)}
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"Setting device='{device}' but no CUDA device is available.")
+    return device
