@@ -142,15 +142,33 @@ def cmd_explain(args) -> int:
     return 0
 
 
+def _find_app() -> Path:
+    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (base / "app.py").exists() and (base / "pages").is_dir():
+            return base / "app.py"
+    raise FileNotFoundError
+
+
 def cmd_app(args) -> int:
-    app = Path(__file__).resolve().parent.parent / "app.py"
-    if not app.exists():
-        raise SystemExit("error: app.py not found next to the interpret package; run from a source checkout")
+    from interpret.errors import InputError
+    from interpret.settings import load_settings
+
+    try:
+        app = _find_app()
+    except FileNotFoundError:
+        raise InputError("app.py (and pages/) not found in the current folder or next to the "
+                         "interpret package; run this from the project's folder.") from None
+    env = dict(os.environ)
+    if args.settings:
+        env["INTERPRET_SETTINGS"] = str(Path(args.settings).resolve())
+    os.environ.update({k: v for k, v in env.items() if k == "INTERPRET_SETTINGS"})
+    settings = load_settings()  # validate now: a bad file is one clear line, not a broken server
     cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-           "--server.address", args.address]
+           "--server.address", args.address,
+           "--server.maxUploadSize", str(max(settings.max_model_mb, settings.max_image_mb))]
     if args.headless:
         cmd += ["--server.headless", "true"]
-    return subprocess.call(cmd, cwd=str(app.parent))
+    return subprocess.call(cmd, cwd=str(app.parent), env=env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--port", type=int, default=8501)
     sp.add_argument("--address", default="localhost")
     sp.add_argument("--headless", action="store_true")
+    sp.add_argument("--settings", help="settings TOML file (default: $INTERPRET_SETTINGS or ./interpret.toml)")
     sp.set_defaults(func=cmd_app)
     return p
 

@@ -166,3 +166,24 @@ def test_model_folder_refuses_paths_outside_and_bad_manifests(tmp_path):
     with pytest.raises(interpret.InputError, match="does not exist"):
         read_model_folder(str(tmp_path / "missing"))
     assert read_model_folder(None) == []
+
+
+def test_password_gate_logic_is_exact_and_hash_aware():
+    from interpret.access import auth_mode, email_allowed, password_ok
+
+    assert password_ok("hunter2", "hunter2")
+    assert not password_ok("hunter3", "hunter2")
+    assert not password_ok("", "hunter2") and not password_ok(None, "hunter2")
+    assert not password_ok("hunter2", None)
+    digest = "sha256:" + __import__("hashlib").sha256(b"correct horse").hexdigest()
+    assert password_ok("correct horse", digest) and not password_ok("correct  horse", digest)
+    assert not password_ok(digest, digest)  # the stored hash itself is not the password
+    assert auth_mode({}) == "open"
+    assert auth_mode({"interpret": {"password": "x"}}) == "password"
+    oidc = {"auth": {"client_id": "a", "client_secret": "b", "redirect_uri": "https://h/oauth2callback",
+                     "cookie_secret": "c", "server_metadata_url": "https://idp/.well-known/openid-configuration"}}
+    assert auth_mode(oidc) == "oidc"
+    assert auth_mode({"auth": {"client_id": "a"}}) == "open"  # incomplete: not silently "secured"
+    assert email_allowed("ana@example.com", ["example.com"])
+    assert not email_allowed("eve@evil.com", ["example.com"])
+    assert email_allowed("x@y.z", None)
