@@ -57,11 +57,15 @@ def capture(
     handle: ModelHandle,
     x: torch.Tensor,
     layer: Optional[str],
-    target: int,
+    target: Optional[int],
     contrast: Optional[int] = None,
 ) -> Capture:
-    """Run (or reuse from the handle's cache) the one forward/backward pass."""
-    key = ("capture", handle.fingerprint_fast(), tensor_key(x), layer, target, contrast)
+    """Run (or reuse from the handle's cache) the one forward/backward pass.
+
+    ``target=None`` takes the top class of this very forward (no extra pass); the
+    logits are cached too, so :func:`interpret.predict` on the same input is free."""
+    fp, tkey = handle.fingerprint_fast(), tensor_key(x)
+    key = ("capture", fp, tkey, layer, target, contrast)
     cached = handle.cache_get(key)
     if cached is not None:
         return cached
@@ -80,6 +84,10 @@ def capture(
             out = _first_tensor(module(xin))
             if out is None or out.dim() != 2:
                 raise InputError("The model must return class scores of shape [batch, classes].")
+            handle.cache_put(("logits", fp, tkey), out.detach())
+            if target is None:
+                target = int(out.detach()[0].argmax())
+                key = ("capture", fp, tkey, layer, target, contrast)
             score = target_score(out, target, contrast).sum()
     act = store.get("act")
     if layer is not None and act is None:

@@ -190,8 +190,15 @@ def explain(
     lock = handle.rwlock.write() if spec.exclusive else handle.rwlock.read()
     t0 = time.perf_counter()
     with lock, _model_guard(handle):
-        tgt = resolve_target(handle, target, x)
         con = resolve_target(handle, contrast, x, "contrast") if contrast is not None else None
+        if target is None and spec.cost == "instant" and handle.cache_get(
+                ("logits", handle.fingerprint_fast(), tensor_key(x))) is None:
+            # the capture's own forward finds the top class: one forward, not two
+            from .capture import capture
+
+            tgt = capture(handle, x, layer, None, con).target
+        else:
+            tgt = resolve_target(handle, target, x)
         if con is not None and con == tgt:
             raise InputError("The contrast class must differ from the target class.")
         ctx = Context(handle, x, layer, tgt, con, resolved, progress)
@@ -231,3 +238,57 @@ def estimate_cost(model, method: str, layer: Optional[str] = None, **params) -> 
     if spec.name == "smoothgrad":
         return {"forwards": p["samples"], "batches": -(-p["samples"] // p["batch_size"])}
     return {"forwards": 1, "batches": 1}
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """Statistics of one module's output for one image (see :func:`layer_summary`)."""
+
+    name: str
+    kind: str
+    shape: tuple
+    mean: float
+    std: float
+    min: float
+    max: float
+    zero_fraction: float
+
+
+def layer_summary(model, image) -> List[LayerSummary]:
+    """Mean, std, min, max and fraction of exact zeros of every module's output, from
+    ONE forward pass (no gradients), in forward order.  For a chart of how activations
+    evolve through the network; cached on the handle per image.  Modules called several
+    times report their last call, as :func:`explain` does."""
+    from .hooks import hooks
+    from .layers import list_layers
+
+    handle = as_handle(model)
+    handle.check_ready()
+    if handle.scripted:
+        raise InputError("This is a TorchScript model: its layers cannot be observed (no hooks).")
+    x = _input_tensor(handle, image)
+    key = ("layer_summary", handle.fingerprint_fast(), tensor_key(x))
+    cached = handle.cache_get(key)
+    if cached is not None:
+        return cached
+    infos = [i for i in list_layers(handle) if i.calls > 0]
+    modules = dict(handle.module.named_modules())
+    stats: Dict[str, tuple] = {}
+    with handle.rwlock.read(), _model_guard(handle), hooks() as hs:
+        for info in infos:
+            def rec(mod, inp, out, name=info.name):
+                t = _first_tensor(out)
+                if t is None or not t.is_floating_point() or t.numel() == 0:
+                    return None
+                # numpy: its reductions are single-threaded and much faster than
+                # torch's on a busy multi-core CPU for tensors of this size
+                a = t.detach().float().cpu().numpy()
+                stats[name] = (tuple(t.shape), float(a.mean()), float(a.std()), float(a.min()),
+                               float(a.max()), 1.0 - float(np.count_nonzero(a)) / a.size)
+                return None
+            hs.forward(modules[info.name], rec)
+        with torch.no_grad():
+            handle.module(x)
+    out = [LayerSummary(i.name, i.kind, *stats[i.name]) for i in infos if i.name in stats]
+    handle.cache_put(key, out)
+    return out

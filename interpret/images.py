@@ -38,10 +38,10 @@ def _read_bytes(source) -> tuple[bytes, str]:
     """Return (bytes, a short description of the source for messages)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        name = "the uploaded image"
+        name = "The uploaded file"
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        name = f"'{path.name}'"
+        name = f"The file '{path.name}'"
         if not path.exists():
             raise InputError(f"Image file {path} does not exist.")
         if path.is_dir():
@@ -49,12 +49,13 @@ def _read_bytes(source) -> tuple[bytes, str]:
         size = path.stat().st_size
         if size > MAX_IMAGE_BYTES:
             raise InputError(
-                f"Image {name} is {size / 2**20:.1f} MiB; the limit is "
+                f"{name} is {size / 2**20:.1f} MiB; the limit is "
                 f"{MAX_IMAGE_BYTES / 2**20:.0f} MiB."
             )
         data = path.read_bytes()
     elif hasattr(source, "read"):
-        name = f"'{getattr(source, 'name', 'the uploaded image')}'"
+        fname = getattr(source, "name", None)
+        name = f"The file '{os.path.basename(str(fname))}'" if fname else "The uploaded file"
         data = source.read(MAX_IMAGE_BYTES + 1)
         if isinstance(data, str):
             raise InputError("The image file was opened in text mode; open it with 'rb'.")
@@ -64,10 +65,10 @@ def _read_bytes(source) -> tuple[bytes, str]:
             "bytes, a binary file object, a PIL image or a numpy array."
         )
     if len(data) == 0:
-        raise InputError(f"Image {name} is empty (0 bytes).")
+        raise InputError(f"{name} is empty (0 bytes).")
     if len(data) > MAX_IMAGE_BYTES:
         raise InputError(
-            f"Image {name} is larger than the {MAX_IMAGE_BYTES / 2**20:.0f} MiB limit."
+            f"{name} is larger than the {MAX_IMAGE_BYTES / 2**20:.0f} MiB limit."
         )
     return data, name
 
@@ -110,7 +111,7 @@ def load_image(source: ImageSource) -> Image.Image:
     """
     if isinstance(source, Image.Image):
         img = source
-        _check_dimensions(img.size, "the image")
+        _check_dimensions(img.size, "The image")
         return _to_rgb(ImageOps.exif_transpose(img) or img).copy()
     if isinstance(source, np.ndarray):
         return _from_array(source)
@@ -124,16 +125,16 @@ def load_image(source: ImageSource) -> Image.Image:
             img = Image.open(io.BytesIO(data))
     except Image.DecompressionBombError:
         raise InputError(
-            f"Image {name} claims enormous dimensions (a possible decompression bomb); "
+            f"{name} claims enormous dimensions (a possible decompression bomb); "
             f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels."
         ) from None
     except UnidentifiedImageError:
         raise InputError(
-            f"{name[0].upper() + name[1:]} is not an image Pillow can read "
+            f"{name} is not an image Pillow can read "
             "(supported: PNG, JPEG, WebP, BMP, GIF, TIFF and other common formats)."
         ) from None
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad headers
-        raise InputError(f"Could not read {name} as an image: {exc}") from None
+        raise InputError(f"Could not read {name[0].lower() + name[1:]} as an image: {exc}") from None
 
     _check_dimensions(img.size, name)
     try:
@@ -143,24 +144,24 @@ def load_image(source: ImageSource) -> Image.Image:
         img = ImageOps.exif_transpose(img) or img
         return _to_rgb(img)
     except Image.DecompressionBombError:
-        raise InputError(f"Image {name} is too large to decode safely.") from None
+        raise InputError(f"{name} is too large to decode safely.") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc)
         if "truncated" in msg or "broken data stream" in msg or isinstance(exc, EOFError):
             raise InputError(
-                f"Image {name} is truncated or corrupt (the file ends before the picture "
+                f"{name} is truncated or corrupt (the file ends before the picture "
                 "does); re-export or re-download it."
             ) from None
-        raise InputError(f"Image {name} could not be decoded: {msg}") from None
+        raise InputError(f"{name} could not be decoded: {msg}") from None
 
 
 def _check_dimensions(size: tuple[int, int], name: str) -> None:
     w, h = size
     if w <= 0 or h <= 0:
-        raise InputError(f"Image {name} has no pixels ({w}x{h}).")
+        raise InputError(f"{name} has no pixels ({w}x{h}).")
     if w * h > MAX_IMAGE_PIXELS:
         raise InputError(
-            f"Image {name} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
+            f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
             f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Downscale it first. (Refused "
             "before decoding: a small file claiming huge dimensions is a decompression bomb.)"
         )
@@ -173,7 +174,7 @@ def _from_array(arr: np.ndarray) -> Image.Image:
         raise InputError(
             f"An image array must be HxW, HxWx3 or HxWx4; got shape {tuple(arr.shape)}."
         )
-    _check_dimensions((arr.shape[1], arr.shape[0]), "the array")
+    _check_dimensions((arr.shape[1], arr.shape[0]), "The image array")
     if arr.dtype != np.uint8:
         arr = np.asarray(arr, dtype=np.float64)
         if arr.max() <= 1.0:

@@ -203,10 +203,18 @@ class ModelHandle:
         return self._fingerprint
 
     def fingerprint_fast(self):
-        """Identity and weight version of the module within this process: in-place
-        updates (an optimiser step in a notebook) bump tensor versions, so cached
-        captures are not reused after the weights change."""
-        return id(self.module), sum(p._version for p in self.module.parameters())
+        """Identity and state version of the module within this process, for cache keys.
+
+        In-place updates of parameters (an optimiser step in a notebook) bump tensor
+        versions; batch-norm running statistics are updated without a version bump, so
+        the (small) floating-point buffers are summed as well.  Writes through
+        ``param.data`` are invisible to both: call ``handle.cache.clear()`` after them.
+        """
+        params = sum(p._version for p in self.module.parameters())
+        with torch.no_grad():
+            bufs = [b for b in self.module.buffers() if b.is_floating_point()]
+            buf_sum = float(sum(b.double().sum() for b in bufs)) if bufs else 0.0
+        return id(self.module), params, buf_sum
 
     def describe(self) -> Dict[str, Any]:
         return {

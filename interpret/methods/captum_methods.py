@@ -63,7 +63,9 @@ def integrated_gradients(ctx: Context) -> Result:
     # Adaptive: Gauss-Legendre quadrature (Captum's default) with doubling step counts,
     # stopping as soon as |sum(attr) - (f(x) - f(b))| <= tol * |f(x) - f(b)|.
     if ctx.params["adaptive"]:
-        plan, s = [], 8
+        # start at 16: with fewer nodes the completeness error can be small by chance
+        # while the attribution map is still far from converged
+        plan, s = [], 16
         while s < max_steps:
             plan.append(s)
             s *= 2
@@ -90,7 +92,8 @@ def integrated_gradients(ctx: Context) -> Result:
         heatmap=grad_heatmap(attr, "abs_sum"),
         extras={"steps_used": used, "convergence_delta": float(delta),
                 "score_difference": diff,
-                "relative_error": abs(float(delta)) / max(abs(diff), 1e-12)},
+                "relative_error": abs(float(delta)) / max(abs(diff), 1e-12),
+                "converged": abs(float(delta)) <= float(ctx.params["tolerance"]) * max(abs(diff), 1e-12)},
     )
 
 
@@ -155,6 +158,15 @@ def deeplift(ctx: Context) -> Result:
 
     from ..layers import list_layers
 
+    if ctx.handle.scripted or not any(isinstance(m, _NONLINEAR) for m in ctx.handle.module.modules()):
+        # Captum's DeepLIFT works through hooks on activation modules; without any (a
+        # TorchScript model, or activations called as functions) it silently returns
+        # gradient x (input - reference) instead of DeepLIFT.
+        raise InputError(
+            f"DeepLIFT cannot run on '{ctx.handle.name}': it has no activation modules that "
+            "can be hooked (a TorchScript model, or activations called as functions). "
+            "Use Integrated Gradients instead."
+        )
     reused = [i.name for i in list_layers(ctx.handle)
               if i.calls > 1 and isinstance(dict(ctx.handle.module.named_modules())[i.name], _NONLINEAR)]
     if reused:
@@ -170,6 +182,11 @@ def deeplift(ctx: Context) -> Result:
     # (explain() holds the handle's writer lock for this method: spec.exclusive)
     import warnings
 
+    # Captum stores each activation module's tensors as module.input / .output and
+    # deletes them only in the module's backward hook: a forward that fails midway (or
+    # a module off the gradient path) leaves them on the caller's model.  Remove them.
+    scratch = ("input", "output", "input_ref")
+    had = {(id(m), a) for m in wrapper.modules() for a in scratch if a in vars(m)}
     try:
         with warnings.catch_warnings():
             # Captum warns that it sets hooks and requires_grad on *our copy* of the input
@@ -178,5 +195,10 @@ def deeplift(ctx: Context) -> Result:
                                                       return_convergence_delta=True)
     except (RuntimeError, AssertionError, AttributeError) as exc:
         raise InputError(f"DeepLIFT cannot run on this model: {str(exc).splitlines()[0]}") from None
+    finally:
+        for m in wrapper.modules():
+            for a in scratch:
+                if a in vars(m) and (id(m), a) not in had:
+                    delattr(m, a)
     return Result(attribution=attr.detach().cpu(), heatmap=grad_heatmap(attr, "abs_sum"),
                   extras={"convergence_delta": float(delta.abs().max())})

@@ -69,7 +69,17 @@ def smoothgrad(ctx: Context) -> Result:
 
 def _guided_grad(ctx: Context) -> torch.Tensor:
     xin = ctx.x.detach().clone().requires_grad_(True)
-    with guided(ctx.handle.module):
+    with guided(ctx.handle.module) as n_guided:
+        if n_guided == 0:
+            # Without activation modules to hook (TorchScript, or F.relu in forward) the
+            # result would be the plain gradient under the guided label: refuse instead.
+            from ..errors import InputError
+
+            raise InputError(
+                "Guided backpropagation needs activation modules (nn.ReLU and the like) to "
+                "guide; this model has none that can be hooked (a TorchScript model, or "
+                "activations called as functions). Use saliency instead."
+            )
         with torch.enable_grad():
             s = target_score(_first_tensor(ctx.handle.module(xin)), ctx.target, ctx.contrast).sum()
         (g,) = torch.autograd.grad(s, [xin])
