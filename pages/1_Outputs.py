@@ -1,0 +1,98 @@
+"""Outputs: what the model predicts for the photo, and how sure it is."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import ui
+from interpret import figures
+from ui import state
+from ui.widgets import target_picker
+
+
+def _on_bar_select() -> None:
+    """A click on a bar picks that class to explain."""
+    event = st.session_state.get("top_bars")
+    points = (event or {}).get("selection", {}).get("points", [])
+    if points and points[0].get("customdata") is not None:
+        cd = points[0]["customdata"]
+        state.set("target", int(cd[0] if isinstance(cd, (list, tuple)) else cd))
+
+
+def main() -> None:
+    ctx = ui.setup("Outputs", "📊",
+                   "What the model predicts for this photo, and how sure it is.")
+    if ctx is None:
+        return
+    preds = ctx.predictions
+    top = preds[0]
+    probs = [p.probability for p in preds]
+    summary = figures.prediction_summary(probs)
+    entropy, max_entropy = summary["entropy"], summary["max_entropy"]
+
+    if ctx.present:
+        others = ", ".join(f"<i>{p.label}</i> ({p.probability:.0%})" for p in preds[1:3])
+        ui.plain(f"The model is <b>{top.probability:.0%}</b> sure this photo shows a "
+                 f"<b><i>{top.label}</i></b>. Its next guesses are {others}.")
+
+    left, right = st.columns([3, 2], gap="large")
+    with left:
+        with ui.guard("the top-k chart"):
+            head = st.container()
+            k = 10
+            if not ctx.present:
+                k = st.slider("Classes shown", 3, 30, help="The k most likely classes.",
+                              **state.bound("topk"))
+            head.subheader(f"Top {k} predictions")
+            shown = preds[:k]
+            fig = figures.predictions_bar([p.label for p in shown], [p.probability for p in shown],
+                                          highlight=ctx.target_label)
+            fig.data[0].customdata = [[p.index] for p in shown][::-1]
+            st.plotly_chart(fig, key="top_bars", on_select=_on_bar_select, selection_mode="points",
+                            config={"displayModeBar": False})
+            st.caption("Click a bar to explain that class on the other pages. Red: the class "
+                       "being explained.")
+    with right:
+        with ui.guard("the summary"):
+            st.subheader("How sure is it?")
+            a, b = st.columns(2)
+            a.metric("Confidence", f"{top.probability:.1%}",
+                     help="The probability the model gives its top class.")
+            b.metric("Entropy", f"{entropy:.2f} bits",
+                     help=f"0 bits: certain; {max_entropy:.2f} bits: all {len(probs)} classes "
+                          "equally likely.")
+            eff = summary["effective_classes"]
+            like = ("the model is practically certain" if eff < 1.5 else
+                    f"like hesitating between about **{eff:.0f}** equally likely classes")
+            st.markdown(
+                f"**Confidence** is the probability of the top class: {top.probability:.0%} for "
+                f"*{top.label}*, out of {len(probs)} classes.  \n"
+                f"**Entropy** measures how spread out the guesses are: at {entropy:.1f} bits, "
+                f"{like} (0 bits = certain, {max_entropy:.1f} = no idea at all).")
+            st.subheader("Explain a class")
+            target = target_picker(ctx)
+            st.caption(f"The other pages now explain **{ctx.handle.label(target)}**.")
+            try:
+                st.page_link("pages/4_Attributions.py", label="See what made the model say it",
+                             icon=":material/arrow_forward:", query_params=state.url_params())
+            except Exception:  # noqa: BLE001 - page run on its own (tests)
+                pass
+
+    with ui.guard("the full distribution"):
+        st.subheader("All classes")
+        log = False
+        if not ctx.present:
+            log = st.toggle("Logarithmic scale", help="Shows the long tail of unlikely classes.",
+                            **state.bound("log"))
+        fig = figures.distribution_figure([p.label for p in preds], probs, log=log,
+                                          highlight=ctx.rank(ctx.target))
+        st.plotly_chart(fig, key="distribution", config={"displayModeBar": False})
+        n, head = summary["classes"], summary["head"]
+        st.caption(f"Every one of the {n} classes, most to least likely. The top {head} hold "
+                   f"{summary['head_mass']:.1%} of the probability; the other {n - head} share "
+                   f"{1 - summary['head_mass']:.1%}.")
+    ui.finish()
+
+
+with ui.guard("this page"):  # the last safety net: never a traceback
+    main()

@@ -1,0 +1,187 @@
+"""End to end in a real headless Chromium: start ``streamlit run app.py``, upload a
+photo through the file input, open Attributions, choose Grad-CAM, wait until Plotly has
+drawn the result, and check that no page shows an exception.  Screenshots of every
+page are saved to test-artifacts/ (gitignored) for a human to look at.
+
+Needs Debian's chromium at /usr/bin/chromium and the Python playwright package;
+skipped (with the reason) otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+PHOTO = ROOT / "assets" / "samples" / "espresso.jpg"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser test)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200 and r.read().strip() == b"ok":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not become healthy in {timeout:.0f}s")
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / "streamlit-server.log", "w")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1",
+         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        _wait_healthy(url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def settle(page, timeout_s: float = 180) -> None:
+    """Wait until the script run triggered by the last action has finished."""
+    app = "[data-testid=stApp][data-test-script-state=notRunning]"
+    page.wait_for_selector(app, timeout=timeout_s * 1000)
+    time.sleep(0.4)  # a rerun may start right after the first one (widget callbacks)
+    page.wait_for_selector(app, timeout=timeout_s * 1000)
+
+
+def assert_no_exception(page, where: str) -> None:
+    n = page.locator("[data-testid=stException]").count()
+    assert n == 0, f"{n} exception box(es) on {where}"
+
+
+def screenshot(page, name: str) -> Path:
+    """A screenshot of the whole page (Streamlit scrolls inside its main section, so
+    the viewport is stretched to the content's height first)."""
+    height = page.evaluate(
+        "() => { const m = document.querySelector('[data-testid=stMain]');"
+        " return m ? m.scrollHeight : document.body.scrollHeight }")
+    page.set_viewport_size({"width": 1440, "height": max(900, min(int(height) + 40, 5000))})
+    time.sleep(0.8)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1440, "height": 900})
+    return path
+
+
+def go_to(page, label: str) -> None:
+    page.locator("[data-testid=stSidebar] [data-testid=stPageLink] a", has_text=label).first.click()
+    page.wait_for_url(f"**/{label}**", timeout=30_000) if label != "Home" else None
+    settle(page)
+
+
+def test_upload_then_gradcam_in_a_real_browser(server, browser):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    console_errors = []
+    page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+    page.goto(server)
+    settle(page)
+    assert page.get_by_text("The model says").count() >= 1
+    assert_no_exception(page, "Home")
+    screenshot(page, "1-home")
+
+    # upload a photo through the sidebar's file input
+    file_input = page.locator("[data-testid=stSidebar] [data-testid=stFileUploader] input[type=file]").first
+    file_input.set_input_files(str(PHOTO))
+    page.locator("h3", has_text="The model says").filter(has_text="espresso").first.wait_for(
+        timeout=60_000)
+    settle(page)
+    assert "img=upload" in page.url
+    assert_no_exception(page, "Home after the upload")
+
+    for label in ("Outputs", "Input", "Activations"):
+        go_to(page, label)
+        page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+        assert_no_exception(page, label)
+        screenshot(page, f"{2 + ('Outputs', 'Input', 'Activations').index(label)}-{label.lower()}")
+
+    go_to(page, "Attributions")
+    # choose another method, then Grad-CAM, as a person would
+    page.locator("[data-testid=stRadio] label", has_text="LayerCAM").first.click()
+    settle(page)
+    page.locator("[data-testid=stRadio] label", has_text="Grad-CAM").first.click()
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot .gtitle >> text=/Grad-CAM: espresso/", timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot .layer-above image, .js-plotly-plot g.imagelayer image",
+                           state="attached", timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() >= 2  # the overlay and the comparison
+    assert page.get_by_text("made the model say").count() >= 1
+    assert "method" not in page.url or "gradcam" in page.url
+    assert "img=upload" in page.url
+    assert_no_exception(page, "Attributions")
+    screenshot(page, "5-attributions")
+
+    # a second person on the same server sees neither the upload nor its choices
+    other = browser.new_context().new_page()
+    other.goto(server)
+    settle(other)
+    assert other.locator("h3", has_text="The model says").count() == 1
+    assert other.locator("h3", has_text="espresso").count() == 0
+    assert "img=upload" not in other.url
+    other.close()
+
+    assert not console_errors, console_errors
+    page.close()
+
+
+def test_link_opens_the_same_view(server, browser):
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{server}/Attributions?img=cat_and_cup&method=layercam&cmap=viridis")
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot .gtitle >> text=/LayerCAM/", timeout=60_000)
+    assert_no_exception(page, "Attributions from a link")
+    assert "img=cat_and_cup" in page.url and "method=layercam" in page.url
+    screenshot(page, "6-attributions-from-link")
+    page.close()

@@ -1,0 +1,365 @@
+"""Getting models, images and results for the pages, with caching.  No maths here:
+everything is a call into :mod:`interpret`.
+
+* Models named by a string are loaded once per server (``st.cache_resource``) and
+  shared by every session; they are never mutated (the backend is thread-safe).
+  Uploaded models live in the uploading session's ``st.session_state`` only.
+* Results (predictions, explanations, layer summaries) are kept in one LRU shared by
+  all sessions, bounded in memory (setting ``result_cache_mb``), keyed by content
+  hashes of the model's weights (``handle.fingerprint()``) and of the image's pixels
+  (``image_hash``), so two people looking at the same photo share the work and nobody
+  can reach another's upload.
+* Methods that take more than one pass go through the server's compute gate
+  (:mod:`interpret.gate`: at most ``max_concurrent_heavy`` at once, the others queue,
+  each stopped after ``heavy_timeout_s``).  Settings come from :mod:`interpret.settings`
+  (interpret.toml and INTERPRET_* variables, e.g. INTERPRET_ALLOW_UNTRUSTED=1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
+
+import streamlit as st
+from PIL import Image
+
+import interpret
+from interpret.gate import ComputeGate, deadline
+from interpret.images import image_hash
+from interpret.models import weights_cached
+from interpret.settings import DEFAULTS as DEFAULT_SETTINGS
+from interpret.settings import Settings, apply_runtime, load_settings
+
+from . import state
+from .samples import sample
+
+log = logging.getLogger("interpret.app")
+
+def server_settings() -> Settings:
+    """The operator's settings (interpret.toml / INTERPRET_* variables, see
+    :mod:`interpret.settings`), read on every run so that they are always current; a
+    broken settings file is logged and the defaults are used."""
+    try:
+        return load_settings()
+    except interpret.InputError as exc:
+        log.error("ignoring the server settings: %s", exc)
+        return DEFAULT_SETTINGS
+
+
+@st.cache_resource(show_spinner=False)
+def runtime() -> Dict[str, Any]:
+    """Apply the settings that act on the whole process (torch threads, device), once."""
+    return apply_runtime(server_settings())
+
+
+def allow_untrusted() -> bool:
+    """Whether the server operator enabled formats that run code when loaded
+    (``allow_untrusted`` / INTERPRET_ALLOW_UNTRUSTED=1)."""
+    return server_settings().allow_untrusted
+
+
+def allow_uploads() -> bool:
+    return server_settings().allow_uploads
+
+
+@st.cache_resource(show_spinner=False)
+def heavy_gate() -> ComputeGate:
+    """At most ``max_concurrent_heavy`` slow computations at once on this server."""
+    return ComputeGate(server_settings().max_concurrent_heavy)
+
+
+# ----------------------------------------------------------------------------------
+# Results cache
+
+
+def _nbytes(value: Any, depth: int = 0) -> int:
+    """Rough memory size of a result: its arrays and tensors (what dominates)."""
+    if hasattr(value, "nbytes") and not isinstance(value, type):
+        return int(value.nbytes)
+    if hasattr(value, "element_size") and hasattr(value, "nelement"):
+        return int(value.element_size() * value.nelement())
+    if depth > 3:
+        return 64
+    if isinstance(value, dict):
+        return 64 + sum(_nbytes(v, depth + 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return 64 + sum(_nbytes(v, depth + 1) for v in value)
+    if hasattr(value, "__dataclass_fields__"):
+        return 64 + sum(_nbytes(getattr(value, f), depth + 1) for f in value.__dataclass_fields__)
+    return 64
+
+
+class ResultCache:
+    """A thread-safe LRU for results keyed by content hashes, bounded in memory
+    (``max_bytes``, from the ``result_cache_mb`` setting) and in entries."""
+
+    def __init__(self, max_bytes: int = 512 * 2**20, max_items: int = 512):
+        self._data: "OrderedDict[Hashable, Tuple[Any, int]]" = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_bytes = max_bytes
+        self.max_items = max_items
+        self.bytes = 0
+
+    def get(self, key: Hashable) -> Any:
+        with self._lock:
+            if key in self._data:
+                self._data.move_to_end(key)
+                return self._data[key][0]
+        return None
+
+    def put(self, key: Hashable, value: Any) -> None:
+        size = _nbytes(value)
+        with self._lock:
+            if key in self._data:
+                self.bytes -= self._data.pop(key)[1]
+            self._data[key] = (value, size)
+            self.bytes += size
+            while self._data and (self.bytes > self.max_bytes or len(self._data) > self.max_items):
+                if len(self._data) == 1:  # always keep the newest, even if it is large
+                    break
+                self.bytes -= self._data.popitem(last=False)[1][1]
+
+    def __contains__(self, key: Hashable) -> bool:
+        with self._lock:
+            return key in self._data
+
+
+@st.cache_resource(show_spinner=False)
+def results() -> ResultCache:
+    return ResultCache(max_bytes=server_settings().result_cache_mb * 2**20)
+
+
+# ----------------------------------------------------------------------------------
+# Models
+
+
+def _to_device(handle: interpret.ModelHandle) -> interpret.ModelHandle:
+    """Move a freshly loaded model to the configured device (before anyone shares it)."""
+    device = runtime().get("device", "cpu")
+    if device != "cpu":
+        handle.module.to(device)
+    return handle
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _load_named(source: str, pretrained: bool) -> interpret.ModelHandle:
+    if source == state.DEFAULT_MODEL:
+        handle = interpret.load_model(source)
+    else:
+        handle = interpret.load_model(source, weights="DEFAULT" if pretrained else None,
+                                      download=False)
+    _to_device(handle)
+    handle.fingerprint()  # hash the weights once, here, not during a page run
+    interpret.list_layers(handle)
+    return handle
+
+
+def pretrained_available(arch: str) -> bool:
+    try:
+        return weights_cached(arch)
+    except Exception:  # noqa: BLE001 - an unusual torchvision entry
+        return False
+
+
+@dataclass
+class ModelChoice:
+    handle: Optional[interpret.ModelHandle]
+    error: Optional[str] = None
+    note: Optional[str] = None
+
+
+def load_named_model(source: str) -> ModelChoice:
+    """The model for a view's ``model`` string (bundled or torchvision).  A failure is
+    remembered for the session, so that a broken choice is not retried on every click."""
+    failed = st.session_state.setdefault("failed_models", {})
+    if source in failed:
+        return ModelChoice(None, error=failed[source])
+    choice = _load_named_model(source)
+    if choice.handle is None:
+        failed[source] = choice.error
+    return choice
+
+
+def _load_named_model(source: str) -> ModelChoice:
+    try:
+        if source.startswith("torchvision:"):
+            arch = source.split(":", 1)[1]
+            pretrained = pretrained_available(arch)
+            with st.spinner(f"Loading {arch}..."):
+                handle = _load_named(source, pretrained)
+            note = None if pretrained else (
+                f"No pretrained weights for **{arch}** on this server, so it has random "
+                "weights: its predictions and explanations are meaningless (useful only to "
+                "try the tool). The server operator can add the weights to the torch cache.")
+            return ModelChoice(handle, note=note)
+        with st.spinner("Loading the model..."):
+            return ModelChoice(_load_named(source, True))
+    except interpret.InputError as exc:
+        return ModelChoice(None, error=str(exc))
+    except Exception:  # noqa: BLE001 - an unexpected failure must not take the app down
+        log.exception("loading model %s failed", source)
+        return ModelChoice(None, error=f"The model '{source}' could not be loaded (the error "
+                                       "was logged on the server).")
+
+
+def load_uploaded_model(data: bytes, file_name: str, arch: str, labels: Optional[bytes]) -> interpret.ModelHandle:
+    """Load an uploaded checkpoint into this session (raises InputError)."""
+    handle = interpret.load_model(
+        data, arch=arch or None, labels=labels, allow_untrusted=allow_untrusted(),
+        name=os.path.splitext(os.path.basename(file_name))[0] or None,
+    )
+    _to_device(handle)
+    handle.fingerprint()
+    interpret.list_layers(handle)
+    return handle
+
+
+def current_model() -> ModelChoice:
+    """The model of the current view; an upload that is gone falls back to the default."""
+    src = state.get("model")
+    if src == "upload":
+        handle = st.session_state.get("uploaded_model")
+        if handle is not None:
+            return ModelChoice(handle)
+        state.set("model", state.DEFAULT_MODEL)
+        src = state.DEFAULT_MODEL
+    choice = load_named_model(src)
+    if choice.handle is None and src != state.DEFAULT_MODEL:
+        fallback = load_named_model(state.DEFAULT_MODEL)
+        fallback.error = choice.error
+        return fallback
+    return choice
+
+
+# ----------------------------------------------------------------------------------
+# Images
+
+
+@dataclass(frozen=True)
+class ImageChoice:
+    image: Image.Image
+    hash: str
+    title: str
+    key: str
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _load_sample(path: str, mtime: float) -> Tuple[Image.Image, str]:
+    img = interpret.load_image(path)
+    return img, image_hash(img)
+
+
+def decode_upload(data: bytes) -> Tuple[Image.Image, str]:
+    """Decode uploaded bytes (raises InputError with a readable message)."""
+    img = interpret.load_image(data)
+    return img, image_hash(img)
+
+
+def store_image_bytes(slot: str, data: bytes, name: str) -> None:
+    """Validate and keep an upload ("upload") or camera snapshot ("camera") in this
+    session; raises InputError and leaves the previous image in place if it is bad."""
+    img, h = decode_upload(data)
+    st.session_state[f"img_{slot}"] = {"image": img, "hash": h, "name": name,
+                                       "digest": hashlib.blake2b(data, digest_size=8).hexdigest()}
+    state.set("image", slot)
+
+
+def image_options() -> List[Tuple[str, str]]:
+    """(view value, title) for every image this session can pick."""
+    from .samples import samples
+
+    opts = [(f"sample:{s.key}", s.title) for s in samples()]
+    up = st.session_state.get("img_upload")
+    if up:
+        opts.append(("upload", f"Your upload: {up['name']}"))
+    cam = st.session_state.get("img_camera")
+    if cam:
+        opts.append(("camera", "Camera snapshot"))
+    return opts
+
+
+def current_image() -> ImageChoice:
+    key = state.get("image")
+    if key in ("upload", "camera"):
+        stored = st.session_state.get(f"img_{key}")
+        if stored:
+            title = stored["name"] if key == "upload" else "camera snapshot"
+            return ImageChoice(stored["image"], stored["hash"], title, key)
+        key = state.DEFAULTS["image"]
+        state.set("image", key)
+    s = sample(key.split(":", 1)[1]) if key.startswith("sample:") else None
+    if s is None:
+        key = state.DEFAULTS["image"]
+        state.set("image", key)
+        s = sample(key.split(":", 1)[1])
+    img, h = _load_sample(str(s.path), s.path.stat().st_mtime)
+    return ImageChoice(img, h, s.title.lower(), key)
+
+
+# ----------------------------------------------------------------------------------
+# Results
+
+
+def predictions(handle: interpret.ModelHandle, img: ImageChoice) -> List[interpret.Prediction]:
+    """Every class, most likely first (cached by content)."""
+    key = ("predict", handle.fingerprint(), img.hash)
+    cache = results()
+    out = cache.get(key)
+    if out is None:
+        out = interpret.predict(handle, img.image, top_k=None)
+        cache.put(key, out)
+    return out
+
+
+def explanation_key(handle, img: ImageChoice, method: str, layer, target, contrast, params) -> tuple:
+    return ("explain", handle.fingerprint(), img.hash, method, layer, target, contrast,
+            tuple(sorted(params.items())))
+
+
+def is_cached(key: tuple) -> bool:
+    return key in results()
+
+
+def explain(
+    handle: interpret.ModelHandle, img: ImageChoice, method: str, layer: Optional[str],
+    target: int, contrast: Optional[int], params: Dict[str, Any],
+    progress: Optional[Callable[[int, int], Any]] = None,
+    on_wait: Optional[Callable[[int], Any]] = None,
+) -> interpret.Explanation:
+    """One explanation, from the cache when the same (model, image, method, layer,
+    target, contrast, parameters) was computed before, by anyone.  Methods that are
+    not instant wait for a slot of the server's compute gate (``on_wait(position)``
+    while queued) and stop at the per-computation time limit."""
+    key = explanation_key(handle, img, method, layer, target, contrast, params)
+    cache = results()
+    out = cache.get(key)
+    if out is None:
+        t0 = time.perf_counter()
+        if interpret.get_method(method).cost == "instant":
+            out = interpret.explain(handle, img.image, method, layer=layer, target=target,
+                                    contrast=contrast, progress=progress, **params)
+        else:
+            limit = server_settings().heavy_timeout_s
+            with heavy_gate().slot(on_wait=on_wait):
+                out = interpret.explain(handle, img.image, method, layer=layer, target=target,
+                                        contrast=contrast, progress=deadline(limit, progress),
+                                        **params)
+        log.info("%s on %s/%s took %.2fs", method, handle.name, layer, time.perf_counter() - t0)
+        cache.put(key, out)
+    return out
+
+
+def layer_summary(handle: interpret.ModelHandle, img: ImageChoice) -> List[interpret.LayerSummary]:
+    key = ("layer_summary", handle.fingerprint(), img.hash)
+    cache = results()
+    out = cache.get(key)
+    if out is None:
+        out = interpret.layer_summary(handle, img.image)
+        cache.put(key, out)
+    return out

@@ -1,0 +1,130 @@
+"""What every page does first: page config, the shared sidebar, the current model,
+photo and predictions, and the class being explained."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import streamlit as st
+
+import interpret
+
+from . import compute, sidebar, state
+from .errors import guard
+
+_CSS = """
+<style>
+/* a little air and calmer headings; nothing that fights Streamlit's theme */
+.block-container {padding-top: 2.2rem; padding-bottom: 3rem;}
+[data-testid="stSidebar"] [data-testid="stImage"] img {border-radius: 6px;}
+.plain-caption {font-size: 1.15rem; line-height: 1.5; padding: .6rem .9rem; border-radius: .5rem;
+  background: rgba(79, 70, 229, .08); border-left: 4px solid #4F46E5; margin: .4rem 0 .8rem 0;}
+</style>
+"""
+
+
+@dataclass
+class PageContext:
+    handle: interpret.ModelHandle
+    image: compute.ImageChoice
+    predictions: List[interpret.Prediction]
+    target: int
+    contrast: Optional[int]
+    present: bool
+
+    @property
+    def target_label(self) -> str:
+        return self.handle.label(self.target)
+
+    def probability(self, index: int) -> float:
+        for p in self.predictions:
+            if p.index == index:
+                return p.probability
+        return float("nan")
+
+    def rank(self, index: int) -> int:
+        for i, p in enumerate(self.predictions):
+            if p.index == index:
+                return i
+        return -1
+
+
+def configure(title: str, icon: str) -> None:
+    st.set_page_config(page_title=title, page_icon=icon, layout="wide",
+                       initial_sidebar_state="expanded")
+    st.html(_CSS)
+
+
+def plain(text: str) -> None:
+    """A plain-language caption (presentation mode's voice)."""
+    st.markdown(f"<div class='plain-caption'>{text}</div>", unsafe_allow_html=True)
+
+
+def _valid_class(value, n: int) -> Optional[int]:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < n:
+        return value
+    return None
+
+
+def setup(title: str, icon: str, subtitle: str = "", tab_title: Optional[str] = None) -> Optional[PageContext]:
+    """Configure the page, draw the sidebar and the title, and return the context; None
+    (after showing why) when there is no usable model or photo."""
+    configure(f"{tab_title or title} · Interpret", icon)
+    compute.runtime()  # torch threads and device from the server settings, once per process
+    state.view()
+    model, image = sidebar.draw()
+    st.title(f"{title}")
+    if subtitle:
+        st.caption(subtitle)
+    for note in state.take_link_notes():
+        st.info(note, icon=":material/link:")
+    if model.handle is None or image is None:
+        st.error("No model could be loaded; pick another one in the sidebar.", icon=":material/error:")
+        state.sync_url()
+        return None
+    preds = None
+    with guard("computing the predictions"):
+        preds = compute.predictions(model.handle, image)
+    if not preds:
+        state.sync_url()
+        return None
+    n = len(model.handle.labels)
+    view = state.view()
+    target = _valid_class(view["target"], n)
+    if view["target"] is not None and target is None:
+        st.warning(f"Class {view['target']} does not exist in this model; showing the top "
+                   "prediction instead.", icon=":material/warning:")
+        view["target"] = None
+    contrast = _valid_class(view["contrast"], n)
+    if contrast is not None and contrast == (target if target is not None else preds[0].index):
+        contrast = None
+    view["contrast"] = contrast
+    ctx = PageContext(model.handle, image, preds, target if target is not None else preds[0].index,
+                      contrast, state.presentation())
+    state.sync_url()
+    return ctx
+
+
+def finish() -> None:
+    """Call at the end of a page: writes the final view to the URL."""
+    state.sync_url()
+
+
+def class_options(ctx: PageContext, limit: Optional[int] = None) -> List[int]:
+    """Class indices, most likely first (for searchable class pickers)."""
+    preds = ctx.predictions if limit is None else ctx.predictions[:limit]
+    return [p.index for p in preds]
+
+
+def class_format(ctx: PageContext):
+    probs = {p.index: p.probability for p in ctx.predictions}
+
+    def fmt(i: Optional[int]) -> str:
+        if i is None:
+            return "none"
+        p = probs.get(i)
+        return f"{ctx.handle.label(i)}  ({p:.1%})" if p is not None and p >= 0.001 else \
+            f"{ctx.handle.label(i)}  (#{i})"
+
+    return fmt

@@ -1,0 +1,218 @@
+"""The sidebar every page shares: navigation, presentation mode, the model and the photo."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import streamlit as st
+
+import interpret
+
+from . import compute, state
+from .errors import error_message, show_input_error
+
+PAGES = (
+    ("app.py", "Home", ":material/home:"),
+    ("pages/1_Outputs.py", "Outputs", ":material/bar_chart:"),
+    ("pages/2_Input.py", "Input", ":material/image:"),
+    ("pages/3_Activations.py", "Activations", ":material/grid_view:"),
+    ("pages/4_Attributions.py", "Attributions", ":material/local_fire_department:"),
+)
+
+MODEL_KINDS = {
+    "bundled": "EfficientNet-Lite0 (bundled)",
+    "torchvision": "A torchvision model",
+    "upload": "Upload a checkpoint",
+}
+
+IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
+SAFE_MODEL_TYPES = ["pt", "pth", "bin", "safetensors"]
+UNTRUSTED_MODEL_TYPES = ["pt2", "ts", "jit"]
+
+
+def navigation() -> None:
+    """Links to the pages, carrying the view in their query string.  (Streamlit's own
+    page list is hidden in .streamlit/config.toml so that Home is called Home.)"""
+    params = state.url_params()
+    for path, label, icon in PAGES:
+        try:
+            st.page_link(path, label=label, icon=icon, query_params=params)
+        except Exception:  # noqa: BLE001 - a page run on its own (tests) has no page list
+            return
+
+
+# ----------------------------------------------------------------------------------
+# Model
+
+
+def _kind_of(model: str) -> str:
+    if model == "upload":
+        return "upload"
+    if model.startswith("torchvision:"):
+        return "torchvision"
+    return "bundled"
+
+
+def _on_kind_change() -> None:
+    kind = st.session_state["w_model_kind"]
+    st.session_state["model_kind"] = kind
+    if kind == "bundled":
+        state.set("model", state.DEFAULT_MODEL)
+    elif kind == "torchvision":
+        state.set("model", f"torchvision:{st.session_state.get('tv_arch', 'resnet50')}")
+    elif kind == "upload" and st.session_state.get("uploaded_model") is not None:
+        state.set("model", "upload")
+
+
+def _on_arch_change() -> None:
+    arch = st.session_state["w_tv_arch"]
+    st.session_state["tv_arch"] = arch
+    state.set("model", f"torchvision:{arch}")
+
+
+@st.cache_data(show_spinner=False)
+def _classifiers() -> list:
+    return interpret.torchvision_classifiers()
+
+
+def _upload_model_form() -> None:
+    settings = compute.server_settings()
+    untrusted = settings.allow_untrusted
+    types = SAFE_MODEL_TYPES + (UNTRUSTED_MODEL_TYPES if untrusted else [])
+    with st.form("upload_model", border=False):
+        weights = st.file_uploader(
+            "Checkpoint", type=types, key="w_model_file", max_upload_size=settings.max_model_mb,
+            help="A state dict saved with torch.save(model.state_dict(), 'm.pth'), or a "
+                 ".safetensors file." + (" Whole pickled models and TorchScript are also "
+                                         "accepted on this server." if untrusted else ""))
+        archs = [state.DEFAULT_MODEL] + _classifiers()
+        arch = st.selectbox("Architecture", archs, index=archs.index("resnet50") if "resnet50" in archs else 0,
+                            key="w_model_arch", help="The architecture the weights belong to.")
+        labels = st.file_uploader("Class names (optional)", type=["txt", "json"], key="w_model_labels",
+                                  help="One label per line, or a JSON list.", max_upload_size=5)
+        submitted = st.form_submit_button("Load model", type="primary", width="stretch")
+    if untrusted:
+        st.caption(":material/warning: This server accepts formats that run code when loaded "
+                   "(setting allow_untrusted): load only files you trust.")
+    else:
+        st.caption("Weights only (state dict or safetensors): files that would run code when "
+                   "loaded are refused.")
+    if submitted:
+        if weights is None:
+            show_input_error("Choose a checkpoint file first.")
+            return
+        try:
+            with st.spinner("Loading the checkpoint..."):
+                handle = compute.load_uploaded_model(
+                    weights.getvalue(), weights.name, arch, labels.getvalue() if labels else None)
+        except Exception as exc:  # noqa: BLE001 - InputError shown as is, others logged
+            show_input_error(error_message(exc, "loading the checkpoint"))
+            return
+        st.session_state["uploaded_model"] = handle
+        state.set("model", "upload")
+        view = state.view()
+        view["target"] = view["contrast"] = view["layer"] = None
+        st.success(f"Loaded **{handle.name}**.")
+
+
+def model_section() -> compute.ModelChoice:
+    ss = st.session_state
+    model = state.get("model")
+    ss.setdefault("model_kind", _kind_of(model))
+    kinds = list(MODEL_KINDS)
+    if not compute.allow_uploads():
+        kinds.remove("upload")
+        if ss["model_kind"] == "upload":
+            ss["model_kind"] = "bundled"
+    if model.startswith("torchvision:"):
+        ss["tv_arch"] = model.split(":", 1)[1]
+    ss.setdefault("tv_arch", "resnet50")
+    present = state.presentation()
+
+    st.markdown("**Model**")
+    box = st.expander("Change the model", expanded=False) if present else st.container()
+    with box:
+        ss["w_model_kind"] = ss["model_kind"]
+        st.selectbox("Model", kinds, format_func=MODEL_KINDS.get, key="w_model_kind",
+                     on_change=_on_kind_change, label_visibility="collapsed")
+        if ss["model_kind"] == "torchvision":
+            archs = _classifiers()
+            if ss["tv_arch"] not in archs:
+                ss["tv_arch"] = "resnet50"
+            ss["w_tv_arch"] = ss["tv_arch"]
+            st.selectbox("torchvision architecture", archs, key="w_tv_arch", on_change=_on_arch_change,
+                         help="Pretrained weights are used when they are in this server's torch "
+                              "cache; otherwise the model has random weights.")
+        elif ss["model_kind"] == "upload":
+            _upload_model_form()
+
+    choice = compute.current_model()
+    if choice.error:
+        show_input_error(choice.error)
+    if choice.note:
+        st.warning(choice.note, icon=":material/casino:")
+    h = choice.handle
+    if h is not None:
+        for note in h.notes:
+            if not choice.note:
+                st.warning(note, icon=":material/info:")
+        hh, ww = h.input_size
+        st.caption(
+            f"**{h.name}** · {h.num_params / 1e6:.1f} M parameters · input {hh}×{ww} px · "
+            f"{len(h.labels)} classes")
+        if not present:
+            with st.expander("Preprocessing", icon=":material/tune:"):
+                st.caption(h.preprocessing.describe())
+                st.caption(f"Source: {h.source}" + (f" · weights: {h.weights}" if h.weights else ""))
+    return choice
+
+
+# ----------------------------------------------------------------------------------
+# Image
+
+
+def _on_upload() -> None:
+    f = st.session_state.get("w_image_file")
+    st.session_state.pop("upload_error", None)
+    if f is None:
+        return
+    try:
+        compute.store_image_bytes("upload", f.getvalue(), f.name)
+    except Exception as exc:  # noqa: BLE001 - InputError shown as is, others logged
+        st.session_state["upload_error"] = error_message(exc, "reading the uploaded photo")
+
+
+def image_section() -> Optional[compute.ImageChoice]:
+    st.markdown("**Photo**")
+    opts = compute.image_options()
+    keys = [k for k, _ in opts]
+    titles = dict(opts)
+    st.selectbox("Photo", keys, format_func=titles.get, label_visibility="collapsed",
+                 **state.bound("image", keys, state.DEFAULTS["image"]))
+    settings = compute.server_settings()
+    if settings.allow_uploads:
+        st.file_uploader("Upload a photo", type=IMAGE_TYPES, key="w_image_file", on_change=_on_upload,
+                         max_upload_size=settings.max_image_mb,
+                         help=f"JPEG, PNG, WebP... up to {settings.max_image_mb} MB and 40 "
+                              "megapixels. The photo stays in your session; it is never shared "
+                              "with other people or put in links.")
+        err = st.session_state.get("upload_error")
+        if err:
+            show_input_error(err)
+    img = compute.current_image()
+    st.image(img.image, width="stretch")
+    return img
+
+
+def draw() -> tuple:
+    """Draw the sidebar; returns (ModelChoice, ImageChoice)."""
+    with st.sidebar:
+        st.markdown("### :material/visibility: Interpret")
+        navigation()
+        st.toggle("Presentation mode", help="Hide technical controls and explain the pictures "
+                  "in plain words, for demos.", **state.bound("present"))
+        st.divider()
+        model = model_section()
+        st.divider()
+        image = image_section()
+    return model, image

@@ -1,0 +1,84 @@
+"""Pickers several pages share: the layer, the target class, the contrast class."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional
+
+import streamlit as st
+
+import interpret
+
+from . import state
+from .page import PageContext, class_format
+
+
+NO_CLASS = -1
+
+
+def _shape(shape) -> str:
+    if not shape:
+        return "?"
+    dims = list(shape[1:]) if len(shape) > 1 else list(shape)
+    return "×".join(str(d) for d in dims)
+
+
+def layer_infos(ctx: PageContext) -> List[interpret.LayerInfo]:
+    """Layers whose output can be shown as maps (spatial, and used in the forward)."""
+    return [i for i in interpret.list_layers(ctx.handle) if i.spatial and i.calls > 0]
+
+
+def layer_label(info: interpret.LayerInfo, default: Optional[str]) -> str:
+    indent = "\u2003" * max(0, info.depth - 1)
+    star = "  ★ suggested" if info.name == default else ""
+    return f"{indent}{info.name}  ·  {info.kind}  ·  {_shape(info.output_shape)}{star}"
+
+
+def layer_picker(ctx: PageContext, label: str = "Layer", help: Optional[str] = None) -> Optional[str]:
+    """A searchable layer picker listing the module tree (indented by depth) with each
+    output shape; the backend's suggested layer is the default.  Returns the layer name
+    (or None when the model has no spatial layer)."""
+    infos = layer_infos(ctx)
+    if not infos:
+        st.info("This model has no layer with a spatial output to show.", icon=":material/info:")
+        return None
+    default = interpret.default_layer(ctx.handle)
+    names = [i.name for i in infos]
+    labels: Dict[str, str] = {i.name: layer_label(i, default) for i in infos}
+    view_layer = state.get("layer")
+    if view_layer is not None and view_layer not in labels:
+        st.warning(f"Layer '{view_layer}' cannot be shown for {ctx.handle.name} (it does not "
+                   "exist or has no spatial output); using the suggested layer.",
+                   icon=":material/warning:")
+        state.view()["layer"] = None
+    chosen = st.selectbox(
+        label, names, format_func=labels.get,
+        help=help or "Every module of the network in forward order, indented by depth, with "
+                     "its output shape (channels×height×width). Type to search. ★ marks the "
+                     "layer suggested for class activation maps: the last block with a spatial "
+                     "output.",
+        **state.bound("layer", names, default, convert=lambda n: None if n == default else n))
+    return chosen
+
+
+def target_picker(ctx: PageContext, label: str = "Class to explain") -> int:
+    """Searchable picker over every class, most likely first; default: the top prediction."""
+    options = [p.index for p in ctx.predictions]
+    top = options[0]
+    return st.selectbox(
+        label, options, format_func=class_format(ctx),
+        help="Type to search all classes. The default is the model's top prediction.",
+        **state.bound("target", options, top, convert=lambda i: None if i == top else i))
+
+
+def contrast_picker(ctx: PageContext, target: int) -> Optional[int]:
+    """Optional second class: explain 'target rather than contrast'."""
+    # -1 stands for "none": a selectbox showing None would look empty
+    options: List[int] = [NO_CLASS] + [p.index for p in ctx.predictions if p.index != target]
+    fmt = class_format(ctx)
+    chosen = st.selectbox(
+        "Rather than (optional contrast class)", options,
+        format_func=lambda i: "no contrast class" if i == NO_CLASS else fmt(i),
+        help="Explain the difference between two classes: which pixels make the model say "
+             "the first class rather than this one.",
+        **state.bound("contrast", options, NO_CLASS, convert=lambda i: None if i == NO_CLASS else i))
+    return None if chosen == NO_CLASS else chosen
