@@ -43,13 +43,17 @@ log = logging.getLogger("interpret.app")
 
 def server_settings() -> Settings:
     """The operator's settings (interpret.toml / INTERPRET_* variables, see
-    :mod:`interpret.settings`), read on every run so that they are always current; a
-    broken settings file is logged and the defaults are used."""
+    :mod:`interpret.settings`), read on every run so that they are always current.  A
+    broken settings file stops the app with the reason: silently falling back to the
+    defaults could re-open what the operator closed (uploads, say)."""
     try:
         return load_settings()
     except interpret.InputError as exc:
-        log.error("ignoring the server settings: %s", exc)
-        return DEFAULT_SETTINGS
+        log.error("invalid server settings: %s", exc)
+        st.error(f"This server's settings are invalid, so the dashboard is stopped: {exc} "
+                 "(The server operator must fix the settings file.)", icon=":material/error:")
+        st.stop()
+        raise  # pragma: no cover - st.stop raises
 
 
 @st.cache_resource(show_spinner=False)
@@ -160,6 +164,40 @@ def _load_named(source: str, pretrained: bool) -> interpret.ModelHandle:
     return handle
 
 
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _team_entries(folder: str, manifest_mtime: float) -> list:
+    from interpret.model_folder import read_model_folder
+
+    return read_model_folder(folder)
+
+
+def team_models() -> list:
+    """The entries of the server's model folder (``model_folder`` setting), re-read when
+    its manifest changes; a broken manifest is logged and shown to nobody as a crash."""
+    folder = server_settings().model_folder
+    if not folder:
+        return []
+    try:
+        mtime = os.path.getmtime(os.path.join(folder, "models.toml"))
+    except OSError:
+        mtime = -1.0
+    try:
+        return _team_entries(folder, mtime)
+    except interpret.InputError as exc:
+        log.error("model folder: %s", exc)
+        return []
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _load_team(name: str, file: str, mtime: float, allow_untrusted: bool) -> interpret.ModelHandle:
+    entry = next(e for e in team_models() if e.name == name)
+    handle = entry.load(allow_untrusted=allow_untrusted)
+    _to_device(handle)
+    handle.fingerprint()
+    interpret.list_layers(handle)
+    return handle
+
+
 def pretrained_available(arch: str) -> bool:
     try:
         return weights_cached(arch)
@@ -188,6 +226,15 @@ def load_named_model(source: str) -> ModelChoice:
 
 def _load_named_model(source: str) -> ModelChoice:
     try:
+        if source.startswith("team:"):
+            name = source.split(":", 1)[1]
+            entry = next((e for e in team_models() if e.name == name), None)
+            if entry is None:
+                return ModelChoice(None, error=f"This server has no team model named '{name}'.")
+            with st.spinner(f"Loading {name}..."):
+                handle = _load_team(entry.name, str(entry.file), os.path.getmtime(entry.file),
+                                    allow_untrusted())
+            return ModelChoice(handle)
         if source.startswith("torchvision:"):
             arch = source.split(":", 1)[1]
             pretrained = pretrained_available(arch)

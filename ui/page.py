@@ -10,7 +10,7 @@ import streamlit as st
 
 import interpret
 
-from . import compute, sidebar, state
+from . import access, compute, sidebar, state
 from .errors import guard
 
 _CSS = """
@@ -71,6 +71,9 @@ def setup(title: str, icon: str, subtitle: str = "", tab_title: Optional[str] = 
     """Configure the page, draw the sidebar and the title, and return the context; None
     (after showing why) when there is no usable model or photo."""
     configure(f"{tab_title or title} · Interpret", icon)
+    compute.server_settings()
+    if not access.gate():
+        st.stop()
     compute.runtime()  # torch threads and device from the server settings, once per process
     state.view()
     model, image = sidebar.draw()

@@ -8,7 +8,7 @@ import streamlit as st
 
 import interpret
 
-from . import compute, state
+from . import access, compute, state
 from .errors import error_message, show_input_error
 
 PAGES = (
@@ -21,6 +21,7 @@ PAGES = (
 
 MODEL_KINDS = {
     "bundled": "EfficientNet-Lite0 (bundled)",
+    "team": "Team models (this server)",
     "torchvision": "A torchvision model",
     "upload": "Upload a checkpoint",
 }
@@ -48,6 +49,8 @@ def navigation() -> None:
 def _kind_of(model: str) -> str:
     if model == "upload":
         return "upload"
+    if model.startswith("team:"):
+        return "team"
     if model.startswith("torchvision:"):
         return "torchvision"
     return "bundled"
@@ -60,8 +63,18 @@ def _on_kind_change() -> None:
         state.set("model", state.DEFAULT_MODEL)
     elif kind == "torchvision":
         state.set("model", f"torchvision:{st.session_state.get('tv_arch', 'resnet50')}")
+    elif kind == "team":
+        names = [e.name for e in compute.team_models()]
+        if names:
+            state.set("model", f"team:{st.session_state.get('team_model') or names[0]}")
     elif kind == "upload" and st.session_state.get("uploaded_model") is not None:
         state.set("model", "upload")
+
+
+def _on_team_change() -> None:
+    name = st.session_state["w_team_model"]
+    st.session_state["team_model"] = name
+    state.set("model", f"team:{name}")
 
 
 def _on_arch_change() -> None:
@@ -120,6 +133,11 @@ def model_section() -> compute.ModelChoice:
     model = state.get("model")
     ss.setdefault("model_kind", _kind_of(model))
     kinds = list(MODEL_KINDS)
+    team = compute.team_models()
+    if not team:
+        kinds.remove("team")
+        if ss["model_kind"] == "team":
+            ss["model_kind"] = "bundled"
     if not compute.allow_uploads():
         kinds.remove("upload")
         if ss["model_kind"] == "upload":
@@ -143,6 +161,17 @@ def model_section() -> compute.ModelChoice:
             st.selectbox("torchvision architecture", archs, key="w_tv_arch", on_change=_on_arch_change,
                          help="Pretrained weights are used when they are in this server's torch "
                               "cache; otherwise the model has random weights.")
+        elif ss["model_kind"] == "team":
+            names = [e.name for e in team]
+            if model.startswith("team:") and model.split(":", 1)[1] in names:
+                ss["team_model"] = model.split(":", 1)[1]
+            ss.setdefault("team_model", names[0])
+            ss["w_team_model"] = ss["team_model"] if ss["team_model"] in names else names[0]
+            st.selectbox("Team model", names, key="w_team_model", on_change=_on_team_change,
+                         help="Models the server operator put in the model folder.")
+            desc = next((e.description for e in team if e.name == ss["w_team_model"]), "")
+            if desc:
+                st.caption(desc)
         elif ss["model_kind"] == "upload":
             _upload_model_form()
 
@@ -215,4 +244,6 @@ def draw() -> tuple:
         model = model_section()
         st.divider()
         image = image_section()
+        st.divider()
+        access.sidebar_note()
     return model, image

@@ -28,7 +28,7 @@ DEFAULT_MODEL = "efficientnet_lite0"
 DEFAULT_COMPARE = ("gradcam", "gradcam_plus_plus", "layercam", "eigencam")
 
 DEFAULTS: Dict[str, Any] = {
-    "model": DEFAULT_MODEL,      # "efficientnet_lite0" | "torchvision:<arch>" | "upload"
+    "model": DEFAULT_MODEL,      # "efficientnet_lite0" | "torchvision:<arch>" | "team:<name>" | "upload"
     "image": f"sample:{DEFAULT_SAMPLE}",  # "sample:<key>" | "upload" | "camera"
     "present": False,            # presentation mode
     "target": None,              # class index, None = the top prediction
@@ -238,7 +238,7 @@ def _read_url(v: Dict[str, Any]) -> List[str]:
                     notes.append("The link was made with an uploaded model, which links cannot "
                                  "carry; the bundled model is used instead.")
                     continue
-                if raw != DEFAULT_MODEL and not raw.startswith("torchvision:"):
+                if raw != DEFAULT_MODEL and not raw.startswith(("torchvision:", "team:")):
                     raise ValueError("unknown model")
                 v[name] = raw
             elif name in ("present", "log"):
