@@ -1,0 +1,59 @@
+"""`python -m interpret app`: the entry point the Docker image runs, with its settings
+file, answering on the health endpoint the container's HEALTHCHECK polls."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_app_command_serves_health_with_a_settings_file(tmp_path):
+    settings = tmp_path / "interpret.toml"
+    settings.write_text("max_concurrent_heavy = 1\nmax_model_mb = 64\n")
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "interpret", "app", "--headless", "--port", str(port),
+                             "--address", "127.0.0.1", "--settings", str(settings)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        body = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                    body = r.read().strip()
+                    break
+            except OSError:
+                time.sleep(0.5)
+        assert body == b"ok", proc.stdout.read() if proc.poll() is not None else "no answer"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            assert r.status == 200 and b"<html" in r.read().lower()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_app_command_refuses_a_broken_settings_file_in_one_line(tmp_path):
+    bad = tmp_path / "interpret.toml"
+    bad.write_text("allow_uploads = \"sometimes\"\n")
+    r = subprocess.run([sys.executable, "-m", "interpret", "app", "--settings", str(bad)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "allow_uploads" in lines[0] and "Traceback" not in r.stderr
