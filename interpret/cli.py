@@ -168,7 +168,12 @@ def cmd_app(args) -> int:
            "--server.maxUploadSize", str(max(settings.max_model_mb, settings.max_image_mb))]
     if args.headless:
         cmd += ["--server.headless", "true"]
-    return subprocess.call(cmd, cwd=str(app.parent), env=env)
+    if os.name == "posix":
+        # become the Streamlit server (exec): signals from a process manager or Docker
+        # (PID 1) reach it directly and no orphaned server outlives this command
+        os.chdir(app.parent)
+        os.execve(sys.executable, cmd, env)
+    return subprocess.call(cmd, cwd=str(app.parent), env=env)  # pragma: no cover - Windows
 
 
 def build_parser() -> argparse.ArgumentParser:

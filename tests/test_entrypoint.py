@@ -41,6 +41,12 @@ def test_app_command_serves_health_with_a_settings_file(tmp_path):
         assert body == b"ok", proc.stdout.read() if proc.poll() is not None else "no answer"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
             assert r.status == 200 and b"<html" in r.read().lower()
+        # the command *is* the server: stopping it stops serving (nothing orphaned)
+        proc.terminate()
+        proc.wait(timeout=30)
+        time.sleep(0.5)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
     finally:
         proc.terminate()
         try:
