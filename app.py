@@ -59,6 +59,8 @@ def _summary(ctx: ui.PageContext) -> None:
              ":material/grid_view:"),
             ("pages/4_Attributions.py", "**Attributions**: which pixels made it decide",
              ":material/local_fire_department:"),
+            ("pages/5_Features.py", "**Features**: what a layer's channels look for",
+             ":material/auto_awesome:"),
         ]
         params = state.url_params()
         for path, label, icon in links:

@@ -22,6 +22,8 @@ from .errors import InputError
 class Settings:
     #: folder of checkpoints described by a ``models.toml`` manifest (None: no folder)
     model_folder: Optional[str] = None
+    #: folder of photos offered as an image set on the Features page (None: no folder)
+    image_folder: Optional[str] = None
     #: whether people may upload their own models and images at all
     allow_uploads: bool = True
     #: allow pickled modules, TorchScript and .pt2 uploads: they run code from the file,
@@ -33,7 +35,10 @@ class Settings:
     max_model_mb: int = 500
     #: "auto" (CUDA if available, else CPU), "cpu", "cuda", "cuda:1", ...
     device: str = "auto"
-    #: torch intra-op threads; 0 = from the container's CPU quota (cgroup), not the host
+    #: torch intra-op threads; 0 = the container's CPU quota (cgroup, not the host's core
+    #: count) divided by max_concurrent_heavy, so that concurrent heavy computations do
+    #: not oversubscribe the cores (measured: 2 threads x 2 jobs on 2 cores made each
+    #: optimisation step ~25x slower than 1 thread each)
     torch_threads: int = 0
     #: heavy computations (IG, occlusion, Score-CAM, feature visualisation, dataset
     #: scans) allowed to run at once; others wait in a queue with their position shown
@@ -161,7 +166,7 @@ def apply_runtime(settings: Settings) -> Dict[str, Any]:
     """Apply thread count; return what was applied (for the app's "about" panel)."""
     import torch
 
-    threads = settings.torch_threads or default_threads()
+    threads = settings.torch_threads or max(1, default_threads() // settings.max_concurrent_heavy)
     torch.set_num_threads(threads)
     return {"torch_threads": threads, "device": resolve_device(settings.device)}
 

@@ -119,6 +119,11 @@ def main() -> None:
             channel = st.selectbox("Channel", options, format_func=fmt.get,
                                    help="Channels in rank order; type a number to search.",
                                    **state.bound("channel", options, selected))
+            if st.button("See what this channel looks for →", key="to_features", type="tertiary",
+                         help="The Features page: an image painted to excite this channel, and "
+                              "the photo patches that excite it most."):
+                state.set("channel", int(channel))
+                st.switch_page("pages/5_Features.py")
         with b:
             opacity = st.slider("Map opacity over the photo", 0.0, 1.0, step=0.05,
                                 **state.bound("opacity"))

@@ -185,3 +185,19 @@ def test_link_opens_the_same_view(server, browser):
     assert "img=cat_and_cup" in page.url and "method=layercam" in page.url
     screenshot(page, "6-attributions-from-link")
     page.close()
+
+
+def test_features_page_draws_its_first_image(server, browser):
+    # small optimization settings through the link, so the first image comes in seconds
+    page = browser.new_page(viewport={"width": 1440, "height": 900})
+    page.goto(f"{server}/Features?layer=_blocks.10&channel=7&fsize=48&fsteps=8")
+    settle(page)
+    page.get_by_text("Painted by gradient ascent").first.wait_for(timeout=120_000)
+    page.wait_for_selector(".js-plotly-plot g.imagelayer image, .js-plotly-plot .layer-above image",
+                           state="attached", timeout=60_000)
+    assert page.get_by_text("Channel 7 of _blocks.10").count() >= 1
+    assert page.locator(".js-plotly-plot").count() >= 4  # image, patches, photo, embedding
+    assert "channel=7" in page.url and "fsize=48" in page.url
+    assert_no_exception(page, "Features")
+    screenshot(page, "7-features")
+    page.close()

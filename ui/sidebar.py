@@ -17,6 +17,7 @@ PAGES = (
     ("pages/2_Input.py", "Input", ":material/image:"),
     ("pages/3_Activations.py", "Activations", ":material/grid_view:"),
     ("pages/4_Attributions.py", "Attributions", ":material/local_fire_department:"),
+    ("pages/5_Features.py", "Features", ":material/auto_awesome:"),
 )
 
 MODEL_KINDS = {
