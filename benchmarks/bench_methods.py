@@ -65,6 +65,16 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * PAGE
 
 
+def cpu_wait_us() -> Optional[int]:
+    """Total microseconds in which some runnable task waited for a CPU (the kernel's
+    pressure-stall information), or None where the kernel does not provide it."""
+    try:
+        with open("/proc/pressure/cpu") as fh:
+            return int(fh.readline().rsplit("total=", 1)[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def release_memory() -> None:
     """Collect garbage and give freed heap back to the OS, so that the next RSS delta
     measures new memory rather than reuse of pages an earlier run left resident."""
@@ -146,6 +156,7 @@ class Row:
     notes: str = ""
     info: Dict[str, Any] = field(default_factory=dict)
     times: List[float] = field(default_factory=list)
+    waits: List[float] = field(default_factory=list)  # CPU pressure during each timed run
     skipped: str = ""
 
 
@@ -183,12 +194,16 @@ def run_once(spec: Spec, row: Row, first: bool, timed: bool = True,
     release_memory()
     counter = ForwardCounter(spec.count if first else ())
     mem = PeakRSS() if track_memory else contextlib.nullcontext()
+    wait0 = cpu_wait_us()
     with mem, counter:
         t0 = time.perf_counter()
         out = spec.fn()
         dt = time.perf_counter() - t0
+    wait1 = cpu_wait_us()
     if timed:
         row.times.append(dt)
+        if wait0 is not None and wait1 is not None:
+            row.waits.append(min(1.0, (wait1 - wait0) / 1e6 / dt))
     if track_memory:
         row.peak_mb = mem.extra_mb if math.isnan(row.peak_mb) else max(row.peak_mb, mem.extra_mb)
     if first:
@@ -204,7 +219,8 @@ def finish(row: Row) -> Row:
     row.min_ms = min(row.times) * 1000
     row.runs = len(row.times)
     runs = " ".join(f"{t * 1000:.0f}" for t in row.times)
-    print(f"  {row.group:<6} {row.name:<62} {row.ms:>10.1f} ms [{runs}] "
+    waits = " ".join(f"{w:.0%}" for w in row.waits)
+    print(f"  {row.group:<6} {row.name:<62} {row.ms:>10.1f} ms [{runs}] wait [{waits}] "
           f"{row.peak_mb:>6.0f} MB  {row.calls} fwd ({row.images} img)  {row.notes}",
           flush=True)
     return row
@@ -553,14 +569,16 @@ def model_table(res: Dict[str, Any]) -> List[str]:
            f"Layer `{res['layer']}` (output {res['layer_shape']}), target class "
            f"{res['target']} ({res['label']}). Machine {res['load']}.",
            "",
-           "| group | method | ms (median) | min ms | runs | x floor | peak extra MB | forwards (images) | notes |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+           "| group | method | ms (median) | min ms | runs | x floor | CPU wait | peak extra MB "
+           "| forwards (images) | notes |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         if r.skipped:
-            out.append(f"| {r.group} | {r.name} | - | - | 0 | - | - | - | {r.skipped} |")
+            out.append(f"| {r.group} | {r.name} | - | - | 0 | - | - | - | - | {r.skipped} |")
             continue
+        wait = f"{statistics.median(r.waits):.0%}" if r.waits else "-"
         out.append(f"| {r.group} | {r.name} | {fmt_ms(r.ms)} | {fmt_ms(r.min_ms)} | {r.runs} | "
-                   f"{r.ms / floor:.2f} | "
+                   f"{r.ms / floor:.2f} | {wait} | "
                    f"{r.peak_mb:,.0f} | {r.calls} ({r.images}) | {r.notes} |")
     return out + [""]
 
