@@ -614,7 +614,7 @@ def targets_table(results: List[Dict[str, Any]]) -> List[str]:
         lonly = find("forward + backward to the layer only")
         out.append(f"| {m} | about 13x faster than five pytorch-grad-cam calls (>= 10x counted "
                    f"as met) | {speed:.1f}x ({lib.min_ms:.0f} vs {cams.min_ms:.0f} ms; a "
-                   f"layer-only backward would allow ~{lib.min_ms / lonly.min_ms:.0f}x) | "
+                   f"layer-only backward would allow up to ~{lib.min_ms / lonly.min_ms:.0f}x) | "
                    f"{yes(speed >= 10)} |")
         ours_ig = [r for r in rows if r.name.startswith("interpret IG")]
         c16 = find("Captum IG, 50 steps, internal")
