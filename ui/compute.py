@@ -364,6 +364,18 @@ def predictions(handle: interpret.ModelHandle, img: ImageChoice) -> List[interpr
     return out
 
 
+def run_gated(work: Callable[[Callable[[int, int], Any]], Any],
+              progress: Optional[Callable[[int, int], Any]] = None,
+              on_wait: Optional[Callable[[int], Any]] = None) -> Any:
+    """``work(progress)`` in a slot of the server's compute gate (``on_wait(position)``
+    while queued), stopped at the per-computation time limit (the progress callback is
+    wrapped in :func:`interpret.gate.deadline`).  Every heavy computation of the app,
+    on the Attributions and Features pages alike, goes through here."""
+    limit = server_settings().heavy_timeout_s
+    with heavy_gate().slot(on_wait=on_wait):
+        return work(deadline(limit, progress))
+
+
 def explanation_key(handle, img: ImageChoice, method: str, layer, target, contrast, params) -> tuple:
     return ("explain", handle.fingerprint(), img.hash, method, layer, target, contrast,
             tuple(sorted(params.items())))
@@ -392,11 +404,9 @@ def explain(
             out = interpret.explain(handle, img.image, method, layer=layer, target=target,
                                     contrast=contrast, progress=progress, **params)
         else:
-            limit = server_settings().heavy_timeout_s
-            with heavy_gate().slot(on_wait=on_wait):
-                out = interpret.explain(handle, img.image, method, layer=layer, target=target,
-                                        contrast=contrast, progress=deadline(limit, progress),
-                                        **params)
+            out = run_gated(lambda prog: interpret.explain(
+                handle, img.image, method, layer=layer, target=target, contrast=contrast,
+                progress=prog, **params), progress=progress, on_wait=on_wait)
         log.info("%s on %s/%s took %.2fs", method, handle.name, layer, time.perf_counter() - t0)
         cache.put(key, out)
     return out

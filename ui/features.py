@@ -28,7 +28,6 @@ from PIL import Image
 import interpret
 from interpret.features import (MAX_SIZE, MAX_STEPS, MIN_SIZE, ImageSet, images_from_folder,
                                 images_from_zip, load_images)
-from interpret.gate import deadline
 
 from . import compute
 from .errors import error_message
@@ -339,9 +338,9 @@ def run_heavy(key: Optional[Hashable], label: str, work: Callable[[Callable[[int
     """``work(progress)`` through the server's compute gate, with a progress bar, the
     per-computation time limit, and the shared result cache (``key``; None: not cached).
 
-    The same recipe as the Attributions page's slow methods (``compute.explain``):
-    wait for a slot of ``compute.heavy_gate()`` showing the queue position, wrap the
-    progress callback in :func:`interpret.gate.deadline`, keep the result.  ``bar``: an
+    The gate and the time limit are :func:`compute.run_gated`, shared with the
+    Attributions page's slow methods; this adds the progress bar (showing the queue
+    position while waiting) and the shared result cache.  ``bar``: an
     existing ``st.progress`` to reuse (a gallery of several runs); ``share`` = (i, n):
     this run is the i-th of n on that bar."""
     cache = compute.results()
@@ -362,11 +361,9 @@ def run_heavy(key: Optional[Hashable], label: str, work: Callable[[Callable[[int
         frac = 0.0 if total <= 0 else min(1.0, done / total)
         bar.progress(min(1.0, (i + frac) / n), text=_text(label, done, total, unit))
 
-    limit = compute.server_settings().heavy_timeout_s
     try:
         t0 = time.perf_counter()
-        with compute.heavy_gate().slot(on_wait=waiting):
-            out = work(deadline(limit, progress))
+        out = compute.run_gated(work, progress=progress, on_wait=waiting)
         log.info("%s took %.2fs", label, time.perf_counter() - t0)
     finally:
         if own:
