@@ -187,3 +187,51 @@ def test_password_gate_logic_is_exact_and_hash_aware():
     assert email_allowed("ana@example.com", ["example.com"])
     assert not email_allowed("eve@evil.com", ["example.com"])
     assert email_allowed("x@y.z", None)
+
+
+def test_light_views_do_not_wait_while_the_heavy_slots_are_full(monkeypatch):
+    """With every heavy slot taken, Grad-CAM (instant) is still served at once, while
+    occlusion (heavy) waits in the queue with its position shown, and leaves the queue
+    when the person cancels (here: the waiting callback raises)."""
+    pytest.importorskip("streamlit")
+    from skimage import data
+
+    from ui import compute
+
+    gate = ComputeGate(slots=1)
+    monkeypatch.setattr(compute, "heavy_gate", lambda: gate)
+    monkeypatch.setattr(compute, "results", lambda: compute.ResultCache())
+    handle = interpret.load_model("efficientnet_lite0")
+    pic = interpret.load_image(data.chelsea())
+    img = compute.ImageChoice(pic, compute.image_hash(pic), "cat", "sample:cat")
+
+    hold, release = threading.Event(), threading.Event()
+
+    def busy():
+        with gate.slot():
+            hold.set()
+            release.wait(30)
+
+    t = threading.Thread(target=busy)
+    t.start()
+    try:
+        assert hold.wait(5) and gate.running == 1
+        exp = compute.explain(handle, img, "gradcam", "_blocks.15", 285, None, {})
+        assert exp.heatmap.shape == (224, 224) and float(exp.heatmap.max()) > 0
+        assert gate.running == 1 and gate.waiting == 0  # served without touching the gate
+
+        positions = []
+
+        def on_wait(pos):
+            positions.append(pos)
+            if len(positions) >= 3:
+                raise interpret.Cancelled("cancelled by the person")
+
+        with pytest.raises(interpret.Cancelled):
+            compute.explain(handle, img, "occlusion", None, 285, None, {}, on_wait=on_wait)
+        assert positions[:3] == [1, 1, 1]
+        assert gate.waiting == 0 and gate.running == 1
+    finally:
+        release.set()
+        t.join()
+    assert gate.running == 0
