@@ -16,7 +16,11 @@ peak extra resident memory (a background thread samples ``/proc/self/statm``; fr
 heap is returned to the OS with ``malloc_trim`` before every run so that the delta is
 not hidden by memory that an earlier measurement left mapped), and the number of
 forward calls (images) seen by the model, which shows whether a method batches its
-forwards.  A targets table closes the report.
+forwards, and the CPU pressure during the row's runs (``/proc/pressure/cpu``: the share
+of the time a runnable task waited for a core; well above a few percent, other
+processes were competing and the row's times are inflated).  A targets table closes
+the report; it is judged on the minima, the best estimate of a method's own cost on a
+shared machine.
 
     .venv/bin/python benchmarks/bench_methods.py --quick --models efficientnet_lite0
     .venv/bin/python benchmarks/bench_methods.py --out docs/benchmarks-run.md

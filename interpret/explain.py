@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from .capture import tensor_key
@@ -68,6 +69,8 @@ def _input_tensor(handle: ModelHandle, image) -> torch.Tensor:
         if x.shape[0] != 1 or x.shape[1] != 3:
             raise InputError(f"An input tensor must be 1x3xHxW; got {tuple(image.shape)}.")
         return x.detach().to(handle.device).float()
+    if isinstance(image, Image.Image):
+        return handle.preprocess_cached(image)
     return handle.preprocess(load_image(image))
 
 
@@ -189,7 +192,7 @@ def explain(
         raise InputError(f"{spec.label} does not depend on a class, so a contrast class has no effect.")
     lock = handle.rwlock.write() if spec.exclusive else handle.rwlock.read()
     t0 = time.perf_counter()
-    with lock, _model_guard(handle):
+    with lock, _model_guard(handle), handle.pinned_fingerprint():
         con = resolve_target(handle, contrast, x, "contrast") if contrast is not None else None
         if target is None and spec.cost == "instant" and handle.cache_get(
                 ("logits", handle.fingerprint_fast(), tensor_key(x))) is None:

@@ -7,6 +7,7 @@ never falls back to an unsafe one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -128,6 +129,8 @@ class ModelHandle:
         self.rwlock = _RWLock()
         self._num_classes: Optional[int] = None
         self._fingerprint: Optional[str] = None
+        self._pinned = threading.local()
+        self._inputs: "OrderedDict[Any, torch.Tensor]" = OrderedDict()
         self.cache: "OrderedDict[Any, Any]" = OrderedDict()
         self.cache_size = 32
         self._layers = None
@@ -209,12 +212,52 @@ class ModelHandle:
         versions; batch-norm running statistics are updated without a version bump, so
         the (small) floating-point buffers are summed as well.  Writes through
         ``param.data`` are invisible to both: call ``handle.cache.clear()`` after them.
+        Inside :meth:`pinned_fingerprint` (one explanation) it is computed once.
         """
+        pinned = getattr(self._pinned, "fp", None)
+        if pinned is not None:
+            return pinned
         params = sum(p._version for p in self.module.parameters())
         with torch.no_grad():
             bufs = [b for b in self.module.buffers() if b.is_floating_point()]
             buf_sum = float(sum(b.double().sum() for b in bufs)) if bufs else 0.0
         return id(self.module), params, buf_sum
+
+    @contextlib.contextmanager
+    def pinned_fingerprint(self):
+        """Compute :meth:`fingerprint_fast` once for the block (in this thread): one
+        explanation looks its cache keys up several times, and the model does not change
+        while it runs (it holds the model's read or write lock)."""
+        if getattr(self._pinned, "fp", None) is not None:
+            yield
+            return
+        self._pinned.fp = self.fingerprint_fast()
+        try:
+            yield
+        finally:
+            self._pinned.fp = None
+
+    def preprocess_cached(self, image) -> torch.Tensor:
+        """:meth:`preprocess` of a PIL image (after :func:`~interpret.load_image`'s
+        checks and conversion), remembered for the last few images (keyed
+        by their pixels, mode and size and by the preprocessing), so that several
+        explanations of one photo resize and normalise it once.  The returned tensor is
+        shared: callers must not modify it in place."""
+        h = hashlib.blake2b(image.tobytes(), digest_size=16)
+        key = (h.hexdigest(), image.mode, image.size, repr(self.preprocessing), str(self.device))
+        with self._lock:
+            x = self._inputs.get(key)
+            if x is not None:
+                self._inputs.move_to_end(key)
+                return x
+        from .images import load_image
+
+        x = self.preprocess(load_image(image))  # RGB, EXIF orientation, size limits
+        with self._lock:
+            self._inputs[key] = x
+            while len(self._inputs) > 4:
+                self._inputs.popitem(last=False)
+        return x
 
     def describe(self) -> Dict[str, Any]:
         return {

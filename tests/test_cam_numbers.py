@@ -370,3 +370,36 @@ def test_weight_update_invalidates_the_cached_capture():
     after = interpret.explain(net, X, "gradcam", layer="relu", target=0)
     close(before.attribution[0, 0], [[0.25, 0.75], [-0.75, -1.0]])
     close(after.attribution[0, 0], [[0.75, 1.75], [-0.75, -1.0]])
+
+
+def test_in_place_changes_of_the_input_are_seen():
+    """Preprocessed inputs and content keys are remembered between calls; a change made
+    in place to the caller's tensor or photo must still give the new answer."""
+    net = interpret.load_model(tiny_net(), preprocessing=Preprocessing(resize=None, crop=4),
+                               labels=["zero", "one"])
+    x = X.clone()
+    close(interpret.explain(net, x, "gradcam", layer="relu", target=0).attribution[0, 0],
+          [[0.25, 0.75], [-0.75, -1.0]])
+    with torch.no_grad():
+        x.mul_(2)  # no biases, ReLU and a linear head: activations double, gradients do not
+    close(interpret.explain(net, x, "gradcam", layer="relu", target=0).attribution[0, 0],
+          [[0.5, 1.5], [-1.5, -2.0]])
+
+    from PIL import Image
+
+    photo = Image.fromarray(np.arange(48, dtype=np.uint8).reshape(4, 4, 3) * 5)
+    first = interpret.explain(net, photo, "saliency", target=0).attribution
+    photo.putpixel((0, 0), (255, 0, 0))
+    second = interpret.explain(net, photo, "saliency", target=0).attribution
+    fresh = interpret.load_model(tiny_net(), preprocessing=Preprocessing(resize=None, crop=4))
+    expected = interpret.explain(fresh, photo.copy(), "saliency", target=0).attribution
+    assert not torch.allclose(first, second)
+    close(second, expected.numpy())
+
+    from interpret.capture import tensor_key
+
+    t = torch.zeros(3)
+    k = tensor_key(t)
+    assert tensor_key(t) == k == tensor_key(torch.zeros(3))
+    t[0] = 1.0
+    assert tensor_key(t) != k and tensor_key(t) == tensor_key(torch.tensor([1.0, 0.0, 0.0]))
