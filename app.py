@@ -12,8 +12,9 @@ from PIL import Image, ImageOps
 
 import ui
 from ui import compute, state
-from ui.errors import error_message, show_input_error
+from ui.errors import show_input_error
 from ui.samples import samples
+from ui.sidebar import store_photo_from
 
 THUMB = (320, 240)
 
@@ -26,17 +27,6 @@ def _thumbnail(path: str, mtime: float) -> Image.Image:
 
 def _use_sample(key: str) -> None:
     state.set("image", f"sample:{key}")
-
-
-def _on_camera() -> None:
-    shot = st.session_state.get("w_camera")
-    st.session_state.pop("camera_error", None)
-    if shot is None:
-        return
-    try:
-        compute.store_image_bytes("camera", shot.getvalue(), "camera snapshot")
-    except Exception as exc:  # noqa: BLE001 - InputError shown as is, others logged
-        st.session_state["camera_error"] = error_message(exc, "reading the camera snapshot")
 
 
 def _summary(ctx: ui.PageContext) -> None:
@@ -103,7 +93,8 @@ def _camera() -> None:
     with st.expander("Take a photo with your camera", icon=":material/photo_camera:"):
         st.caption("Good for live demos: point the camera at a mug, a keyboard, a pet... The "
                    "snapshot stays in your session only.")
-        st.camera_input("Camera", key="w_camera", on_change=_on_camera, label_visibility="collapsed")
+        st.camera_input("Camera", key="w_camera", on_change=store_photo_from,
+                        args=("w_camera", "camera", "camera snapshot"), label_visibility="collapsed")
         err = st.session_state.get("camera_error")
         if err:
             show_input_error(err)

@@ -22,43 +22,22 @@ import asyncio
 import os
 import platform
 import re
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from serving import free_port, wait_healthy  # noqa: E402 - shared with the browser tests
+
 CHROMIUM = os.environ.get("INTERPRET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
 STEP_TIMEOUT_MS = 90_000  # one step (upload, page switch, heatmap) may take this long
 SHOTS = None  # --screenshots: a folder for a screenshot of the page at every error
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.read().strip() == b"ok":
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TimeoutError("server never became healthy")
 
 
 def make_photos(n: int, folder: Path):
@@ -213,7 +192,7 @@ def main(argv=None) -> int:
                                  "--port", str(port), "--address", "127.0.0.1"],
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_healthy(url, proc)
+            wait_healthy(url, proc, timeout=180)
             t0 = time.monotonic()
             results = asyncio.run(drive(url, photos, args.seconds))
             wall = time.monotonic() - t0

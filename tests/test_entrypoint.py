@@ -3,7 +3,6 @@ file, answering on the health endpoint the container's HEALTHCHECK polls."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,34 +10,23 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from serving import free_port, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_app_command_serves_health_with_a_settings_file(tmp_path):
     settings = tmp_path / "interpret.toml"
     settings.write_text("max_concurrent_heavy = 1\nmax_model_mb = 64\n")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "interpret", "app", "--headless", "--port", str(port),
                              "--address", "127.0.0.1", "--settings", str(settings)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        deadline = time.monotonic() + 120
-        body = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    body = r.read().strip()
-                    break
-            except OSError:
-                time.sleep(0.5)
-        assert body == b"ok", proc.stdout.read() if proc.poll() is not None else "no answer"
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}", proc)
+        except (RuntimeError, TimeoutError) as exc:
+            pytest.fail(f"{exc}: {proc.stdout.read() if proc.poll() is not None else 'no answer'}")
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
             assert r.status == 200 and b"<html" in r.read().lower()
         # the command *is* the server: stopping it stops serving (nothing orphaned)

@@ -201,15 +201,18 @@ def model_section() -> compute.ModelChoice:
 # Image
 
 
-def _on_upload() -> None:
-    f = st.session_state.get("w_image_file")
-    st.session_state.pop("upload_error", None)
+def store_photo_from(widget_key: str, slot: str, what: str) -> None:
+    """The ``on_change`` of a photo widget (``slot``: "upload" or "camera"): keep its
+    photo in this session, or the reason it was refused in ``{slot}_error``."""
+    f = st.session_state.get(widget_key)
+    st.session_state.pop(f"{slot}_error", None)
     if f is None:
         return
+    name = f.name if slot == "upload" else "camera snapshot"
     try:
-        compute.store_image_bytes("upload", f.getvalue(), f.name)
+        compute.store_image_bytes(slot, f.getvalue(), name)
     except Exception as exc:  # noqa: BLE001 - InputError shown as is, others logged
-        st.session_state["upload_error"] = error_message(exc, "reading the uploaded photo")
+        st.session_state[f"{slot}_error"] = error_message(exc, f"reading the {what}")
 
 
 def image_section() -> Optional[compute.ImageChoice]:
@@ -221,7 +224,8 @@ def image_section() -> Optional[compute.ImageChoice]:
                  **state.bound("image", keys, state.DEFAULTS["image"]))
     settings = compute.server_settings()
     if settings.allow_uploads:
-        st.file_uploader("Upload a photo", type=IMAGE_TYPES, key="w_image_file", on_change=_on_upload,
+        st.file_uploader("Upload a photo", type=IMAGE_TYPES, key="w_image_file",
+                         on_change=store_photo_from, args=("w_image_file", "upload", "uploaded photo"),
                          max_upload_size=settings.max_image_mb,
                          help=f"JPEG, PNG, WebP... up to {settings.max_image_mb} MB and 40 "
                               "megapixels. The photo stays in your session; it is never shared "
