@@ -30,7 +30,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-from serving import free_port, wait_healthy  # noqa: E402 - shared with the browser tests
+from serving import free_port, stop, wait_healthy  # noqa: E402 - shared with the browser tests
 
 CHROMIUM = os.environ.get("INTERPRET_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -197,11 +197,7 @@ def main(argv=None) -> int:
             results = asyncio.run(drive(url, photos, args.seconds))
             wall = time.monotonic() - t0
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
             log.close()
     times = [t for r in results.values() for t in r["times"]]
     errors = [e for r in results.values() for e in r["errors"]]

@@ -30,3 +30,12 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> No
             pass
         time.sleep(0.5)
     raise TimeoutError(f"{url} did not become healthy in {timeout:.0f}s")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """Terminate the server; kill it if it has not exited after ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()

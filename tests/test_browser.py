@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from serving import free_port, wait_healthy
+from serving import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -49,11 +49,7 @@ def server():
         wait_healthy(url, proc)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=15)
         log.close()
 
 

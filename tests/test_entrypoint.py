@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from serving import free_port, wait_healthy
+from serving import free_port, stop, wait_healthy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,11 +36,7 @@ def test_app_command_serves_health_with_a_settings_file(tmp_path):
         with pytest.raises(OSError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def test_app_command_refuses_a_broken_settings_file_in_one_line(tmp_path):
