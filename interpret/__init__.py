@@ -7,28 +7,31 @@
 >>> e = interpret.explain(model, image, "gradcam")
 """
 
-from .errors import InputError
-from .explain import (Explanation, LayerSummary, Prediction, estimate_cost, explain, layer_summary,
-                      predict, resolve_target)
+from .errors import Cancelled, InputError
+from .capture import LayerMaps
+from .explain import (Explanation, LayerSummary, Prediction, estimate_cost, explain, layer_maps,
+                      layer_summary, predict, resolve_target)
 from . import features  # noqa: F401  (interpret.features.channel, ...)
 from .features import (FeatureVisualization, embed, export_tensorboard, images_from_folder,
                        images_from_zip, top_activating, visualize_channel)
+from .handle import ModelHandle, ModelInfo
 from .images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, load_image
 from .layers import LayerInfo, default_layer, list_layers
-from .methods import Cancelled, MethodSpec, Param, get_method, methods
-from .models import DEFAULT_MODEL, ModelHandle, load_model, torchvision_classifiers
+from .methods import Cost, MethodSpec, Param, get_method, methods
+from .models import DEFAULT_MODEL, load_model, torchvision_classifiers
 from .overlay import COLORMAPS, colorize, heatmap_image, overlay
 from .preprocessing import Preprocessing
+from .tokens import TokenLayout
 
 __version__ = "0.1.0"
 
 __all__ = [
     "InputError", "Explanation", "Prediction", "explain", "predict", "estimate_cost",
-    "layer_summary", "LayerSummary",
+    "layer_summary", "LayerSummary", "layer_maps", "LayerMaps",
     "resolve_target", "load_image", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "LayerInfo",
-    "list_layers", "default_layer", "Cancelled", "MethodSpec", "Param", "get_method",
-    "methods", "DEFAULT_MODEL", "ModelHandle", "load_model", "torchvision_classifiers",
-    "COLORMAPS", "colorize", "heatmap_image", "overlay", "Preprocessing", "__version__",
-    "features", "visualize_channel", "FeatureVisualization", "top_activating", "embed",
-    "export_tensorboard", "images_from_zip", "images_from_folder",
+    "list_layers", "default_layer", "Cancelled", "Cost", "MethodSpec", "Param", "get_method",
+    "methods", "DEFAULT_MODEL", "ModelHandle", "ModelInfo", "load_model", "torchvision_classifiers",
+    "COLORMAPS", "colorize", "heatmap_image", "overlay", "Preprocessing", "TokenLayout",
+    "__version__", "features", "visualize_channel", "FeatureVisualization", "top_activating",
+    "embed", "export_tensorboard", "images_from_zip", "images_from_folder",
 ]

@@ -1,125 +1,167 @@
-"""One forward, one ``torch.autograd.grad``: the layer's activation and gradient, the
-input gradient and the logits, captured together and shared by every gradient method.
+"""The recorded pass every gradient method shares, and the forward-only layer maps.
 
-Nothing touches parameter ``.grad`` (only ``torch.autograd.grad`` with explicit
-inputs is used), and the hook lives only inside the call, for the calling thread.
+:func:`capture` runs one forward and one ``torch.autograd.grad`` and keeps the layer's
+activation and gradient, the logits, the target it resolved and its score.  When only a
+layer gradient is needed (the CAMs), the forward builds no autograd graph before the
+layer and the backward stops at it; the input gradient is computed the first time an
+input-gradient method asks for it (then the capture is recorded again, with both).
+:func:`layer_maps` is a forward alone, stopped at the layer.  Both are cached on the
+handle per (model state, input, layer[, target, contrast]).
+
+Nothing touches parameter ``.grad`` (only ``torch.autograd.grad`` with explicit inputs
+is used), and the hooks live only inside the call, for the calling thread.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Optional, Tuple
 
+import numpy as np
 import torch
 
 from .errors import InputError
-from .hooks import hooks
-from .layers import resolve_layer, to_spatial
-from .models import ModelHandle, _first_tensor
+from .handle import ModelHandle
+from .hooks import Tap, record
+from .layers import resolve_layer
+from .tensors import target_score, tensor_key
+
+__all__ = ["Capture", "LayerMaps", "capture", "layer_maps", "logits", "tensor_key", "target_score"]
 
 
 @dataclass(frozen=True)
 class Capture:
     """What one forward/backward recorded.  ``activation`` and ``gradient`` are
-    1 x C x h x w (token outputs already reshaped), detached; ``raw_shape`` is the
-    layer's own output shape; ``input_grad`` is d score / d input."""
+    1 x C x h x w (token outputs already on their grid), detached; ``raw_shape`` is the
+    layer's own output shape; ``input_grad`` is d score / d input, or None when this
+    capture back-propagated to the layer only; ``target`` is the class explained (the
+    top class of this very forward when none was given) and ``score`` its score."""
 
     layer: Optional[str]
     target: int
     contrast: Optional[int]
     logits: torch.Tensor
     input: torch.Tensor
-    input_grad: torch.Tensor
+    input_grad: Optional[torch.Tensor]
     activation: Optional[torch.Tensor]
     gradient: Optional[torch.Tensor]
     raw_shape: Optional[Tuple[int, ...]]
     score: float
 
 
-def tensor_key(x: torch.Tensor) -> str:
-    """A content hash of a tensor, remembered on the tensor object until it is modified
-    in place (its version counter moves) or its storage changes."""
-    memo = getattr(x, "_interpret_key", None)
-    if memo is not None and memo[0] == x._version and memo[1] == x.data_ptr():
-        return memo[2]
-    h = hashlib.blake2b(digest_size=16)
-    t = x.detach().cpu().contiguous()
-    h.update(str(tuple(t.shape)).encode() + str(t.dtype).encode())
-    h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    key = h.hexdigest()
-    try:
-        x._interpret_key = (x._version, x.data_ptr(), key)
-    except (AttributeError, RuntimeError):  # pragma: no cover - exotic tensor subclasses
-        pass
-    return key
+@dataclass(frozen=True)
+class LayerMaps:
+    """A layer's feature maps for one input, from a forward alone (or from a capture of
+    the same input and layer): ``activation`` 1 x C x h x w; ``maps`` the same as a
+    C x h x w float32 array; ``channel_means`` / ``channel_maxes`` per channel;
+    ``raw_shape`` the layer's own output shape."""
+
+    layer: str
+    activation: torch.Tensor = field(repr=False)
+    raw_shape: Tuple[int, ...]
+
+    @property
+    def shape(self) -> Tuple[int, int, int]:
+        """(C, h, w)."""
+        return tuple(int(s) for s in self.activation.shape[1:])
+
+    @cached_property
+    def maps(self) -> np.ndarray:
+        return self.activation[0].detach().float().cpu().numpy()
+
+    @cached_property
+    def channel_means(self) -> np.ndarray:
+        return self.maps.mean(axis=(1, 2))
+
+    @cached_property
+    def channel_maxes(self) -> np.ndarray:
+        return self.maps.max(axis=(1, 2))
 
 
-def target_score(logits: torch.Tensor, target: int, contrast: Optional[int]) -> torch.Tensor:
-    """Per-sample score: the target logit, or target minus contrast ("A rather than B")."""
-    s = logits[:, target]
-    if contrast is not None:
-        s = s - logits[:, contrast]
-    return s
+def logits(handle: ModelHandle, x: torch.Tensor) -> torch.Tensor:
+    """The model's class scores for ``x`` (no gradients), cached; a capture of the same
+    input fills this cache too."""
+    key = ("logits", handle.fingerprint_fast(), tensor_key(x))
+    out = handle.cache_get(key)
+    if out is None:
+        out = record(handle, x, (), logits=True, grad="none").logits.detach()
+        handle.cache_put(key, out)
+    return out
 
 
-def capture(
-    handle: ModelHandle,
-    x: torch.Tensor,
-    layer: Optional[str],
-    target: Optional[int],
-    contrast: Optional[int] = None,
-) -> Capture:
+def _spatial(handle: ModelHandle, t: torch.Tensor, layer: str) -> torch.Tensor:
+    s = handle.tokens.to_spatial(t)
+    if s is None:
+        raise InputError(f"Layer '{layer}' has output shape {tuple(t.shape)}, which has no spatial layout.")
+    return s.contiguous()
+
+
+def _maps_key(handle: ModelHandle, tkey: str, layer: str) -> tuple:
+    return ("maps", handle.fingerprint_fast(), tkey, layer)
+
+
+def capture(handle: ModelHandle, x: torch.Tensor, layer: Optional[str], target: Optional[int],
+            contrast: Optional[int] = None, *, input_grad: bool = False) -> Capture:
     """Run (or reuse from the handle's cache) the one forward/backward pass.
 
-    ``target=None`` takes the top class of this very forward (no extra pass); the
-    logits are cached too, so :func:`interpret.predict` on the same input is free."""
+    ``input_grad``: the caller needs d score / d input (saliency, input x gradient);
+    otherwise (CAMs) the pass back-propagates to ``layer`` only.  ``target=None`` takes
+    the top class of this very forward (no extra pass).  The logits and the layer maps
+    are cached too, so :func:`interpret.predict` and :func:`layer_maps` on the same
+    input are free."""
     fp, tkey = handle.fingerprint_fast(), tensor_key(x)
-    key = ("capture", fp, tkey, layer, target, contrast)
+    need_input = input_grad or layer is None
+    if target is not None:
+        cached = handle.cache_get(("capture", fp, tkey, layer, target, contrast))
+        if cached is not None and (cached.input_grad is not None or not need_input):
+            return cached
+    taps = [Tap(layer, resolve_layer(handle, layer))] if layer is not None else []
+    rec = record(handle, x, taps, logits=True, grad="input" if need_input else "taps")
+    out = rec.logits
+    handle.cache_put(("logits", fp, tkey), out.detach())
+    if target is None:
+        target = int(out.detach()[0].argmax())
+        cached = handle.cache_get(("capture", fp, tkey, layer, target, contrast))
+        if cached is not None and (cached.input_grad is not None or not need_input):
+            return cached
+    score = target_score(out, target, contrast).sum()
+    act = rec.values.get(layer) if layer is not None else None
+    if act is not None and not act.requires_grad:
+        raise InputError(f"Layer '{layer}' is not on the path to the output (no gradient).")
+    inputs = ([rec.input] if need_input else []) + ([act] if act is not None else [])
+    if not score.requires_grad:
+        raise InputError("The model's output does not depend on its input (no gradient).")
+    grads = list(torch.autograd.grad(score, inputs, allow_unused=True))
+    gin = None
+    if need_input:
+        g0 = grads.pop(0)
+        gin = (g0 if g0 is not None else torch.zeros_like(rec.input)).detach()
+    a = g = raw_shape = None
+    if act is not None:
+        raw_shape = tuple(act.shape)
+        gact = grads[0] if grads[0] is not None else torch.zeros_like(act)
+        a = _spatial(handle, act.detach(), layer)
+        g = _spatial(handle, gact.detach(), layer)
+        handle.cache_put(_maps_key(handle, tkey, layer), LayerMaps(layer, a, raw_shape))
+    cap = Capture(layer, target, contrast, out.detach(), x.detach(), gin, a, g, raw_shape,
+                  float(score.detach()))
+    handle.cache_put(("capture", fp, tkey, layer, target, contrast), cap)
+    return cap
+
+
+def layer_maps(handle: ModelHandle, x: torch.Tensor, layer: str) -> LayerMaps:
+    """``layer``'s feature maps for ``x``: one forward with no autograd graph, stopped as
+    soon as the layer has run (or a capture of the same input and layer, reused)."""
+    key = _maps_key(handle, tensor_key(x), layer)
     cached = handle.cache_get(key)
     if cached is not None:
         return cached
-    module = handle.module
-    store = {}
-    with hooks() as hs:
-        if layer is not None:
-            def rec(mod, inp, out):
-                t = _first_tensor(out)
-                if t is None:
-                    raise InputError(f"Layer '{layer}' does not output a tensor.")
-                store["act"] = t  # the last call wins for modules used several times
-            hs.forward(resolve_layer(handle, layer), rec)
-        xin = x.detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            out = _first_tensor(module(xin))
-            if out is None or out.dim() != 2:
-                raise InputError("The model must return class scores of shape [batch, classes].")
-            handle.cache_put(("logits", fp, tkey), out.detach())
-            if target is None:
-                target = int(out.detach()[0].argmax())
-                key = ("capture", fp, tkey, layer, target, contrast)
-            score = target_score(out, target, contrast).sum()
-    act = store.get("act")
-    if layer is not None and act is None:
-        raise InputError(f"Layer '{layer}' did not run in the forward pass.")
-    inputs = [xin] + ([act] if act is not None else [])
-    if act is not None and not act.requires_grad:
-        raise InputError(f"Layer '{layer}' is not on the path to the output (no gradient).")
-    grads = torch.autograd.grad(score, inputs, allow_unused=True)
-    gin = grads[0] if grads[0] is not None else torch.zeros_like(xin)
-    a = g = None
-    raw_shape = None
-    if act is not None:
-        raw_shape = tuple(act.shape)
-        gact = grads[1] if grads[1] is not None else torch.zeros_like(act)
-        a = to_spatial(act.detach(), handle.channels_last_tokens)
-        g = to_spatial(gact.detach(), handle.channels_last_tokens)
-        if a is None:
-            raise InputError(
-                f"Layer '{layer}' has output shape {raw_shape}, which has no spatial layout."
-            )
-        a, g = a.contiguous(), g.contiguous()
-    cap = Capture(layer, target, contrast, out.detach(), x.detach(), gin.detach(), a, g,
-                  raw_shape, float(score.detach()))
-    handle.cache_put(key, cap)
-    return cap
+    from .layers import tap
+
+    t = tap(handle, layer)
+    rec = record(handle, x, [t], logits=False, grad="none")
+    act = rec.values[t.key].detach()
+    maps = LayerMaps(layer, _spatial(handle, act, layer), tuple(act.shape))
+    handle.cache_put(key, maps)
+    return maps

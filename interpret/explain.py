@@ -1,24 +1,28 @@
-"""The public entry points: :func:`predict` and :func:`explain`."""
+"""The public entry points: :func:`predict`, :func:`explain`, :func:`layer_maps`,
+:func:`layer_summary` and :func:`estimate_cost`."""
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import torch
 from PIL import Image
 from torch import nn
 
-from .capture import tensor_key
-from .errors import InputError
+from .capture import LayerMaps, capture, layer_maps as _layer_maps, logits as _logits
+from .errors import InputError, Progress
+from .handle import ModelHandle, session
+from .hooks import Tap, record
 from .images import load_image
-from .layers import check_layer
+from .layers import check_layer, list_layers
 from .methods.common import Context
 from .methods.registry import get_method
-from .models import ModelHandle, _first_tensor, load_model
+from .models import load_model
+from .scaling import heatmap as to_heatmap
+from .tensors import target_score, tensor_key
 
 
 @dataclass(frozen=True)
@@ -35,8 +39,9 @@ class Explanation:
 
     ``heatmap``: float32 H x W in [0, 1] at the model-input resolution, for display.
     ``attribution``: the raw signed tensor before any normalisation (1x3xHxW for input
-    methods, 1x1xhxw for CAMs, 1xCxhxw for activations).  ``extras``: method-specific
-    values (per-channel maps, steps used, convergence delta...).
+    methods, 1x1xhxw for CAMs, 1xCxhxw for activations).  ``score``: the explained
+    score (target logit, minus the contrast's), NaN for class-independent methods.
+    ``extras``: method-specific values (steps used, convergence delta...).
     """
 
     method: str
@@ -56,14 +61,14 @@ class Explanation:
 def as_handle(model) -> ModelHandle:
     if isinstance(model, ModelHandle):
         return model
-    if isinstance(model, nn.Module):
-        return load_model(model)
-    if isinstance(model, str):
+    if isinstance(model, (nn.Module, str)):
         return load_model(model)
     raise InputError(f"Expected a model (ModelHandle or nn.Module), got {type(model).__name__}.")
 
 
-def _input_tensor(handle: ModelHandle, image) -> torch.Tensor:
+def input_tensor(handle: ModelHandle, image) -> torch.Tensor:
+    """The 1 x 3 x H x W tensor the model receives for a photo (PIL image, path, bytes)
+    or a tensor given as it is."""
     if isinstance(image, torch.Tensor):
         x = image if image.dim() == 4 else image[None]
         if x.shape[0] != 1 or x.shape[1] != 3:
@@ -74,30 +79,16 @@ def _input_tensor(handle: ModelHandle, image) -> torch.Tensor:
     return handle.preprocess(load_image(image))
 
 
-def _logits(handle: ModelHandle, x: torch.Tensor) -> torch.Tensor:
-    key = ("logits", handle.fingerprint_fast(), tensor_key(x))
-    out = handle.cache_get(key)
-    if out is None:
-        with torch.no_grad():
-            out = _first_tensor(handle.module(x))
-        if out is None or out.dim() != 2:
-            raise InputError("The model must return class scores of shape [batch, classes].")
-        out = out.detach()
-        handle.cache_put(key, out)
-    return out
-
-
-def predict(model, image, top_k: int = 5) -> List[Prediction]:
+def predict(model, image, top_k: Optional[int] = 5) -> List[Prediction]:
     """Top-k predictions (all classes with ``top_k=None``), most likely first."""
     handle = as_handle(model)
-    handle.check_ready()
-    x = _input_tensor(handle, image)
-    with _model_guard(handle):
-        logits = _logits(handle, x)[0].float().cpu()
-    probs = torch.softmax(logits, 0)
-    k = logits.numel() if top_k is None else max(1, min(int(top_k), logits.numel()))
+    x = input_tensor(handle, image)
+    with session(handle):
+        out = _logits(handle, x)[0].float().cpu()
+    probs = torch.softmax(out, 0)
+    k = out.numel() if top_k is None else max(1, min(int(top_k), out.numel()))
     vals, idx = torch.topk(probs, k)
-    return [Prediction(int(i), handle.label(int(i)), float(p), float(logits[i])) for p, i in zip(vals, idx)]
+    return [Prediction(int(i), handle.label(int(i)), float(p), float(out[i])) for p, i in zip(vals, idx)]
 
 
 def resolve_target(handle: ModelHandle, target, x: Optional[torch.Tensor] = None, what: str = "target") -> int:
@@ -135,29 +126,6 @@ def resolve_target(handle: ModelHandle, target, x: Optional[torch.Tensor] = None
     raise InputError(f"A {what} must be a class index or a label, not {type(target).__name__}.")
 
 
-@contextlib.contextmanager
-def _model_guard(handle: ModelHandle):
-    """Safety net around every call: afterwards (success or failure) no parameter .grad
-    appeared, and training / requires_grad flags are as before.  Our code never changes
-    them; this catches third-party code (Captum) and is cheap."""
-    module = handle.module
-    params = list(module.parameters())
-    grads = [p.grad for p in params]
-    req = [p.requires_grad for p in params]
-    modes = [m.training for m in module.modules()]
-    try:
-        yield
-    finally:
-        for p, g, r in zip(params, grads, req):
-            if p.grad is not g:
-                p.grad = g
-            if p.requires_grad != r:
-                p.requires_grad_(r)
-        for m, t in zip(module.modules(), modes):
-            if m.training != t:
-                m.training = t  # restore the flag only; never call .train()/.eval()
-
-
 def explain(
     model,
     image,
@@ -165,7 +133,7 @@ def explain(
     layer: Optional[str] = None,
     target: Union[int, str, None] = None,
     contrast: Union[int, str, None] = None,
-    progress: Optional[Callable[[int, int], Any]] = None,
+    progress: Optional[Progress] = None,
     **params,
 ) -> Explanation:
     """Explain the model's score for ``target`` (default: the top prediction) on ``image``.
@@ -179,68 +147,63 @@ def explain(
     spec = get_method(method)
     handle = as_handle(model)
     handle.check_ready()
+    why = spec.unavailable(handle)
+    if why:
+        raise InputError(f"{spec.label} cannot run on '{handle.name}': {why}")
     resolved = spec.resolve_params(params)
-    x = _input_tensor(handle, image)
-    if spec.needs_layer:
+    x = input_tensor(handle, image)
+    if spec.needs_layer or (layer is not None and spec.accepts_layer):
         layer = check_layer(handle, layer)
-    elif layer is not None:
-        if spec.name in ("saliency", "input_x_gradient"):
-            layer = check_layer(handle, layer)  # allowed: shares the capture with CAMs
-        else:
-            layer = None
+    else:
+        layer = None
     if contrast is not None and not spec.contrastive:
         raise InputError(f"{spec.label} does not depend on a class, so a contrast class has no effect.")
-    lock = handle.rwlock.write() if spec.exclusive else handle.rwlock.read()
     t0 = time.perf_counter()
-    with lock, _model_guard(handle), handle.pinned_fingerprint():
+    with session(handle, exclusive=spec.exclusive):
         con = resolve_target(handle, contrast, x, "contrast") if contrast is not None else None
-        if target is None and spec.cost == "instant" and handle.cache_get(
-                ("logits", handle.fingerprint_fast(), tensor_key(x))) is None:
+        fp, tkey = handle.fingerprint_fast(), tensor_key(x)
+        if (target is None and spec.uses in ("layer", "input")
+                and handle.cache_get(("logits", fp, tkey)) is None):
             # the capture's own forward finds the top class: one forward, not two
-            from .capture import capture
-
-            tgt = capture(handle, x, layer, None, con).target
+            tgt = capture(handle, x, layer, None, con, input_grad=spec.uses == "input").target
         else:
             tgt = resolve_target(handle, target, x)
         if con is not None and con == tgt:
             raise InputError("The contrast class must differ from the target class.")
         ctx = Context(handle, x, layer, tgt, con, resolved, progress)
         result = spec.fn(ctx)
-        cap = handle.cache_get(("capture", handle.fingerprint_fast(),
-                                tensor_key(x), layer, tgt, con))
-        score = cap.score if cap is not None else float(
-            ctx.scores(x)[0]) if spec.family != "activation" else float("nan")
+        if ctx.captured is not None:
+            score = ctx.captured.score
+        elif spec.contrastive:
+            score = float(target_score(_logits(handle, x), tgt, con)[0])
+        else:
+            score = float("nan")
+    shown = result.display if result.display is not None else result.attribution
     return Explanation(
         method=spec.name, layer=layer, target=tgt, target_label=handle.label(tgt),
         contrast=con, contrast_label=handle.label(con) if con is not None else None,
-        params=resolved, heatmap=result.heatmap, attribution=result.attribution,
-        score=score, seconds=time.perf_counter() - t0, extras=result.extras,
+        params=resolved, heatmap=to_heatmap(shown, spec.heatmap, tuple(x.shape[-2:])),
+        attribution=result.attribution, score=score, seconds=time.perf_counter() - t0,
+        extras=result.extras,
     )
 
 
 def estimate_cost(model, method: str, layer: Optional[str] = None, **params) -> Dict[str, Any]:
-    """How many forward passes a method will run, before running it (for the UI)."""
+    """How many images a method will put through the model, and in how many passes,
+    before running it (for the UI): ``{"forwards": n, "batches": m, ...}``."""
     spec = get_method(method)
-    handle = as_handle(model)
-    p = spec.resolve_params(params)
-    h, w = handle.input_size
-    if spec.name == "scorecam":
-        from .layers import list_layers, to_spatial
+    return spec.estimate(as_handle(model), layer, params).as_dict()
 
-        layer = check_layer(handle, layer)
-        info = {i.name: i for i in list_layers(handle)}[layer]
-        C = to_spatial(torch.empty(info.output_shape, device="meta"), handle.channels_last_tokens).shape[1]
-        k = min(p["max_channels"], C)
-        return {"forwards": k, "batches": -(-k // p["batch_size"]), "channels": C}
-    if spec.name == "occlusion":
-        n = ((h - p["window"]) // p["stride"] + 1) * ((w - p["window"]) // p["stride"] + 1)
-        return {"forwards": n, "batches": -(-n // p["batch_size"])}
-    if spec.name == "integrated_gradients":
-        return {"forwards": p["n_steps"], "batches": -(-p["n_steps"] // p["internal_batch_size"]),
-                "note": "adaptive: usually far fewer" if p["adaptive"] else ""}
-    if spec.name == "smoothgrad":
-        return {"forwards": p["samples"], "batches": -(-p["samples"] // p["batch_size"])}
-    return {"forwards": 1, "batches": 1}
+
+def layer_maps(model, image, layer: Optional[str] = None) -> LayerMaps:
+    """The feature maps of ``layer`` (default: the suggested layer) for ``image``: one
+    forward with no gradients, stopped at the layer, cached per (model, image, layer).
+    Class-independent; what the Activations page draws."""
+    handle = as_handle(model)
+    x = input_tensor(handle, image)
+    layer = check_layer(handle, layer)
+    with session(handle):
+        return _layer_maps(handle, x, layer)
 
 
 @dataclass(frozen=True)
@@ -257,41 +220,34 @@ class LayerSummary:
     zero_fraction: float
 
 
+def _stats(t: torch.Tensor):
+    if not t.is_floating_point() or t.numel() == 0:
+        return None
+    # numpy: its reductions are single-threaded and much faster than torch's on a busy
+    # multi-core CPU for tensors of this size
+    a = t.detach().float().cpu().numpy()
+    return (tuple(t.shape), float(a.mean()), float(a.std()), float(a.min()), float(a.max()),
+            1.0 - float(np.count_nonzero(a)) / a.size)
+
+
 def layer_summary(model, image) -> List[LayerSummary]:
     """Mean, std, min, max and fraction of exact zeros of every module's output, from
     ONE forward pass (no gradients), in forward order.  For a chart of how activations
     evolve through the network; cached on the handle per image.  Modules called several
     times report their last call, as :func:`explain` does."""
-    from .hooks import hooks
-    from .layers import list_layers
-
     handle = as_handle(model)
-    handle.check_ready()
     if handle.scripted:
         raise InputError("This is a TorchScript model: its layers cannot be observed (no hooks).")
-    x = _input_tensor(handle, image)
-    key = ("layer_summary", handle.fingerprint_fast(), tensor_key(x))
-    cached = handle.cache_get(key)
-    if cached is not None:
-        return cached
-    infos = [i for i in list_layers(handle) if i.calls > 0]
-    modules = dict(handle.module.named_modules())
-    stats: Dict[str, tuple] = {}
-    with handle.rwlock.read(), _model_guard(handle), hooks() as hs:
-        for info in infos:
-            def rec(mod, inp, out, name=info.name):
-                t = _first_tensor(out)
-                if t is None or not t.is_floating_point() or t.numel() == 0:
-                    return None
-                # numpy: its reductions are single-threaded and much faster than
-                # torch's on a busy multi-core CPU for tensors of this size
-                a = t.detach().float().cpu().numpy()
-                stats[name] = (tuple(t.shape), float(a.mean()), float(a.std()), float(a.min()),
-                               float(a.max()), 1.0 - float(np.count_nonzero(a)) / a.size)
-                return None
-            hs.forward(modules[info.name], rec)
-        with torch.no_grad():
-            handle.module(x)
-    out = [LayerSummary(i.name, i.kind, *stats[i.name]) for i in infos if i.name in stats]
+    x = input_tensor(handle, image)
+    with session(handle):
+        key = ("layer_summary", handle.fingerprint_fast(), tensor_key(x))
+        cached = handle.cache_get(key)
+        if cached is not None:
+            return cached
+        infos = [i for i in list_layers(handle) if i.calls > 0]
+        modules = dict(handle.module.named_modules())
+        taps = [Tap(i.name, modules[i.name], reduce=_stats) for i in infos]
+        stats = record(handle, x, taps, logits=False, grad="none").values
+    out = [LayerSummary(i.name, i.kind, *stats[i.name]) for i in infos if stats.get(i.name)]
     handle.cache_put(key, out)
     return out

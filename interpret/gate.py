@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional
 
-from .methods.common import Cancelled
+from .errors import Cancelled
 
 
 class ComputeGate:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Optional, Tuple
 
 import numpy as np
 from PIL import Image

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional, Sequence, Tuple, Union
+from dataclasses import dataclass
+from typing import Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -101,23 +101,38 @@ class Preprocessing:
             out = out.crop((left, top, left + cw, top + ch))
         return out
 
+    def _stats(self, like: torch.Tensor):
+        shape = (1, 3, 1, 1) if like.dim() == 4 else (3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=like.dtype, device=like.device).view(shape)
+        std = torch.tensor(self.std, dtype=like.dtype, device=like.device).view(shape)
+        return mean, std
+
+    def normalize(self, t: torch.Tensor) -> torch.Tensor:
+        """``(t - mean) / std`` of a (B x) 3 x H x W tensor of values in [0, 1]: the one
+        place the normalisation is written (differentiable)."""
+        mean, std = self._stats(t)
+        return (t - mean) / std
+
+    def unnormalize(self, t: torch.Tensor) -> torch.Tensor:
+        """``t * std + mean``: a normalised (B x) 3 x H x W tensor back in [0, 1] units."""
+        mean, std = self._stats(t)
+        return t * std + mean
+
+    def scale(self, image: Image.Image) -> torch.Tensor:
+        """1 x 3 x H x W float tensor of an RGB image's pixels in [0, 1] (no resize)."""
+        arr = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1).unsqueeze(0)
+
     def to_tensor(self, image: Image.Image) -> torch.Tensor:
-        """1 x 3 x H x W float tensor, normalised."""
-        view = self.model_view(image.convert("RGB"))
-        arr = np.asarray(view, dtype=np.float32) / 255.0
-        t = torch.from_numpy(arr.copy()).permute(2, 0, 1)
-        mean = torch.tensor(self.mean).view(3, 1, 1)
-        std = torch.tensor(self.std).view(3, 1, 1)
-        return ((t - mean) / std).unsqueeze(0)
+        """1 x 3 x H x W float tensor, resized, cropped and normalised."""
+        return self.normalize(self.scale(self.model_view(image.convert("RGB"))))
 
     def denormalize(self, tensor: torch.Tensor) -> np.ndarray:
         """Invert the normalisation of a 1x3xHxW (or 3xHxW) tensor: HxWx3 floats in [0, 1]."""
         t = tensor.detach().float().cpu()
         if t.dim() == 4:
             t = t[0]
-        mean = torch.tensor(self.mean).view(3, 1, 1)
-        std = torch.tensor(self.std).view(3, 1, 1)
-        return (t * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+        return self.unnormalize(t).clamp(0, 1).permute(1, 2, 0).numpy()
 
     def describe(self) -> str:
         parts = []

@@ -211,8 +211,10 @@ def test_activation_view_is_the_channel_mean_scaled(net):
     close(e.attribution[0], [[[1, 2], [0, 0]], [[1, 1], [3, 4]]])
     # mean over channels [[1, 1.5], [1.5, 2]] -> min-max -> [[0, .5], [.5, 1]]
     close(e.heatmap, up([[0, 0.5], [0.5, 1]]), atol=1e-5)
-    close(e.extras["channel_means"], [0.75, 2.25])
-    close(e.extras["channel_maxes"], [2.0, 4.0])
+    maps = interpret.layer_maps(net, X, layer="relu")
+    close(maps.maps, [[[1, 2], [0, 0]], [[1, 1], [3, 4]]])
+    close(maps.channel_means, [0.75, 2.25])
+    close(maps.channel_maxes, [2.0, 4.0])
     one = explain(net, "activation", layer="relu", target=0, channel=1)
     # channel 1 alone: [[1,1],[3,4]] -> [[0, 0], [2/3, 1]]
     close(one.heatmap, up([[0, 0], [2 / 3, 1]]), atol=1e-5)
@@ -292,7 +294,7 @@ def test_guided_gradcam_is_guided_backprop_times_the_gradcam_heatmap(net):
 def test_integrated_gradients_from_zero_equals_input_x_gradient(net):
     # Along the straight path from 0 the pre-activations scale with alpha, so the ReLU
     # pattern and the gradient are constant: IG = x * grad exactly.
-    e = explain(net, "integrated_gradients", target=0, baseline="zeros", adaptive=False, n_steps=4)
+    e = explain(net, "integrated_gradients", target=0, baseline="mean", adaptive=False, n_steps=4)
     expected = np.stack([blocks(c) for c in POOLED]) * np.stack(SAL0)
     close(e.attribution[0], expected, atol=1e-6)
     assert e.extras["score_difference"] == pytest.approx(-0.75)
@@ -329,10 +331,17 @@ def test_five_gradient_cams_and_activations_share_one_forward_on_the_tiny_net():
     interpret.list_layers(net)  # the dry forward that lists layers happens once per handle
     with ForwardCounter(net.module) as count:
         maps = {m: interpret.explain(net, X, m, layer="conv", target=0).attribution for m in GRADIENT_CAMS}
-        # the input-gradient methods given the same layer reuse the same capture too
+        interpret.explain(net, X, "activation", layer="conv", target=0)
+    assert count.calls == 1
+    # the CAMs back-propagate to the layer only; the first input-gradient method records
+    # the pass again with the input gradient, and the next one reuses it
+    with ForwardCounter(net.module) as count:
         interpret.explain(net, X, "saliency", layer="conv", target=0)
         interpret.explain(net, X, "input_x_gradient", layer="conv", target=0)
+        again = {m: interpret.explain(net, X, m, layer="conv", target=0).attribution for m in GRADIENT_CAMS}
     assert count.calls == 1
+    for m in GRADIENT_CAMS:  # the layer-only and the full pass give the same CAMs
+        torch.testing.assert_close(again[m], maps[m])
     # and they are different maps, not one result returned six times
     assert not torch.allclose(maps["gradcam"], maps["hirescam"])
     assert not torch.allclose(maps["hirescam"], maps["xgradcam"])

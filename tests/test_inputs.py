@@ -504,7 +504,7 @@ def test_unknown_method_suggests_a_name(resnet18, x_r18):
     ("integrated_gradients", {"n_steps": 1}, r"'n_steps' = 1 is out of range \[2, 1024\]"),
     ("smoothgrad", {"noise": 1.5}, "out of range"),
     ("smoothgrad", {"samples": 2.5}, "must be an integer"),
-    ("occlusion", {"baseline": "purple"}, "must be one of black, mean, blur, zeros"),
+    ("occlusion", {"baseline": "purple"}, "must be one of black, mean, blur"),
     ("integrated_gradients", {"adaptive": "maybe"}, "true or false"),
     ("gradcam", {"alpha": 1}, "has no parameter 'alpha'"),
 ])

@@ -111,7 +111,7 @@ def test_model_unchanged_after_each_method(lite0, fresh_handle, x_lite, method, 
 def test_deeplift_leaves_the_model_unchanged_and_is_complete(x_small, model_state):
     handle = small_handle(small_cnn())
     before = model_state.snapshot(handle.module)
-    e = interpret.explain(handle, x_small, "deeplift", target=3, baseline="zeros")
+    e = interpret.explain(handle, x_small, "deeplift", target=3, baseline="mean")
     model_state.assert_unchanged(before, handle.module)
     with torch.no_grad():
         diff = float(handle.module(x_small)[0, 3] - handle.module(torch.zeros_like(x_small))[0, 3])
@@ -188,11 +188,16 @@ def test_no_hooks_left_after_exception_in_forward(exploding, x_small, method, mo
     before = model_state.snapshot(exploding)
     exploding.trip.armed = True
     try:
-        with pytest.raises((Boom, InputError)) as info:
-            run(handle, x_small, method, target=2, layer=layer)
+        if interpret.get_method(method).uses == "maps":
+            # a forward alone stops once the layer has run: the tripwire after it is
+            # never reached, and the result is there
+            assert np.isfinite(run(handle, x_small, method, target=2, layer=layer).heatmap).all()
+        else:
+            with pytest.raises((Boom, InputError)) as info:
+                run(handle, x_small, method, target=2, layer=layer)
+            assert "boom" in str(info.value)
     finally:
         exploding.trip.armed = False
-    assert "boom" in str(info.value)
     model_state.assert_unchanged(before, exploding)
     # and the model still works normally afterwards, with this very handle
     e = run(handle, x_small, method, target=2, layer=layer)

@@ -6,10 +6,10 @@ from typing import Optional
 
 import streamlit as st
 
-import interpret
 
 from . import access, compute, state
 from .errors import error_message, show_input_error
+from .upload import classifiers, upload_model_form
 
 PAGES = (
     ("app.py", "Home", ":material/home:"),
@@ -28,8 +28,6 @@ MODEL_KINDS = {
 }
 
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"]
-SAFE_MODEL_TYPES = ["pt", "pth", "bin", "safetensors"]
-UNTRUSTED_MODEL_TYPES = ["pt2", "ts", "jit"]
 
 
 def navigation() -> None:
@@ -84,51 +82,6 @@ def _on_arch_change() -> None:
     state.set("model", f"torchvision:{arch}")
 
 
-@st.cache_data(show_spinner=False)
-def _classifiers() -> list:
-    return interpret.torchvision_classifiers()
-
-
-def _upload_model_form() -> None:
-    settings = compute.server_settings()
-    untrusted = settings.allow_untrusted
-    types = SAFE_MODEL_TYPES + (UNTRUSTED_MODEL_TYPES if untrusted else [])
-    with st.form("upload_model", border=False):
-        weights = st.file_uploader(
-            "Checkpoint", type=types, key="w_model_file", max_upload_size=settings.max_model_mb,
-            help="A state dict saved with torch.save(model.state_dict(), 'm.pth'), or a "
-                 ".safetensors file." + (" Whole pickled models and TorchScript are also "
-                                         "accepted on this server." if untrusted else ""))
-        archs = [state.DEFAULT_MODEL] + _classifiers()
-        arch = st.selectbox("Architecture", archs, index=archs.index("resnet50") if "resnet50" in archs else 0,
-                            key="w_model_arch", help="The architecture the weights belong to.")
-        labels = st.file_uploader("Class names (optional)", type=["txt", "json"], key="w_model_labels",
-                                  help="One label per line, or a JSON list.", max_upload_size=5)
-        submitted = st.form_submit_button("Load model", type="primary", width="stretch")
-    if untrusted:
-        st.caption(":material/warning: This server accepts formats that run code when loaded "
-                   "(setting allow_untrusted): load only files you trust.")
-    else:
-        st.caption("Weights only (state dict or safetensors): files that would run code when "
-                   "loaded are refused.")
-    if submitted:
-        if weights is None:
-            show_input_error("Choose a checkpoint file first.")
-            return
-        try:
-            with st.spinner("Loading the checkpoint..."):
-                handle = compute.load_uploaded_model(
-                    weights.getvalue(), weights.name, arch, labels.getvalue() if labels else None)
-        except Exception as exc:  # noqa: BLE001 - InputError shown as is, others logged
-            show_input_error(error_message(exc, "loading the checkpoint"))
-            return
-        st.session_state["uploaded_model"] = handle
-        state.set("model", "upload")
-        view = state.view()
-        view["target"] = view["contrast"] = view["layer"] = None
-        st.success(f"Loaded **{handle.name}**.")
-
-
 def model_section() -> compute.ModelChoice:
     ss = st.session_state
     model = state.get("model")
@@ -155,7 +108,7 @@ def model_section() -> compute.ModelChoice:
         st.selectbox("Model", kinds, format_func=MODEL_KINDS.get, key="w_model_kind",
                      on_change=_on_kind_change, label_visibility="collapsed")
         if ss["model_kind"] == "torchvision":
-            archs = _classifiers()
+            archs = classifiers()
             if ss["tv_arch"] not in archs:
                 ss["tv_arch"] = "resnet50"
             ss["w_tv_arch"] = ss["tv_arch"]
@@ -174,7 +127,7 @@ def model_section() -> compute.ModelChoice:
             if desc:
                 st.caption(desc)
         elif ss["model_kind"] == "upload":
-            _upload_model_form()
+            upload_model_form()
 
     choice = compute.current_model()
     if choice.error:

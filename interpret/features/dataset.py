@@ -15,22 +15,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ..errors import InputError
-from ..models import ModelHandle
-from ._common import (as_handle, as_maps, batches, check_int, layer_channels, model_session,
-                      report, run_taps, tap_for)
+from ..handle import ModelHandle
+from ._common import (Progress, as_handle, as_maps, batches, check_int, map_shape, model_session,
+                      record, report, tap_for)
 from .imagesets import as_image_set
 
 __all__ = ["LayerStatistics", "ReceptiveField", "Example", "layer_statistics",
            "receptive_field", "top_activating", "activation_means"]
 
-Progress = Callable[[int, int], Any]
 
 
 @dataclass(frozen=True)
@@ -104,17 +103,17 @@ def _batch_tensor(handle: ModelHandle, images: List[Image.Image]) -> torch.Tenso
 
 
 def layer_statistics(model, images, layer: str, batch_size: int = 16,
-                     callback: Optional[Progress] = None) -> LayerStatistics:
+                     progress: Optional[Progress] = None) -> LayerStatistics:
     """Max, position of the max and mean of every channel of ``layer`` for every image
     of ``images`` (see :func:`as_image_set`), in batches of ``batch_size``.
-    ``callback(done, total)`` after each batch; returning ``False`` (or raising
-    :class:`interpret.Cancelled`) stops with :class:`interpret.Cancelled`.  Cached on
+    ``progress(done, total)`` after each batch (raise :class:`interpret.Cancelled` in
+    it to stop).  Cached on
     the handle per model, layer and image set."""
     handle = as_handle(model)
     iset = as_image_set(images)
     batch_size = check_int("The batch size", batch_size, 1, 512)
     tap = tap_for(handle, layer)
-    layer_channels(handle, layer)  # a clear error for layers without channels
+    map_shape(handle, layer)  # a clear error for layers without channels
     key = ("features.layer_statistics", handle.fingerprint_fast(), repr(handle.preprocessing),
            layer, iset.key)
     cached = handle.cache_get(key)
@@ -126,16 +125,16 @@ def layer_statistics(model, images, layer: str, batch_size: int = 16,
     n = len(iset)
     for lo, hi in batches(n, batch_size):
         x = _batch_tensor(handle, list(iset.images[lo:hi]))
-        with model_session(handle), torch.no_grad():  # held per batch: the callback runs outside
-            tensors, _ = run_taps(handle, x, [tap], False)
-            m = as_maps(tensors[tap.key], handle.channels_last_tokens, f"Layer '{layer}'").float()
+        with model_session(handle):  # held per batch: progress is reported outside
+            tensors = record(handle, x, [tap], logits=False).values
+            m = as_maps(handle, tensors[tap.key], f"Layer '{layer}'").float()
         map_size = (int(m.shape[2]), int(m.shape[3]))
         flat = m.flatten(2)
         mx, am = flat.max(dim=2)
         maxes.append(mx.cpu())
         argmaxes.append(am.cpu())
         means.append(flat.mean(dim=2).cpu())
-        report(callback, hi, n)
+        report(progress, hi, n)
     stats = LayerStatistics(
         layer=layer, names=iset.names, max=torch.cat(maxes).numpy(),
         argmax=torch.cat(argmaxes).numpy().astype(np.int64), mean=torch.cat(means).numpy(),
@@ -164,9 +163,9 @@ def receptive_field(model, layer: str, mass: float = 0.9, samples: int = 4,
     H, W = handle.input_size
     g = torch.Generator().manual_seed(int(seed))
     x = torch.randn((samples, 3, H, W), generator=g).to(handle.device).requires_grad_(True)
-    with model_session(handle), torch.enable_grad():
-        tensors, _ = run_taps(handle, x, [tap], False)
-        m = as_maps(tensors[tap.key], handle.channels_last_tokens, f"Layer '{layer}'")
+    with model_session(handle):
+        tensors = record(handle, x, [tap], logits=False, grad="keep").values
+        m = as_maps(handle, tensors[tap.key], f"Layer '{layer}'")
         h, w = int(m.shape[2]), int(m.shape[3])
         cy, cx = h // 2, w // 2
         if not m.requires_grad:
@@ -202,7 +201,7 @@ def receptive_field(model, layer: str, mass: float = 0.9, samples: int = 4,
 
 
 def top_activating(model, images, layer: str, channel: int, k: int = 9, *, by: str = "max",
-                   batch_size: int = 16, callback: Optional[Progress] = None) -> List[Example]:
+                   batch_size: int = 16, progress: Optional[Progress] = None) -> List[Example]:
     """The ``k`` images of ``images`` (a list, an :class:`ImageSet`, a folder or a zip;
     see :func:`as_image_set`) on which channel ``channel`` of ``layer`` responds most,
     best first, each with the patch of the image around the channel's maximum (the
@@ -217,7 +216,7 @@ def top_activating(model, images, layer: str, channel: int, k: int = 9, *, by: s
         raise InputError(f"by must be 'max' or 'mean'; got {by!r}.")
     k = check_int("k", k, 1, 10_000)
     tap_for(handle, layer)
-    n_channels, _ = layer_channels(handle, layer)
+    n_channels, _ = map_shape(handle, layer)
     if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
         raise InputError(f"A channel must be a whole number; got {channel!r}.")
     if not 0 <= int(channel) < n_channels:
@@ -226,7 +225,7 @@ def top_activating(model, images, layer: str, channel: int, k: int = 9, *, by: s
             f"(0-{n_channels - 1}).")
     c = int(channel)
     iset = as_image_set(images)
-    stats = layer_statistics(handle, iset, layer, batch_size=batch_size, callback=callback)
+    stats = layer_statistics(handle, iset, layer, batch_size=batch_size, progress=progress)
     rf = receptive_field(handle, layer)
     scores = stats.max[:, c] if by == "max" else stats.mean[:, c]
     order = np.argsort(-scores, kind="stable")[:k]
@@ -248,7 +247,7 @@ def activation_means(model, images, layer: str, channel: Optional[int] = None, *
     and crop."""
     handle = as_handle(model)
     iset = as_image_set(images)
-    n_channels, _ = layer_channels(handle, layer)
+    n_channels, _ = map_shape(handle, layer)
     if channel is not None and not 0 <= int(channel) < n_channels:
         raise InputError(
             f"Channel {channel} is out of range: layer '{layer}' has {n_channels} channels "
@@ -257,15 +256,13 @@ def activation_means(model, images, layer: str, channel: Optional[int] = None, *
         means = layer_statistics(handle, iset, layer, batch_size=batch_size).mean
     else:
         tap = tap_for(handle, layer)
-        mean = torch.tensor(handle.mean).view(1, 3, 1, 1)
-        std = torch.tensor(handle.std).view(1, 3, 1, 1)
+        pre = handle.preprocessing
         rows = []
-        with model_session(handle), torch.no_grad():
+        with model_session(handle):
             for im in iset.images:
-                arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
-                x = (torch.from_numpy(arr.copy()).permute(2, 0, 1)[None] - mean) / std
-                tensors, _ = run_taps(handle, x.to(handle.device), [tap], False)
-                m = as_maps(tensors[tap.key], handle.channels_last_tokens, f"Layer '{layer}'")
+                x = pre.normalize(pre.scale(im))
+                tensors = record(handle, x.to(handle.device), [tap], logits=False).values
+                m = as_maps(handle, tensors[tap.key], f"Layer '{layer}'")
                 rows.append(m.float().mean(dim=(2, 3))[0].cpu())
         means = torch.stack(rows).numpy()
     return means if channel is None else means[:, int(channel)]

@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
 
 from ..errors import InputError
-from ._common import (Tap, as_handle, as_maps, batches, check_int, model_session,
-                      penultimate_tap, report, run_taps, tap_for)
+from ._common import (Progress, Tap, as_handle, as_maps, batches, check_int, model_session,
+                      penultimate_tap, record, report, tap_for)
 from .imagesets import as_image_set
 
 __all__ = ["Embedding", "embed", "pca", "embedding_features", "METHODS"]
 
 METHODS = ("pca", "tsne", "umap")
-Progress = Callable[[int, int], Any]
 
 
 @dataclass(frozen=True)
@@ -49,21 +48,21 @@ class Embedding:
         return iter((self.features, self.coords))
 
 
-def _pool(t: torch.Tensor, channels_last: bool) -> torch.Tensor:
+def _pool(handle, t: torch.Tensor) -> torch.Tensor:
     """One vector per image: maps and token grids averaged over positions, vectors as
     they are, anything else flattened."""
     if t.dim() == 2:
         return t
     if t.dim() in (3, 4):
         try:
-            return as_maps(t, channels_last).mean(dim=(2, 3))
+            return as_maps(handle, t).mean(dim=(2, 3))
         except InputError:
             pass
     return t.flatten(1)
 
 
 def embedding_features(model, images, layer: Optional[str] = None, batch_size: int = 16,
-             callback: Optional[Progress] = None):
+                       progress: Optional[Progress] = None):
     """(features N x D float32, logits N x K float32, layer key, image set): the layer's
     output for every image (``layer=None``: the classifier's input), pooled over
     positions, in batches.  Cached on the handle per model, layer and image set."""
@@ -81,11 +80,11 @@ def embedding_features(model, images, layer: Optional[str] = None, batch_size: i
     n = len(iset)
     for lo, hi in batches(n, batch_size):
         x = torch.cat([handle.preprocess(im) for im in iset.images[lo:hi]], 0)
-        with model_session(handle), torch.no_grad():  # held per batch: the callback runs outside
-            tensors, lg = run_taps(handle, x, [tap], True)
-        feats.append(_pool(tensors[tap.key], handle.channels_last_tokens).float().cpu())
-        logits.append(lg.float().cpu())
-        report(callback, hi, n)
+        with model_session(handle):  # held per batch: progress is reported outside
+            rec = record(handle, x, [tap], logits=True)
+        feats.append(_pool(handle, rec.values[tap.key]).float().cpu())
+        logits.append(rec.logits.float().cpu())
+        report(progress, hi, n)
     f = torch.cat(feats).numpy()
     lg = torch.cat(logits).numpy()
     handle.cache_put(key, (f, lg))
@@ -146,7 +145,7 @@ def _umap(f: np.ndarray, seed: int, **kw) -> np.ndarray:
 
 
 def embed(model, images, layer: Optional[str] = None, method: str = "pca", *,
-          batch_size: int = 16, seed: int = 0, callback: Optional[Progress] = None,
+          batch_size: int = 16, seed: int = 0, progress: Optional[Progress] = None,
           **method_params) -> Embedding:
     """The features of ``layer`` (default: the penultimate features, the classifier's
     input) for every image of ``images`` (a list, an :class:`ImageSet`, a folder or a
@@ -164,7 +163,7 @@ def embed(model, images, layer: Optional[str] = None, method: str = "pca", *,
     if m == "pca" and method_params:
         raise InputError(f"PCA takes no parameters; got {', '.join(method_params)}.")
     t0 = time.perf_counter()
-    f, logits, key, iset = embedding_features(handle, images, layer, batch_size=batch_size, callback=callback)
+    f, logits, key, iset = embedding_features(handle, images, layer, batch_size=batch_size, progress=progress)
     if f.shape[0] < 2:
         raise InputError("An embedding needs at least two images.")
     explained = None

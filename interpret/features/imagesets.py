@@ -17,14 +17,14 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
 
 from ..errors import InputError
 from ..images import MAX_IMAGE_BYTES, image_hash, load_image
-from ._common import report
+from ..errors import Progress, report
 
 __all__ = ["ImageSet", "load_images", "images_from_zip", "images_from_folder", "as_image_set",
            "MAX_SET_IMAGES", "MAX_SET_BYTES", "IMAGE_EXTENSIONS"]
@@ -127,14 +127,14 @@ def _zip_member_skip_reason(info: zipfile.ZipInfo) -> Optional[str]:
 def images_from_zip(data: Union[bytes, bytearray, str, os.PathLike, io.IOBase], *,
                     max_images: int = MAX_SET_IMAGES, max_total_bytes: int = MAX_SET_BYTES,
                     max_side: Optional[int] = MAX_SIDE,
-                    callback: Optional[Callable[[int, int], Any]] = None) -> ImageSet:
+                    progress: Optional[Progress] = None) -> ImageSet:
     """The images of a zip archive (bytes, a path or a binary file object), in name
     order.  Nothing is extracted to disk.  Members are counted before any is read
     (more than ``max_images`` files: refused); the bytes actually decompressed are
     counted as they are read, so an archive whose headers lie about sizes still stops
     at ``max_total_bytes``.  Folders, hidden files, encrypted members and files that
-    are not images are skipped with a reason.  ``callback(done, total)`` after each
-    member (``False`` from it cancels with :class:`interpret.Cancelled`)."""
+    are not images are skipped with a reason.  ``progress(done, total)`` after each
+    member (raise :class:`interpret.Cancelled` in it to stop)."""
     if isinstance(data, (bytes, bytearray, memoryview)):
         fh = io.BytesIO(bytes(data))
     elif isinstance(data, (str, os.PathLike)):
@@ -166,7 +166,7 @@ def images_from_zip(data: Union[bytes, bytearray, str, os.PathLike, io.IOBase], 
             total = 0
             for k, info in enumerate(files):
                 if k:
-                    report(callback, k, len(files))
+                    report(progress, k, len(files))
                 name = info.filename
                 why = _zip_member_skip_reason(info)
                 if why is None and not name.lower().endswith(IMAGE_EXTENSIONS):
@@ -195,7 +195,7 @@ def images_from_zip(data: Union[bytes, bytearray, str, os.PathLike, io.IOBase], 
                     names.append(name)
                 except InputError as exc:
                     skipped.append((name, str(exc)))
-            report(callback, len(files), len(files))
+            report(progress, len(files), len(files))
     finally:
         if fh is not data:
             fh.close()
@@ -207,12 +207,12 @@ def images_from_zip(data: Union[bytes, bytearray, str, os.PathLike, io.IOBase], 
 def images_from_folder(folder: Union[str, os.PathLike], *, recursive: bool = False,
                        max_images: int = MAX_SET_IMAGES, max_total_bytes: int = MAX_SET_BYTES,
                        max_side: Optional[int] = MAX_SIDE,
-                       callback: Optional[Callable[[int, int], Any]] = None) -> ImageSet:
+                       progress: Optional[Progress] = None) -> ImageSet:
     """The images of a folder on the server, in name order (``recursive``: also in
     sub-folders).  Symbolic links and hidden files are skipped (a link could point
     anywhere on the server); files with an image extension are read, up to
     ``max_images`` of them and ``max_total_bytes`` in all; other files are skipped.
-    ``callback(done, total)`` after each image (``False`` cancels)."""
+    ``progress(done, total)`` after each image (raise :class:`interpret.Cancelled` in it to stop)."""
     root = Path(folder)
     if not root.exists():
         raise InputError(f"Folder {root} does not exist.")
@@ -245,7 +245,7 @@ def images_from_folder(folder: Union[str, os.PathLike], *, recursive: bool = Fal
     total = 0
     for k, p in enumerate(candidates):
         if k:
-            report(callback, k, len(candidates))
+            report(progress, k, len(candidates))
         rel = p.relative_to(root).as_posix()
         try:
             size = p.stat().st_size
@@ -261,7 +261,7 @@ def images_from_folder(folder: Union[str, os.PathLike], *, recursive: bool = Fal
             names.append(rel)
         except InputError as exc:
             skipped.append((rel, str(exc)))
-    report(callback, len(candidates), len(candidates))
+    report(progress, len(candidates), len(candidates))
     if not images:
         raise InputError(_none_usable(f"Folder {root}", skipped))
     return _make(images, names, skipped)

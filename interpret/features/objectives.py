@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..models import ModelHandle
-from ._common import as_maps, layer_channels, tap_for
+from ..handle import ModelHandle
+from ._common import as_maps, map_shape, tap_for
 
 __all__ = ["Objective", "Activations", "channel", "unit", "layer_objective",
            "class_logit", "diversity"]
@@ -34,18 +34,18 @@ class Activations:
     """What an objective reads: ``acts[layer]`` is the layer's output as B x C x h x w
     maps (token outputs on their grid, vectors as 1 x 1 maps); ``acts.logits`` B x K."""
 
-    def __init__(self, tensors: Dict[str, torch.Tensor], logits: Optional[torch.Tensor],
-                 channels_last: bool = False):
+    def __init__(self, handle: ModelHandle, tensors: Dict[str, torch.Tensor],
+                 logits: Optional[torch.Tensor]):
+        self._handle = handle
         self._tensors = tensors
         self._logits = logits
-        self._channels_last = channels_last
         self._maps: Dict[str, torch.Tensor] = {}
 
     def __getitem__(self, layer: str) -> torch.Tensor:
         if layer not in self._maps:
             if layer not in self._tensors:
                 raise InputError(f"Layer '{layer}' was not recorded in this forward pass.")
-            self._maps[layer] = as_maps(self._tensors[layer], self._channels_last, f"Layer '{layer}'")
+            self._maps[layer] = as_maps(self._handle, self._tensors[layer], f"Layer '{layer}'")
         return self._maps[layer]
 
     @property
@@ -156,7 +156,7 @@ def _paren(name: str) -> str:
 
 def _check_channel(layer: str, c: int) -> Check:
     def check(handle: ModelHandle, batch: int) -> None:
-        n, _ = layer_channels(handle, layer)
+        n, _ = map_shape(handle, layer)
         if not 0 <= c < n:
             raise InputError(
                 f"Channel {c} is out of range: layer '{layer}' has {n} channels (0-{n - 1})."

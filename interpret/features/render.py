@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..errors import InputError
-from ._common import as_handle, check_int, model_session, run_taps, tap_for
+from ._common import Progress, as_handle, check_int, model_session, record, report, tap_for
 from .objectives import Activations, Objective, channel as channel_objective, diversity as diversity_objective
 from .param import ImageParam
 from .transforms import Transform, apply, describe, resolve_transforms
@@ -39,9 +39,6 @@ MAX_SIZE = 512
 MAX_STEPS = 10_000
 MAX_BATCH = 16
 
-#: ``callback(step, total, value)``: called after every step with the objective's
-#: value; return ``False`` (or raise :class:`interpret.Cancelled`) to stop.
-Callback = Callable[[int, int, float], Any]
 
 
 @dataclass(frozen=True)
@@ -51,8 +48,7 @@ class FeatureVisualization:
     ``images``: one RGB PIL image per batch element (``image`` is the first);
     ``tensor``: the same as a B x 3 x H x W float tensor in [0, 1] (CPU);
     ``trace``: the objective's value at each step done (measured on the transformed
-    image the step optimised); ``cancelled``: the callback stopped the run after
-    ``steps_done`` of ``steps`` steps (the images are those reached so far)."""
+    image the step optimised)."""
 
     images: Tuple[Image.Image, ...]
     tensor: torch.Tensor = field(repr=False)
@@ -66,7 +62,6 @@ class FeatureVisualization:
     batch: int
     parameterization: str
     transforms: str
-    cancelled: bool
     seconds: float
     layer: Optional[str] = None
     channel: Optional[int] = None
@@ -88,6 +83,21 @@ def _size_pair(value, what: str) -> Tuple[int, int]:
     return v, v
 
 
+def accepts_size(handle, size: Tuple[int, int]) -> bool:
+    """Whether the model runs on inputs of ``size`` (h, w) as well as on its own input
+    size: vision transformers with fixed position embeddings do not.  Probed once per
+    size with one forward of a blank image (memoised on the handle)."""
+    def probe() -> str:
+        try:
+            with model_session(handle):
+                record(handle, torch.zeros(1, 3, *size, device=handle.device), (), logits=True)
+        except (RuntimeError, AssertionError, ValueError, InputError):
+            return "no"
+        return "yes"
+
+    return handle.memo(f"accepts_size:{size[0]}x{size[1]}", probe) == "yes"
+
+
 def _to_pil(t: torch.Tensor) -> Image.Image:
     arr = (t.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255.0).round()
     return Image.fromarray(arr.astype(np.uint8), "RGB")
@@ -101,7 +111,7 @@ def optimize(
     seed: int = 0,
     batch: int = 1,
     lr: float = 0.05,
-    callback: Optional[Callback] = None,
+    progress: Optional[Progress] = None,
     transforms: Union[str, None, Sequence[Transform]] = "standard",
     fft: bool = True,
     decorrelate: bool = True,
@@ -115,10 +125,9 @@ def optimize(
     / rotate), ``None`` or a list of ``t(image, generator)`` callables.  ``fft`` /
     ``decorrelate``: the parameterization.  ``resize_to``: resize the transformed image
     to this size before the model, for models that need a fixed input size (vision
-    transformers: ``resize_to=handle.input_size``).  ``callback(step, total, value)``
-    is called after each step; returning ``False`` stops the run and returns what was
-    reached (``cancelled=True``), raising :class:`interpret.Cancelled` in it stops the
-    run and propagates.  Either way the model is left as it was.
+    transformers; by default it is the model's input size when the model needs a
+    fixed one).  ``progress(step, total)`` is called after each step; raising
+    :class:`interpret.Cancelled` in it stops the run (the model is left as it was).
     """
     handle = as_handle(model)
     if not isinstance(objective, Objective):
@@ -138,9 +147,11 @@ def optimize(
         raise InputError(f"The learning rate must be in (0, 10]; got {lr}.")
     if resize_to is not None:
         resize_to = _size_pair(resize_to, "resize_to")
+    elif (h, w) != tuple(handle.input_size) and not accepts_size(handle, (h, w)):
+        resize_to = tuple(handle.input_size)
     tfs = resolve_transforms(transforms)
-    if callback is not None and not callable(callback):
-        raise InputError("callback must be callable as callback(step, total, value).")
+    if progress is not None and not callable(progress):
+        raise InputError("progress must be callable as progress(step, total).")
     handle.check_ready()
     objective.check(handle, batch)
     taps = [tap_for(handle, layer) for layer in objective.layers]
@@ -153,11 +164,10 @@ def optimize(
     opt = torch.optim.Adam(param.params, lr=lr, maximize=True)
 
     trace = []
-    cancelled = False
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
-        # the model is held (and guarded) for one step at a time, so that the callback
-        # runs outside: it may use the model itself, or wait for another user of it
+        # the model is held (and guarded) for one step at a time, so that progress is
+        # reported outside: it may use the model itself, or wait for another user of it
         with model_session(handle), torch.enable_grad():
             image = param()
             x = apply(tfs, image, gen) if tfs else image
@@ -165,14 +175,15 @@ def optimize(
                 x = F.interpolate(x, size=resize_to, mode="bilinear", align_corners=False)
             x = (x - mean) / std
             try:
-                tensors, logits = run_taps(handle, x, taps, objective.logits)
+                rec = record(handle, x, taps, logits=objective.logits, grad="keep")
+                tensors, logits = rec.values, rec.logits
             except (RuntimeError, AssertionError) as exc:  # e.g. ViT's input-size assert
                 raise InputError(
                     f"The model failed on a {x.shape[-2]}x{x.shape[-1]} image "
                     f"({str(exc).splitlines()[0][:200]}). If it needs a fixed input size, "
                     f"pass resize_to={tuple(handle.input_size)} (and/or transforms=None)."
                 ) from None
-            value = objective(Activations(tensors, logits, handle.channels_last_tokens))
+            value = objective(Activations(handle, tensors, logits))
             if value.dim() != 0:
                 raise InputError(f"The objective {objective.name} did not return a scalar.")
             v = float(value.detach())
@@ -187,11 +198,9 @@ def optimize(
                 p.grad = torch.zeros_like(p) if g is None else g
             opt.step()
             opt.zero_grad(set_to_none=True)
-            del value, tensors, logits, image, x
+            del value, tensors, logits, image, x, rec
         trace.append(v)
-        if callback is not None and callback(step, steps, v) is False:
-            cancelled = True
-            break
+        report(progress, step, steps)
     with torch.no_grad():
         final = param().detach().float().cpu()
     seconds = time.perf_counter() - t0
@@ -199,8 +208,7 @@ def optimize(
         images=tuple(_to_pil(t) for t in final), tensor=final, trace=tuple(trace),
         objective=objective.name, size=h if h == w else (h, w), steps=steps,
         steps_done=len(trace), seed=seed, lr=lr, batch=batch,
-        parameterization=param.describe(), transforms=describe(tfs), cancelled=cancelled,
-        seconds=seconds,
+        parameterization=param.describe(), transforms=describe(tfs), seconds=seconds,
     )
 
 
@@ -211,7 +219,7 @@ def visualize_channel(
     size: int = 128,
     steps: int = 256,
     seed: int = 0,
-    callback: Optional[Callback] = None,
+    progress: Optional[Progress] = None,
     *,
     batch: int = 1,
     diversity: float = 0.0,
@@ -239,5 +247,5 @@ def visualize_channel(
     if weight > 0:
         obj = obj + weight * diversity_objective(layer)
     fv = optimize(model, obj, size=size, steps=steps, seed=seed, batch=batch, lr=lr,
-                  callback=callback, transforms=transforms, resize_to=resize_to)
+                  progress=progress, transforms=transforms, resize_to=resize_to)
     return dataclasses.replace(fv, layer=layer, channel=int(channel))

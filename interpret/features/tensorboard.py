@@ -16,7 +16,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -26,7 +26,9 @@ from PIL import Image
 from ..errors import InputError
 from ..layers import check_layer
 from ..overlay import colorize, heatmap_image, overlay
-from ._common import as_handle, as_maps, batches, check_int, model_session, run_taps, tap_for
+from ..scaling import minmax, tile
+from ._common import (Progress, as_handle, as_maps, batches, check_int, map_shape, model_session,
+                      record, tap_for)
 from .embedding import embedding_features
 from .imagesets import as_image_set
 
@@ -146,16 +148,9 @@ def activation_grid(maps: torch.Tensor, k: int = 16, cell: int = 64, gap: int = 
     m = maps.detach().float().cpu()
     k = max(1, min(int(k), m.shape[0]))
     order = torch.argsort(m.mean(dim=(1, 2)), descending=True)[:k]
-    cols = int(math.ceil(math.sqrt(k)))
-    rows = int(math.ceil(k / cols))
-    grid = np.full((rows * (cell + gap) - gap, cols * (cell + gap) - gap, 3), 255, np.uint8)
     up = F.interpolate(m[order][None], size=(cell, cell), mode="nearest")[0]
-    for j in range(k):
-        a = up[j]
-        a = (a - a.min()) / (a.max() - a.min() + 1e-12)
-        r, c = divmod(j, cols)
-        y, x = r * (cell + gap), c * (cell + gap)
-        grid[y:y + cell, x:x + cell] = colorize(a.numpy(), colormap)
+    tiles = [colorize(a, colormap) for a in minmax(up.numpy(), per_item=True)]
+    grid, _ = tile(tiles, cols=int(math.ceil(math.sqrt(k))), gap=gap)
     return Image.fromarray(grid, "RGB"), tuple(int(i) for i in order)
 
 
@@ -176,7 +171,7 @@ def export_tensorboard(
     thumb: int = 64,
     summaries: bool = True,
     batch_size: int = 16,
-    callback: Optional[Callable[[int, int], Any]] = None,
+    progress: Optional[Progress] = None,
 ) -> TensorBoardExport:
     """Write what TensorBoard needs to show ``images`` through ``model`` into
     ``logdir``; open it with ``tensorboard --logdir LOGDIR``.
@@ -193,7 +188,7 @@ def export_tensorboard(
       for an overlay on the image) its heatmap.
 
     Files of an earlier export to the same folder are replaced (event files add up).
-    ``callback(done, total)`` reports the feature pass and can cancel it.
+    ``progress(done, total)`` reports the feature pass (raise :class:`interpret.Cancelled` in it to stop).
     """
     handle = as_handle(model)
     writer_cls = summary_writer_class() if summaries else None
@@ -208,7 +203,7 @@ def export_tensorboard(
         items.append((img, ex))
     iset = as_image_set(images)
     feats, logits, key, iset = embedding_features(handle, iset, layer, batch_size=batch_size,
-                                                  callback=callback)
+                                                  progress=progress)
     probs = torch.softmax(torch.from_numpy(logits), dim=1)
     conf, pred = probs.max(dim=1)
     views = [handle.preprocessing.model_view(im) for im in iset.images]
@@ -233,11 +228,11 @@ def export_tensorboard(
                 f"{feats.shape[1]}); activations of `{act_layer}`; preprocessing: "
                 f"{handle.preprocessing.describe()}"), 0)
             shown = list(range(min(len(iset), max_summary_images)))
-            with model_session(handle), torch.no_grad():
+            with model_session(handle):
                 for lo, hi in batches(len(shown), batch_size):
                     x = torch.cat([handle.preprocess(iset.images[i]) for i in shown[lo:hi]], 0)
-                    tensors, _ = run_taps(handle, x, [tap], False)
-                    maps = as_maps(tensors[tap.key], handle.channels_last_tokens, f"Layer '{act_layer}'")
+                    tensors = record(handle, x, [tap], logits=False).values
+                    maps = as_maps(handle, tensors[tap.key], f"Layer '{act_layer}'")
                     for b, i in enumerate(shown[lo:hi]):
                         base = f"image_{i:03d}_{_tag(iset.names[i])}"
                         t_in = f"{base}/input"
@@ -261,10 +256,8 @@ def export_tensorboard(
 
 
 def _has_maps(handle, layer: str) -> bool:
-    from ._common import layer_channels
-
     try:
-        _, (h, w) = layer_channels(handle, layer)
+        _, (h, w) = map_shape(handle, layer)
     except InputError:
         return False
     return h > 1 or w > 1

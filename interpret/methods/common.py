@@ -1,54 +1,79 @@
-"""What every method receives (a :class:`Context`) and the shared post-processing
-that turns raw attributions into display heatmaps."""
+"""What every method receives (a :class:`Context`) and returns (a :class:`Result`),
+and the reference images path and perturbation methods share."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..capture import Capture, capture, target_score
-from ..models import ModelHandle, _first_tensor
+from ..capture import Capture, LayerMaps, capture, layer_maps
+from ..errors import Cancelled, InputError, Progress, report
+from ..handle import ModelHandle
+from ..tensors import first_tensor, target_score
 
-
-class Cancelled(Exception):
-    """Raise this from a progress callback to stop a long computation."""
+__all__ = ["Cancelled", "Context", "Result", "BASELINES", "baseline"]
 
 
 @dataclass
 class Context:
+    """One explanation's inputs: the model, the input tensor ``x`` (1 x 3 x H x W,
+    normalised, on the model's device), the layer (or None), the class and contrast,
+    the resolved parameters and the progress callback.  Methods read the shared pass
+    through :meth:`capture` / :meth:`maps` and run their own through :meth:`scores`,
+    :meth:`score_fn` and :meth:`gradients`."""
+
     handle: ModelHandle
-    x: torch.Tensor  # 1 x 3 x H x W, normalised, on the model's device
+    x: torch.Tensor
     layer: Optional[str]
     target: int
     contrast: Optional[int]
     params: Dict[str, Any]
-    progress: Optional[Callable[[int, int], Any]] = None
+    progress: Optional[Progress] = None
+    captured: Optional[Capture] = field(default=None, repr=False)
 
-    def capture(self, with_layer: bool = True) -> Capture:
-        return capture(self.handle, self.x, self.layer if with_layer else None,
-                       self.target, self.contrast)
+    def capture(self, input_grad: bool = False, with_layer: bool = True) -> Capture:
+        """The recorded pass for this input, layer (``with_layer``) and class: the
+        layer's activation and gradient, and the input gradient if ``input_grad``."""
+        cap = capture(self.handle, self.x, self.layer if with_layer else None, self.target,
+                      self.contrast, input_grad=input_grad)
+        self.captured = cap
+        return cap
+
+    def maps(self) -> LayerMaps:
+        """The layer's maps for this input (a forward alone, or the capture's)."""
+        return layer_maps(self.handle, self.x, self.layer)
 
     def report(self, done: int, total: int) -> None:
-        if self.progress is not None:
-            self.progress(int(done), int(total))
+        report(self.progress, done, total)
+
+    def score_of(self, out) -> torch.Tensor:
+        """The explained score per sample of a model output (target, minus contrast)."""
+        logits = first_tensor(out)
+        if logits is None or logits.dim() != 2:
+            raise InputError("The model must return class scores of shape [batch, classes].")
+        return target_score(logits, self.target, self.contrast)
 
     def scores(self, batch: torch.Tensor) -> torch.Tensor:
-        """Target score of each sample of a batch (no gradients, no hooks)."""
+        """The score of each sample of a batch (no gradients, no hooks)."""
         with torch.no_grad():
-            return target_score(_first_tensor(self.handle.module(batch)), self.target, self.contrast)
+            return self.score_of(self.handle.module(batch))
 
-    def score_fn(self):
-        """A forward function for Captum: batch -> score per sample (contrast applied)."""
-        module, target, contrast = self.handle.module, self.target, self.contrast
+    def score_fn(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A forward function for Captum: batch -> score per sample."""
+        module = self.handle.module
+        return lambda batch, *args: self.score_of(module(batch))
 
-        def fn(batch):
-            return target_score(_first_tensor(module(batch)), target, contrast)
-
-        return fn
+    def gradients(self, batch: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(scores, d score / d batch) of every sample of ``batch``, from one forward
+        and one ``torch.autograd.grad`` (no parameter ``.grad``)."""
+        xin = batch.detach().requires_grad_(True)
+        with torch.enable_grad():
+            s = self.score_of(self.handle.module(xin))
+        (g,) = torch.autograd.grad(s.sum(), [xin])
+        return s.detach(), g.detach()
 
     @property
     def size(self):
@@ -57,47 +82,27 @@ class Context:
 
 @dataclass
 class Result:
+    """A method's output: ``attribution`` (the raw, signed tensor), ``extras``
+    (method-specific values) and ``display``: the map to draw when it is not the
+    attribution itself (one channel of the activations, say)."""
+
     attribution: torch.Tensor
-    heatmap: np.ndarray
     extras: Dict[str, Any] = field(default_factory=dict)
+    display: Optional[torch.Tensor] = None
 
 
-def upsample(m: torch.Tensor, size) -> torch.Tensor:
-    """Bilinear upsampling (half-pixel centres, as OpenCV's resize) of an h x w map."""
-    return F.interpolate(m[None, None].float(), size=size, mode="bilinear", align_corners=False)[0, 0]
+BASELINES = ("black", "mean", "blur")
 
 
-def cam_heatmap(cam: torch.Tensor, size) -> np.ndarray:
-    """ReLU, min-max scale, upsample to the input size: the convention of Grad-CAM
-    and pytorch-grad-cam (``scale_cam_image``), so maps are comparable across tools."""
-    cam = cam.detach().float().clamp(min=0)
-    cam = cam - cam.min()
-    cam = cam / (cam.max() + 1e-7)
-    return upsample(cam, size).clamp(0, 1).cpu().numpy().astype(np.float32)
-
-
-def signed_map_heatmap(m: torch.Tensor, size) -> np.ndarray:
-    """Min-max scale of a map that may be negative (activations), then upsample."""
-    m = m.detach().float()
-    m = (m - m.min()) / (m.max() - m.min() + 1e-7)
-    return upsample(m, size).clamp(0, 1).cpu().numpy().astype(np.float32)
-
-
-def grad_heatmap(attr: torch.Tensor, reduce: str = "abs_max", positive_only: bool = False,
-                 percentile: float = 99.0) -> np.ndarray:
-    """Reduce a 1 x 3 x H x W attribution over channels and scale to [0, 1], clipping at
-    the given percentile so that a few extreme pixels do not wash the map out
-    (the usual practice for gradient maps, e.g. Smilkov et al. 2017)."""
-    a = attr.detach().float()[0]
-    if reduce == "sum":
-        m = a.sum(0)
-        m = m.clamp(min=0) if positive_only else m.abs()
-    elif reduce == "abs_sum":
-        m = a.abs().sum(0)
-    else:
-        m = a.abs().amax(0)
-    m = m.cpu().numpy()
-    hi = float(np.percentile(m, percentile)) if m.size else 0.0
-    if hi <= 0:
-        hi = float(m.max()) if m.size and m.max() > 0 else 1.0
-    return np.clip(m / hi, 0, 1).astype(np.float32)
+def baseline(ctx: Context, kind: str) -> torch.Tensor:
+    """A reference image like ``ctx.x``: ``black`` (pixels 0), ``mean`` (the data set's
+    mean colour, 0 after normalisation) or ``blur`` (a 31-pixel box blur of the photo)."""
+    x = ctx.x.detach()
+    if kind == "mean":
+        return torch.zeros_like(x)
+    if kind == "blur":
+        k = 31
+        return F.avg_pool2d(F.pad(x, (k // 2,) * 4, mode="replicate"), k, stride=1)
+    if kind == "black":
+        return ctx.handle.preprocessing.normalize(torch.zeros_like(x))
+    raise InputError(f"Unknown baseline '{kind}'; one of {', '.join(BASELINES)}.")

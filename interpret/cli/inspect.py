@@ -1,46 +1,11 @@
-"""Command line: ``python -m interpret predict|layers|methods|explain|app``.
-
-Bad input prints one line (``error: ...``) and exits with status 2; never a traceback.
-"""
+"""``predict``, ``layers``, ``methods`` and ``explain``: one image, one model."""
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import List, Optional
 
-EXIT_BAD_INPUT = 2
-
-
-def _model(args):
-    import interpret
-
-    src = args.model
-    kwargs = {}
-    if getattr(args, "arch", None):
-        kwargs["arch"] = args.arch
-    if getattr(args, "labels", None):
-        kwargs["labels"] = args.labels
-    if getattr(args, "allow_untrusted", False):
-        kwargs["allow_untrusted"] = True
-    if src.startswith("torchvision:") and getattr(args, "random_init", False):
-        kwargs["weights"] = None
-    return interpret.load_model(src, **kwargs)
-
-
-def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="efficientnet_lite0",
-                   help="'efficientnet_lite0' (bundled, default), 'torchvision:<name>' or a checkpoint file")
-    p.add_argument("--arch", help="torchvision architecture of a state-dict checkpoint")
-    p.add_argument("--labels", help="labels file (.txt one per line, or .json)")
-    p.add_argument("--random-init", action="store_true",
-                   help="torchvision models: random weights instead of pretrained")
-    p.add_argument("--allow-untrusted", action="store_true",
-                   help="allow pickled modules / TorchScript / .pt2 (they run code from the file)")
+from .common import add_model_args, load_model as _model
 
 
 def cmd_predict(args) -> int:
@@ -82,7 +47,8 @@ def cmd_methods(args) -> int:
     if args.json:
         print(json.dumps([
             {"name": s.name, "label": s.label, "family": s.family_label, "needs_layer": s.needs_layer,
-             "cost": s.cost, "paper": s.paper, "description": s.description,
+             "speed": s.speed, "uses": s.uses, "progress": s.progress, "contrastive": s.contrastive,
+             "paper": s.paper, "description": s.description,
              "params": [{"name": p.name, "kind": p.kind, "default": p.default, "min": p.min,
                          "max": p.max, "choices": list(p.choices)} for p in s.params]}
             for s in specs], indent=2))
@@ -90,7 +56,7 @@ def cmd_methods(args) -> int:
     for s in specs:
         params = ", ".join(f"{p.name}={p.default}" for p in s.params)
         layer = "layer" if s.needs_layer else "     "
-        print(f"{s.name:<22} {s.family_label:<38} {layer}  {s.cost:<8} {params}")
+        print(f"{s.name:<22} {s.family_label:<38} {layer}  {s.speed:<8} {params}")
     return 0
 
 
@@ -142,56 +108,19 @@ def cmd_explain(args) -> int:
     return 0
 
 
-def _find_app() -> Path:
-    for base in (Path.cwd(), Path(__file__).resolve().parent.parent):
-        if (base / "app.py").exists() and (base / "pages").is_dir():
-            return base / "app.py"
-    raise FileNotFoundError
 
-
-def cmd_app(args) -> int:
-    from interpret.errors import InputError
-    from interpret.settings import load_settings
-
-    try:
-        app = _find_app()
-    except FileNotFoundError:
-        raise InputError("app.py (and pages/) not found in the current folder or next to the "
-                         "interpret package; run this from the project's folder.") from None
-    env = dict(os.environ)
-    if args.settings:
-        env["INTERPRET_SETTINGS"] = str(Path(args.settings).resolve())
-    os.environ.update({k: v for k, v in env.items() if k == "INTERPRET_SETTINGS"})
-    settings = load_settings()  # validate now: a bad file is one clear line, not a broken server
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-           "--server.address", args.address,
-           "--server.maxUploadSize", str(max(settings.max_model_mb, settings.max_image_mb))]
-    if args.headless:
-        cmd += ["--server.headless", "true"]
-    if os.name == "posix":
-        # become the Streamlit server (exec): signals from a process manager or Docker
-        # (PID 1) reach it directly and no orphaned server outlives this command
-        os.chdir(app.parent)
-        os.execve(sys.executable, cmd, env)
-    return subprocess.call(cmd, cwd=str(app.parent), env=env)  # pragma: no cover - Windows
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m interpret",
-                                description="See why a PyTorch image model says what it says.")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def register(sub) -> None:
     sp = sub.add_parser("predict", help="top-k predictions for an image")
     sp.add_argument("image")
     sp.add_argument("--top-k", type=int, default=5)
     sp.add_argument("--json", action="store_true")
-    _add_model_args(sp)
+    add_model_args(sp)
     sp.set_defaults(func=cmd_predict)
 
     sp = sub.add_parser("layers", help="the model's layers with output shapes")
     sp.add_argument("--spatial", action="store_true", help="only layers usable for CAMs")
     sp.add_argument("--json", action="store_true")
-    _add_model_args(sp)
+    add_model_args(sp)
     sp.set_defaults(func=cmd_layers)
 
     sp = sub.add_parser("methods", help="the available attribution methods")
@@ -211,38 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--resolution", choices=("input", "original"), default="input")
     sp.add_argument("--heatmap-only", action="store_true", help="save the coloured heatmap without the photo")
     sp.add_argument("--json", action="store_true", help="print a JSON summary")
-    _add_model_args(sp)
+    add_model_args(sp)
     sp.set_defaults(func=cmd_explain)
 
-    sp = sub.add_parser("app", help="start the dashboard")
-    sp.add_argument("--port", type=int, default=8501)
-    sp.add_argument("--address", default="localhost")
-    sp.add_argument("--headless", action="store_true")
-    sp.add_argument("--settings", help="settings TOML file (default: $INTERPRET_SETTINGS or ./interpret.toml)")
-    sp.set_defaults(func=cmd_app)
-    return p
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        from interpret.errors import InputError
-    except Exception as exc:  # pragma: no cover - broken install
-        print(f"error: cannot import interpret: {exc}", file=sys.stderr)
-        return 1
-    try:
-        return int(args.func(args) or 0)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # unexpected: still one line, but say it is a bug
-        print(f"error: unexpected {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''} "
-              "(please report this)", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,177 @@
+"""torchvision classifiers: by name, with pretrained weights from the local torch cache
+(downloaded with a time limit when missing), or randomly initialised; preprocessing
+and labels from torchvision's own weight metadata."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..handle import ModelInfo
+from ..preprocessing import Preprocessing
+from . import download as dl
+
+PREFIX = "torchvision:"
+
+
+def imagenet_labels() -> List[str]:
+    """The 1000 ImageNet class names, from torchvision's metadata (offline)."""
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def classifiers() -> List[str]:
+    """Names of every torchvision image-classification model."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def arch_name(arch: str) -> str:
+    """``resnet18`` or ``torchvision:resnet18`` -> ``resnet18``."""
+    arch = arch.strip()
+    return arch[len(PREFIX):].strip() if arch.startswith(PREFIX) else arch
+
+
+def _weights_enum(arch: str):
+    from torchvision.models import get_model_weights
+
+    try:
+        return get_model_weights(arch)
+    except (ValueError, KeyError):
+        return None
+
+
+def preprocessing(arch: str) -> Preprocessing:
+    """The preprocessing of ``arch``'s default weights (ImageNet defaults without)."""
+    enum = _weights_enum(arch)
+    if enum is None:
+        return Preprocessing()
+    t = enum.DEFAULT.transforms()
+    interp = getattr(t.interpolation, "value", str(t.interpolation)).lower()
+    resize = t.resize_size[0] if len(t.resize_size) == 1 else tuple(t.resize_size)
+    crop = t.crop_size[0] if len(t.crop_size) == 1 else tuple(t.crop_size)
+    return Preprocessing(resize, crop, tuple(t.mean), tuple(t.std), interp)
+
+
+def check_arch(arch: str) -> str:
+    """The architecture name, or an InputError with close matches."""
+    name = arch_name(arch)
+    names = classifiers()
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise InputError(
+            f"'{arch}' is not a torchvision classification architecture.{hint} "
+            "See interpret.torchvision_classifiers() for the list."
+        )
+    return name
+
+
+def weights_file(arch: str, weights: str = "DEFAULT") -> Optional[Path]:
+    """Where torch's cache keeps the pretrained weights of ``arch`` (may not exist)."""
+    enum = _weights_enum(arch_name(arch))
+    if enum is None:
+        return None
+    w = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(w.url)
+
+
+def weights_cached(arch: str, weights: str = "DEFAULT") -> bool:
+    path = weights_file(arch, weights)
+    return bool(path and path.exists())
+
+
+def weights_help(arch: str, url: str, path: Path, why: str) -> str:
+    return (
+        f"Pretrained weights for {arch} are not in the local torch cache ({why}). "
+        f"Download {url} and put it at {path} (the cache folder is set by TORCH_HOME), "
+        f"or load a state-dict file with load_model('file.pth', arch='{arch}'), "
+        "or use weights=None for a randomly initialised model."
+    )
+
+
+def build(arch: str, num_classes: int = 1000, state: Optional[Dict[str, torch.Tensor]] = None) -> nn.Module:
+    """``arch`` randomly initialised with ``num_classes`` outputs (Inception/GoogLeNet:
+    auxiliary heads only if ``state`` has them)."""
+    from torchvision.models import get_model
+
+    kwargs = {"num_classes": num_classes}
+    if arch.startswith(("inception", "googlenet")):
+        kwargs["aux_logits"] = any("Aux" in k for k in (state or {}))
+        kwargs["init_weights"] = False
+    try:
+        return get_model(arch, weights=None, **kwargs)
+    except TypeError:
+        return get_model(arch, weights=None, num_classes=num_classes)
+
+
+def load(arch: str, weights: Optional[str], pre: Optional[Preprocessing], download: bool,
+         progress=None):
+    """(module, info) of torchvision's ``arch`` with ``weights`` ("DEFAULT", a weight
+    name, or None for random initialisation)."""
+    arch = check_arch(arch)
+    notes = []
+    enum = _weights_enum(arch)
+    if weights is not None and enum is None:
+        raise InputError(f"torchvision has no pretrained weights for '{arch}'; use weights=None.")
+    if weights is not None:
+        try:
+            w = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
+        except KeyError:
+            raise InputError(
+                f"Unknown weights '{weights}' for {arch}; available: "
+                + ", ".join(["DEFAULT"] + [m.name for m in enum])
+            ) from None
+        path = weights_file(arch, weights)
+        if not path.exists():
+            if not download or dl.offline():
+                raise InputError(weights_help(arch, w.url, path, "downloads are off"))
+            # torchvision file names carry the first hex digits of the SHA-256
+            stem = path.stem
+            prefix = stem.rsplit("-", 1)[-1] if "-" in stem else ""
+            ok = prefix and all(c in "0123456789abcdef" for c in prefix)
+            try:
+                dl.download(w.url, path, dl.DOWNLOAD_TIMEOUT_S, progress, prefix if ok else None)
+            except InputError:
+                raise
+            except Exception as exc:  # network errors of many kinds
+                raise InputError(weights_help(arch, w.url, path, f"download failed: {exc}")) from None
+        from torchvision.models import get_model
+
+        module = get_model(arch, weights=None)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            module.load_state_dict(state)
+        except Exception as exc:
+            raise InputError(
+                f"The cached weights file {path} could not be loaded ({exc}); delete it and retry."
+            ) from None
+        labels = list(w.meta.get("categories") or []) or None
+        weights_name = f"{type(w).__name__}.{w.name}"
+    else:
+        from torchvision.models import get_model
+
+        module = get_model(arch, weights=None)
+        notes.append("random initialisation (no pretrained weights): predictions are meaningless")
+        labels = imagenet_labels()
+        weights_name = None
+    module.eval()
+    return module, ModelInfo(
+        name=arch, labels=tuple(labels) if labels else None,
+        preprocessing=pre or preprocessing(arch), source="torchvision", weights=weights_name,
+        notes=tuple(notes), tokens=tokens_for(module))
+
+
+def tokens_for(module: nn.Module):
+    """The token layout of a torchvision model: Swin's maps are channels-last."""
+    from ..tokens import TokenLayout
+
+    return TokenLayout(channels_last="Swin" in type(module).__name__)
