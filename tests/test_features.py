@@ -109,7 +109,7 @@ def test_optimized_image_excites_its_channel_five_times_more_than_photos(lite0, 
     # the optimisation climbed: the last steps are far above the random start
     assert np.mean(fv_main.trace[-5:]) > fv_main.trace[0] + 10
     assert fv_main.image.size == (SIZE, SIZE) and fv_main.image.mode == "RGB"
-    assert fv_main.steps_done == STEPS and not fv_main.cancelled
+    assert fv_main.steps_done == STEPS
     assert (fv_main.layer, fv_main.channel) == (LAYER, CHANNEL)
 
 
@@ -149,21 +149,14 @@ def test_model_unchanged_after_a_cancelled_run(lite0, model_state):
     before = model_state.snapshot(lite0.module)
     seen = []
 
-    def stop_at_two(step, total, value):
-        seen.append((step, total, value))
-        return step < 2
-
-    fv = interpret.visualize_channel(lite0, LAYER, CHANNEL, size=48, steps=50, callback=stop_at_two)
-    assert fv.cancelled and fv.steps_done == 2 and len(fv.trace) == 2
-    assert [s[:2] for s in seen] == [(1, 50), (2, 50)]
-    assert [s[2] for s in seen] == list(fv.trace)
-    model_state.assert_unchanged(before, lite0.module)
-
-    def raise_cancel(step, total, value):
-        raise interpret.Cancelled()
+    def stop_at_two(step, total):
+        seen.append((step, total))
+        if step == 2:
+            raise interpret.Cancelled()
 
     with pytest.raises(interpret.Cancelled):
-        interpret.visualize_channel(lite0, LAYER, CHANNEL, size=48, steps=50, callback=raise_cancel)
+        interpret.visualize_channel(lite0, LAYER, CHANNEL, size=48, steps=50, progress=stop_at_two)
+    assert seen == [(1, 50), (2, 50)]  # progress after every step; stopped at the second
     model_state.assert_unchanged(before, lite0.module)
 
     # an objective that fails during the first forward (position outside a 3x3 map)
@@ -219,21 +212,21 @@ def test_hooks_are_invisible_to_other_threads(tiny):
 def test_callback_runs_outside_the_model_lock(tiny):
     """The callback may use the model itself, even exclusively (a write lock), without
     deadlocking against the optimisation that calls it."""
-    def takes_the_model(step, total, value):
+    def takes_the_model(step, total):
         with tiny.rwlock.write():
             pass
 
     done = []
     t = threading.Thread(daemon=True, target=lambda: done.append(
-        fx.optimize(tiny, fx.channel("features.2", 0), size=32, steps=3, callback=takes_the_model)))
+        fx.optimize(tiny, fx.channel("features.2", 0), size=32, steps=3, progress=takes_the_model)))
     t.start()
     t.join(60)
     assert not t.is_alive() and done[0].steps_done == 3
 
 
 def test_token_layers_and_fixed_size_models(model_state):
-    """A vision transformer takes one input size only: the error says to pass
-    resize_to, which then works; its token outputs are channels on the patch grid."""
+    """A vision transformer takes one input size only: the backend finds out and
+    resizes to it; its token outputs are channels on the patch grid."""
     from torchvision.models.vision_transformer import VisionTransformer
 
     with torch.random.fork_rng():
@@ -243,11 +236,13 @@ def test_token_layers_and_fixed_size_models(model_state):
     h = interpret.load_model(vit, resize=32, crop=32, labels=list("abcde"))
     layer = "encoder.layers.encoder_layer_0"
     before = model_state.snapshot(vit)
-    with pytest.raises(interpret.InputError, match=r"resize_to=\(32, 32\)"):
-        interpret.visualize_channel(h, layer, 3, size=32, steps=2)
-    model_state.assert_unchanged(before, vit)
-    fv = interpret.visualize_channel(h, layer, 3, size=32, steps=10, resize_to=32)
+    # the backend finds that this model runs at 32x32 only (one probe) and resizes the
+    # transformed image to it before every forward; given explicitly, the same result
+    fv = interpret.visualize_channel(h, layer, 3, size=32, steps=10)
     assert fv.trace[-1] > fv.trace[0]
+    model_state.assert_unchanged(before, vit)
+    assert fv.trace == interpret.visualize_channel(h, layer, 3, size=32, steps=10, resize_to=32).trace
+    model_state.assert_unchanged(before, vit)
     with pytest.raises(interpret.InputError, match=r"16 channels \(0-15\)"):
         interpret.visualize_channel(h, layer, 16, size=32, steps=1, resize_to=32)
     assert fx.receptive_field(h, layer).stride == (8.0, 8.0)  # a 4 x 4 patch grid
@@ -279,10 +274,18 @@ def test_input_validation_messages(lite0):
         fx.channel(LAYER, 1.5)
 
 
+# objectives read maps through a model's token layout; plain B x C x h x w maps pass as they are
+HANDLE_4D = interpret.ModelHandle(torch.nn.Identity(), "identity")
+
+
+def cancel(done, total):
+    raise interpret.Cancelled("stop")
+
+
 def test_objective_values_and_algebra_by_hand():
     t = torch.arange(24, dtype=torch.float32).reshape(2, 3, 2, 2)
     logits = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
-    acts = fx.Activations({"a": t}, logits)
+    acts = fx.Activations(HANDLE_4D, {"a": t}, logits)
     ch = fx.channel("a", 1)
     assert float(ch(acts)) == pytest.approx((4 + 5 + 6 + 7 + 16 + 17 + 18 + 19) / 8)  # 11.5
     assert float(fx.channel("a", 1, batch=1)(acts)) == pytest.approx(17.5)
@@ -302,12 +305,12 @@ def test_objective_values_and_algebra_by_hand():
     # diversity: identical images are as similar as possible: -(B - 1); images whose
     # Gram matrices are orthogonal: 0 (Olah et al. 2017; Lucent's formula, negated)
     same = torch.rand(1, 4, 3, 3).repeat(3, 1, 1, 1)
-    assert float(fx.diversity("a")(fx.Activations({"a": same}, None))) == pytest.approx(-2.0, abs=1e-5)
+    assert float(fx.diversity("a")(fx.Activations(HANDLE_4D, {"a": same}, None))) == pytest.approx(-2.0, abs=1e-5)
     ortho = torch.zeros(2, 2, 3, 3)
     ortho[0, 0] = 1.0
     ortho[1, 1] = 1.0
-    assert float(fx.diversity("a")(fx.Activations({"a": ortho}, None))) == pytest.approx(0.0, abs=1e-6)
-    assert float(fx.diversity("a")(fx.Activations({"a": same[:1]}, None))) == 0.0
+    assert float(fx.diversity("a")(fx.Activations(HANDLE_4D, {"a": ortho}, None))) == pytest.approx(0.0, abs=1e-6)
+    assert float(fx.diversity("a")(fx.Activations(HANDLE_4D, {"a": same[:1]}, None))) == 0.0
 
 
 def test_diversity_batch_gives_different_images_of_one_channel(tiny):
@@ -343,7 +346,7 @@ def test_dataset_examples_rank_the_built_image_first(lite0, fv_main, fv_other, g
     # by the strongest position: the optimised image on grey (as it was optimised);
     # measured 39.3 against 32.7 for the best photo (chelsea) for channel 7
     top = interpret.top_activating(lite0, images, LAYER, CHANNEL, k=3,
-                                   callback=lambda d, t: progress.append((d, t)))
+                                   progress=lambda d, t: progress.append((d, t)))
     assert progress and progress[-1] == (8, 8)
     index, score, patch = top[0]
     assert index == 6
@@ -367,7 +370,7 @@ def test_layer_statistics_are_cached_and_cancellable(lite0, gallery, fresh_handl
     h = fresh_handle(lite0)
     before = model_state.snapshot(h.module)
     with pytest.raises(interpret.Cancelled):
-        fx.layer_statistics(h, gallery, LAYER, batch_size=2, callback=lambda d, t: False)
+        fx.layer_statistics(h, gallery, LAYER, batch_size=2, progress=cancel)
     model_state.assert_unchanged(before, h.module)
     s1 = fx.layer_statistics(h, gallery, LAYER, batch_size=2)
     s2 = fx.layer_statistics(h, fx.load_images(gallery), LAYER)
@@ -461,10 +464,10 @@ def test_images_from_folder(tmp_path):
         interpret.images_from_folder(tmp_path / "nope")
     assert fx.as_image_set(str(tmp_path)).names == s.names
     seen = []
-    interpret.images_from_folder(tmp_path, callback=lambda d, t: seen.append((d, t)))
+    interpret.images_from_folder(tmp_path, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(1, 3), (2, 3), (3, 3)]  # a.jpg, b.png, bad.png
     with pytest.raises(interpret.Cancelled):
-        interpret.images_from_folder(tmp_path, callback=lambda d, t: False)
+        interpret.images_from_folder(tmp_path, progress=cancel)
 
 
 def test_a_bad_image_in_a_list_is_named():

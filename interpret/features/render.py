@@ -83,19 +83,20 @@ def _size_pair(value, what: str) -> Tuple[int, int]:
     return v, v
 
 
-def accepts_size(handle, size: Tuple[int, int]) -> bool:
-    """Whether the model runs on inputs of ``size`` (h, w) as well as on its own input
-    size: vision transformers with fixed position embeddings do not.  Probed once per
-    size with one forward of a blank image (memoised on the handle)."""
+def fixed_input_size(handle) -> bool:
+    """Whether the model runs only at its own input size (vision transformers with fixed
+    position embeddings): probed once, with one forward of a blank image 16 pixels
+    larger than its input size (memoised on the handle)."""
     def probe() -> str:
+        h, w = handle.input_size
         try:
             with model_session(handle):
-                record(handle, torch.zeros(1, 3, *size, device=handle.device), (), logits=True)
+                record(handle, torch.zeros(1, 3, h + 16, w + 16, device=handle.device), (), logits=True)
         except (RuntimeError, AssertionError, ValueError, InputError):
-            return "no"
-        return "yes"
+            return "fixed"
+        return "any"
 
-    return handle.memo(f"accepts_size:{size[0]}x{size[1]}", probe) == "yes"
+    return handle.memo("input_size_policy", probe) == "fixed"
 
 
 def _to_pil(t: torch.Tensor) -> Image.Image:
@@ -125,8 +126,7 @@ def optimize(
     / rotate), ``None`` or a list of ``t(image, generator)`` callables.  ``fft`` /
     ``decorrelate``: the parameterization.  ``resize_to``: resize the transformed image
     to this size before the model, for models that need a fixed input size (vision
-    transformers; by default it is the model's input size when the model needs a
-    fixed one).  ``progress(step, total)`` is called after each step; raising
+    transformers; by default the model's input size when it runs at no other size).  ``progress(step, total)`` is called after each step; raising
     :class:`interpret.Cancelled` in it stops the run (the model is left as it was).
     """
     handle = as_handle(model)
@@ -147,7 +147,7 @@ def optimize(
         raise InputError(f"The learning rate must be in (0, 10]; got {lr}.")
     if resize_to is not None:
         resize_to = _size_pair(resize_to, "resize_to")
-    elif (h, w) != tuple(handle.input_size) and not accepts_size(handle, (h, w)):
+    elif fixed_input_size(handle):
         resize_to = tuple(handle.input_size)
     tfs = resolve_transforms(transforms)
     if progress is not None and not callable(progress):
