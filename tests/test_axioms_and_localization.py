@@ -26,9 +26,7 @@ def f(handle, x, target):
 
 
 def black(handle, x):
-    mean = torch.tensor(handle.mean).view(1, 3, 1, 1)
-    std = torch.tensor(handle.std).view(1, 3, 1, 1)
-    return ((0 - mean) / std).expand_as(x).clone()
+    return handle.preprocessing.normalize(torch.zeros_like(x))
 
 
 def blur(x, k=31):
@@ -201,7 +199,15 @@ def test_occlusion_with_defaults_localizes_cat_and_cup(lite0, cat_cup_composite,
     ("saliency", {}),
     ("integrated_gradients", {"adaptive": False, "n_steps": 8, "internal_batch_size": 8}),
 ])
-def test_input_gradient_localization_figures(lite0, cat_cup_composite, composite_input, method, params):
-    """Reported, not asserted: pixel-level gradients are known to be diffuse."""
-    m = localize(lite0, cat_cup_composite, composite_input, method, **params)
-    assert all(0.0 <= v <= 1.0 for v in m)
+def test_input_gradient_maps_favour_their_own_object(lite0, cat_cup_composite, composite_input, method, params):
+    """Pixel-level gradients are diffuse (a known weakness, and why the trust measures
+    exist), but still class-discriminative.  Measured: saliency 0.44 of the cat map on
+    the cat and 0.25 on the cup, 0.47 / 0.22 for the espresso map; Integrated Gradients
+    0.52 / 0.25 and 0.47 / 0.31; each region is 0.23 of the input.  So each map puts
+    more than 1.7x a uniform map's mass on its own object, and 1.3x what it puts on the
+    other one (the CAMs above: more than 3x)."""
+    cat_on_cat, cat_on_cup, cup_on_cup, cup_on_cat = localize(
+        lite0, cat_cup_composite, composite_input, method, **params)
+    share = float(cat_cup_composite.cat_mask.mean())
+    assert cat_on_cat > 1.7 * share and cup_on_cup > 1.7 * share
+    assert cat_on_cat > 1.3 * cat_on_cup and cup_on_cup > 1.3 * cup_on_cat

@@ -23,15 +23,9 @@ pytestmark = pytest.mark.usefixtures("single_thread")
 
 ALL_METHODS = [m.name for m in interpret.methods()]
 LAYER_METHODS = {m.name for m in interpret.methods() if m.needs_layer}
-# small settings so that every method runs in well under a second
-SMALL = {
-    "scorecam": {"max_channels": 4, "batch_size": 2},
-    "smoothgrad": {"samples": 3, "batch_size": 1},
-    "integrated_gradients": {"n_steps": 4, "adaptive": False, "internal_batch_size": 2},
-    "occlusion": {"window": 32, "stride": 32, "batch_size": 1},
-}
-# methods that report progress (and so can be cancelled from the callback)
-PROGRESS_METHODS = ["scorecam", "smoothgrad", "integrated_gradients", "occlusion"]
+# the registry's own quick settings (MethodSpec.preview) make every method run in well
+# under a second; the methods that report progress say so in the registry
+PROGRESS_METHODS = [m.name for m in interpret.methods() if m.progress]
 
 
 class Boom(RuntimeError):
@@ -84,7 +78,7 @@ def x_small():
 
 
 def run(handle, x, method, **kw):
-    params = dict(SMALL.get(method, {}))
+    params = dict(interpret.get_method(method).preview)
     params.update(kw.pop("params", {}))
     return interpret.explain(handle, x, method, **kw, **params)
 
@@ -162,8 +156,8 @@ def test_no_hooks_left_after_cancel_from_progress(lite0, fresh_handle, x_lite, m
 
 
 def test_every_slow_method_reports_progress():
-    slow = {m.name for m in interpret.methods() if m.cost == "slow"}
-    assert slow <= set(PROGRESS_METHODS)
+    slow = {m.name for m in interpret.methods() if m.speed == "slow"}
+    assert slow and slow <= set(PROGRESS_METHODS)
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)

@@ -9,7 +9,13 @@ from torch import nn
 from ..errors import InputError
 from ..layers import list_layers
 from .common import BASELINES, Context, Result, baseline
-from .registry import Param, method
+from .registry import Cost, Param, method
+
+
+def _cost(handle, layer, params) -> Cost:
+    # Captum runs the image and the reference in one batch, then both again for the
+    # convergence delta
+    return Cost(4, 2)
 
 
 class _ScoreModule(nn.Module):
@@ -30,7 +36,7 @@ _NONLINEAR = (nn.ReLU, nn.ReLU6, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.S
 
 @method("deeplift", label="DeepLIFT (Rescale)", family="path", needs_layer=False,
         params=(Param("baseline", "Reference image", "choice", "black", choices=BASELINES),),
-        speed="fast", heatmap="abs_sum", exclusive=True, order=30,
+        speed="fast", heatmap="abs_sum", exclusive=True, order=30, cost=_cost,
         paper="https://arxiv.org/abs/1704.02685",
         description="Contributions relative to a reference image, propagated with the "
                     "Rescale rule; needs each activation module used once.")

@@ -16,7 +16,8 @@ def _windows(size, window: int, stride: int) -> int:
 
 def _cost(handle, layer, params) -> Cost:
     n = _windows(handle.input_size, int(params["window"]), int(params["stride"]))
-    return Cost(n, -(-n // int(params["batch_size"])) + 1)
+    # Captum scores the unoccluded image first, then the windows in batches
+    return Cost(n + 1, -(-n // int(params["batch_size"])) + 1)
 
 
 def _counting(fn, ctx: Context, total: int):
