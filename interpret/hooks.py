@@ -216,6 +216,18 @@ class _PositiveGrad(torch.autograd.Function):
 
 
 GUIDED_TYPES: Tuple[type, ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.GELU, nn.Hardswish)
+#: libraries whose own activation modules (timm's GELU, transformers' GELUActivation...)
+#: are guided like torch's; their gates (sigmoid, tanh) are not, as torch's are not
+LIBRARY_ACTIVATIONS = ("timm.layers.activations", "transformers.activations")
+
+
+def is_activation(m: nn.Module) -> bool:
+    """Whether ``m`` is an activation module guided backpropagation guides."""
+    if isinstance(m, GUIDED_TYPES):
+        return True
+    name = type(m).__name__.lower().removesuffix("activation")
+    return type(m).__module__.startswith(LIBRARY_ACTIVATIONS) and name not in (
+        "sigmoid", "hardsigmoid", "tanh", "softmax", "identity", "linear")
 
 
 @contextmanager
@@ -225,7 +237,7 @@ def guided(module: nn.Module) -> Iterator[int]:
     with hooks() as hs:
         n = 0
         for m in module.modules():
-            if isinstance(m, GUIDED_TYPES):
+            if is_activation(m):
                 hs.forward(m, lambda mod, inp, out: _PositiveGrad.apply(out))
                 n += 1
         yield n

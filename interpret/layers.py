@@ -99,9 +99,17 @@ def _default_layer(handle: ModelHandle) -> Optional[str]:
     if handle.scripted:
         return None
     mod = handle.module
-    if type(mod).__name__ == "VisionTransformer" and hasattr(mod, "encoder"):
-        last = list(mod.encoder.layers.named_children())[-1][0]
-        return f"encoder.layers.{last}.ln_1"
+    from .sources.timm import is_timm_module, suggested_layer
+
+    if is_timm_module(mod):  # timm's own feature_info (a module given without its info)
+        name = suggested_layer(mod)
+        if name is not None:
+            return name
+    from .attention import layout
+
+    vit = layout(handle)
+    if not isinstance(vit, str):  # torchvision / Hugging Face ViTs: the last block's first norm
+        return vit.blocks[-1].norm
     infos = list_layers(handle)
     modules = dict(mod.named_modules())
 
@@ -131,10 +139,10 @@ def default_layer(handle: ModelHandle) -> Optional[str]:
 
     A block is a module with children that is not a plain Sequential of leaf layers
     (conv-bn-act units such as torchvision's final 1x1 "head" convolution, whose maps
-    localise poorly for Grad-CAM++ and LayerCAM).  For torchvision's vision
-    transformers, the input norm of the last encoder block (the class token alone
-    carries the gradient at the block's output; pytorch-grad-cam makes the same
-    choice)."""
+    localise poorly for Grad-CAM++ and LayerCAM).  timm models: the last stage of
+    timm's ``feature_info``.  Vision transformers (timm, torchvision, Hugging Face): the
+    input norm of the last block (the class token alone carries the gradient at the
+    block's output; pytorch-grad-cam makes the same choice)."""
     return handle.memo("default_layer", lambda: _default_layer(handle))
 
 

@@ -5,13 +5,23 @@ appear in everyone's model picker.
 [[model]]
 name = "Chest X-ray ResNet-18"       # shown in the picker (unique)
 file = "xray_resnet18.safetensors"   # relative to the folder; state dict or safetensors
-arch = "resnet18"                     # torchvision architecture (or efficientnet_lite0)
+arch = "resnet18"                     # torchvision (resnet18 or torchvision:resnet18),
+                                      # timm:<name>, or efficientnet_lite0
 labels = "xray_labels.txt"            # optional: .txt one per line, or .json
 description = "Fine-tuned on ..."     # optional
 # optional preprocessing: resize = 256, crop = 224, mean = [...], std = [...]
+
+[[model]]
+name = "Our own net"
+file = "ournet.safetensors"
+factory = "ourlab.models:build_net"   # the team's own code: imported on the server
+kwargs = { width = 64, classes = 12 } # optional: passed to the factory
 ```
-Files are loaded with the same safe loader as uploads; ``allow_untrusted`` follows the
-server setting.
+``file`` may also be an ``.onnx`` graph or a Hugging Face folder (or its zip), which
+need no ``arch``.  Files are loaded with the same safe loader as uploads;
+``allow_untrusted`` follows the server setting.  A ``factory`` is the operator's code,
+named in the operator's manifest: it is imported when the entry is loaded; nothing a
+visitor uploads is ever imported.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .errors import InputError
 from .models import ModelHandle, load_model
@@ -38,18 +48,23 @@ class ModelEntry:
     crop: Optional[int] = None
     mean: Optional[Tuple[float, float, float]] = None
     std: Optional[Tuple[float, float, float]] = None
+    factory: Optional[str] = None
+    kwargs: Optional[Dict[str, Any]] = None
 
     def load(self, allow_untrusted: bool = False) -> ModelHandle:
         return load_model(
-            self.file, arch=self.arch, labels=self.labels, allow_untrusted=allow_untrusted,
+            self.file, arch=self.factory or self.arch, arch_kwargs=self.kwargs,
+            labels=self.labels, allow_untrusted=allow_untrusted,
             resize=self.resize, crop=self.crop, mean=self.mean, std=self.std, name=self.name,
         )
 
 
-def _inside(folder: Path, rel: str, what: str, name: str) -> Path:
+def _inside(folder: Path, rel: str, what: str, name: str, allow_dir: bool = False) -> Path:
     p = (folder / rel).resolve()
     if folder.resolve() not in p.parents and p != folder.resolve():
         raise InputError(f"Model '{name}': {what} '{rel}' points outside the model folder.")
+    if allow_dir and p.is_dir():
+        return p
     if not p.is_file():
         raise InputError(f"Model '{name}': {what} '{rel}' not found in {folder}.")
     return p
@@ -79,17 +94,31 @@ def read_model_folder(folder: Optional[str]) -> List[ModelEntry]:
         seen.add(name)
         if "file" not in item:
             raise InputError(f"{manifest}: model '{name}' has no file.")
-        unknown = set(item) - {"name", "file", "arch", "labels", "description", "resize", "crop", "mean", "std"}
+        unknown = set(item) - {"name", "file", "arch", "labels", "description", "resize", "crop",
+                               "mean", "std", "factory", "kwargs"}
         if unknown:
             raise InputError(f"{manifest}: model '{name}' has unknown key(s) {', '.join(sorted(unknown))}.")
+        factory = item.get("factory")
+        if factory is not None:
+            from .sources.factory import is_spec
+
+            if "arch" in item:
+                raise InputError(f"{manifest}: model '{name}' has both arch and factory; give one.")
+            if not isinstance(factory, str) or not is_spec(factory):
+                raise InputError(f"{manifest}: model '{name}': factory must be written "
+                                 f"'package.module:function', not {factory!r}.")
+        kwargs = item.get("kwargs")
+        if kwargs is not None and (not isinstance(kwargs, dict) or factory is None):
+            raise InputError(f"{manifest}: model '{name}': kwargs must be a table and need a factory.")
         entries.append(ModelEntry(
             name=name,
-            file=_inside(root, item["file"], "file", name),
+            file=_inside(root, item["file"], "file", name, allow_dir=True),
             arch=item.get("arch"),
             labels=_inside(root, item["labels"], "labels", name) if item.get("labels") else None,
             description=str(item.get("description", "")),
             resize=item.get("resize"), crop=item.get("crop"),
             mean=tuple(item["mean"]) if "mean" in item else None,
             std=tuple(item["std"]) if "std" in item else None,
+            factory=factory, kwargs=dict(kwargs) if kwargs else None,
         ))
     return entries

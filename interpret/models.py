@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Optional, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 from torch import nn
 
 from .errors import InputError
 from .handle import ModelHandle, ModelInfo
 from .preprocessing import Preprocessing
-from .sources import bundled, files, torchvision as tv
+from .sources import bundled, files, modules, timm as timm_src, torchvision as tv
 from .sources.files import MAX_MODEL_BYTES  # noqa: F401  (re-exported)
 from .sources.torchvision import classifiers as torchvision_classifiers  # noqa: F401
 from .sources.torchvision import imagenet_labels, weights_cached, weights_file  # noqa: F401
 
 DEFAULT_MODEL = bundled.NAME
 
-_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".pt2", ".ckpt")
+_FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".pt2", ".ckpt", ".onnx", ".zip")
 
 
 def _preprocessing(pre: Optional[Preprocessing], resize, crop, mean, std) -> Optional[Preprocessing]:
@@ -44,7 +44,8 @@ def load_model(
     source: Union[str, os.PathLike, bytes, nn.Module, Any] = DEFAULT_MODEL,
     *,
     weights: Optional[str] = "DEFAULT",
-    arch: Optional[str] = None,
+    arch: Union[str, Callable[..., nn.Module], None] = None,
+    arch_kwargs: Optional[Dict[str, Any]] = None,
     labels=None,
     allow_untrusted: bool = False,
     preprocessing: Optional[Preprocessing] = None,
@@ -63,10 +64,19 @@ def load_model(
     * ``"efficientnet_lite0"`` - the bundled ImageNet model (offline);
     * ``"torchvision:<name>"`` - any torchvision classifier; ``weights="DEFAULT"`` (from
       the local torch cache, downloaded with a timeout if missing) or ``None``;
-    * an ``nn.Module`` (notebook use), with optional ``labels`` and preprocessing;
+    * ``"timm:<name>"`` - any timm model, likewise (``weights`` may also be a pretrained
+      tag such as ``"fb_in1k"``); preprocessing from timm's ``pretrained_cfg``;
+    * an ``nn.Module`` (notebook use), with optional ``labels`` and preprocessing (timm
+      and Hugging Face modules bring their own token layout and suggested layer);
+    * a folder saved by Hugging Face ``save_pretrained`` (``config.json`` +
+      ``model.safetensors``), or a zip of one;
     * a file path, bytes or file object: a state dict (``.pt``/``.pth``, read with
-      ``torch.load(weights_only=True)``) or ``.safetensors`` with ``arch=``; full
-      pickles, TorchScript and ``.pt2`` only with ``allow_untrusted=True``.
+      ``torch.load(weights_only=True)``) or ``.safetensors`` with ``arch=`` (``"resnet50"``,
+      ``"torchvision:resnet50"``, ``"timm:convnext_tiny"``, ``"efficientnet_lite0"``, or
+      your own code: a callable or ``"package.module:function"``, called with
+      ``arch_kwargs``); an ``.onnx`` graph (converted with onnx2torch); full pickles,
+      TorchScript, ``.pt2``, remote-code and ``pytorch_model.bin`` Hugging Face folders
+      only with ``allow_untrusted=True``.
 
     ``labels``: a list, or a ``.txt`` (one per line) / ``.json`` file.  Preprocessing can
     be given whole (``preprocessing=``) or by field (``resize``, ``crop``, ``mean``, ``std``).
@@ -75,20 +85,28 @@ def load_model(
     label_list = files.load_labels(labels)
 
     if isinstance(source, nn.Module):
-        module, info = source, ModelInfo(name=name or type(source).__name__,
-                                         preprocessing=pre or Preprocessing(),
-                                         tokens=tv.tokens_for(source))
+        fields = dict(modules.info_fields(source))
+        if pre is not None or "preprocessing" not in fields:
+            fields["preprocessing"] = pre or Preprocessing()
+        module, info = source, ModelInfo(name=name or type(source).__name__, **fields)
     elif isinstance(source, str) and source == DEFAULT_MODEL and arch is None:
         module, info = bundled.load(pre)
     elif isinstance(source, str) and source.startswith(tv.PREFIX):
         module, info = tv.load(tv.arch_name(source), weights, pre, download, progress)
+    elif isinstance(source, str) and source.startswith(timm_src.PREFIX):
+        module, info = timm_src.load(timm_src.model_name(source), weights, pre, download, progress)
+    elif isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        from .sources import hf
+
+        module, info = hf.load_folder(source, allow_untrusted, pre, name)
     elif isinstance(source, (str, os.PathLike, bytes, bytearray)) or hasattr(source, "read"):
         if isinstance(source, str) and not os.path.exists(source) and not source.endswith(_FILE_SUFFIXES):
             raise InputError(
                 f"Unknown model '{source}'. Use 'efficientnet_lite0', 'torchvision:<name>' "
-                "(e.g. 'torchvision:resnet50') or a path to a checkpoint file."
+                "(e.g. 'torchvision:resnet50'), 'timm:<name>' (e.g. 'timm:convnext_tiny'), "
+                "a path to a checkpoint, ONNX file or Hugging Face folder."
             )
-        module, info = files.load(source, arch, allow_untrusted, pre, name)
+        module, info = files.load(source, arch, allow_untrusted, pre, name, arch_kwargs)
     else:
         raise InputError(f"Cannot load a model from a {type(source).__name__}.")
 

@@ -18,10 +18,11 @@ NAME = "efficientnet_lite0"
 
 # EfficientNet-Lite was trained in TensorFlow with inputs scaled as (x - 127) / 128,
 # i.e. to [-1, 1], not with the ImageNet mean/std.  Measured with the bundled weights
-# (resize 256, centre-crop 224): top-1 confidence on skimage's chelsea() is 0.377 with
-# [-1, 1] against 0.355 with ImageNet mean/std, on coffee() 0.957 ("espresso")
-# against 0.843; cat classes together 0.92 against 0.86.  So we use mean 127/255,
-# std 128/255.  (tests/test_models.py::test_lite0_normalisation re-measures this.)
+# (resize 256, centre-crop 224): top-1 confidence on skimage's chelsea() is 0.379
+# ("tiger cat") with [-1, 1] against 0.355 ("Egyptian cat") with ImageNet mean/std, on
+# coffee() 0.957 ("espresso") against 0.843; the five cat classes together 0.92 against
+# 0.86.  So we use mean 127/255, std 128/255.  (Re-measured by
+# tests/test_models.py::test_lite0_normalisation, torch 2.14.1, Pillow's bilinear resize.)
 LITE_MEAN = (127.0 / 255.0,) * 3
 LITE_STD = (128.0 / 255.0,) * 3
 

@@ -11,7 +11,8 @@ import json
 import os
 import zipfile
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -54,7 +55,9 @@ def read_source(src) -> Tuple[bytes, str]:
 
 
 def file_kind(data: bytes) -> str:
-    """'safetensors', 'torchscript', 'export', 'torch' (zip pickle), 'legacy', 'unknown'."""
+    """'safetensors', 'torchscript', 'export', 'torch' (zip pickle), 'legacy', 'hf-zip'
+    (a zipped Hugging Face folder), 'onnx', 'onnx-zip' (a .onnx file and its data files)
+    or 'unknown'."""
     if len(data) > 10 and data[8:9] == b"{":
         n = int.from_bytes(data[:8], "little")
         if 0 < n < len(data):
@@ -72,9 +75,20 @@ def file_kind(data: bytes) -> str:
             return "export"
         if any(n.endswith("data.pkl") for n in names):
             return "torch"
+        from .hf import is_hf_zip
+        from .onnx import is_onnx_zip
+
+        if is_hf_zip(names):
+            return "hf-zip"
+        if is_onnx_zip(names):
+            return "onnx-zip"
         return "unknown"
     if data[:1] == b"\x80":
         return "legacy"
+    from .onnx import looks_like_onnx
+
+    if looks_like_onnx(data):
+        return "onnx"
     return "unknown"
 
 
@@ -161,7 +175,8 @@ def read_checkpoint(data: bytes, fname: str, allow_untrusted: bool):
         return module, kind
     if kind == "unknown":
         raise InputError(
-            f"{fname} is not a PyTorch checkpoint or safetensors file (unrecognised format)."
+            f"{fname} is not a PyTorch checkpoint or safetensors file (unrecognised format; "
+            "ONNX graphs and zipped Hugging Face folders are also accepted)."
         )
     if kind == "safetensors":
         from safetensors.torch import load as st_load
@@ -185,38 +200,181 @@ def read_checkpoint(data: bytes, fname: str, allow_untrusted: bool):
         raise InputError(f"{fname} could not be read as a PyTorch file: {msg.splitlines()[0]}") from None
 
 
+def _common_prefix(keys: List[str], model_keys: set) -> Optional[Tuple[str, int]]:
+    """The first dotted component most keys of the file share that the architecture's
+    keys do not start with (``backbone.``, ``encoder.``...), with how many carry it."""
+    counts: Dict[str, int] = {}
+    for k in keys:
+        if "." in k:
+            p = k.split(".", 1)[0] + "."
+            counts[p] = counts.get(p, 0) + 1
+    if not counts:
+        return None
+    prefix, n = max(counts.items(), key=lambda kv: kv[1])
+    if n * 2 <= len(keys) or any(m.startswith(prefix) for m in model_keys):
+        return None
+    return prefix, n
+
+
+def _shape(t) -> str:
+    return "[" + ", ".join(str(s) for s in t.shape) + "]"
+
+
+def mismatch_message(module: nn.Module, state: Dict[str, torch.Tensor]) -> Optional[str]:
+    """A sentence saying why ``state`` does not fit ``module`` (None when it fits): how
+    many of the architecture's weights are missing from the file and how many of the
+    file's entries the architecture does not have (a few of each named), the first
+    shape mismatch, and the prefix most of the file's keys carry when there is one."""
+    own = module.state_dict()
+    model_keys = set(own)
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in model_keys]
+    shapes = [(k, state[k], own[k]) for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if not missing and not unexpected and not shapes:
+        return None
+
+    def few(keys: List[str]) -> str:
+        shown = ", ".join(f"'{k}'" for k in keys[:3])
+        return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of the architecture's {len(own)} weights are missing from "
+                     f"the file ({few(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} of the file's {len(state)} entries are not in the "
+                     f"architecture ({few(unexpected)})")
+    if shapes:
+        k, theirs, ours = shapes[0]
+        parts.append(f"the first shape mismatch is '{k}': {_shape(theirs)} in the file, "
+                     f"{_shape(ours)} in the architecture"
+                     + (f" ({len(shapes)} mismatches in all)" if len(shapes) > 1 else ""))
+    msg = "; ".join(parts)
+    pre = _common_prefix(list(state), model_keys)
+    if pre is not None:
+        prefix, n = pre
+        stripped = {k[len(prefix):] for k in state if k.startswith(prefix)}
+        fit = len(stripped & model_keys)
+        msg += (f". {n} of the file's {len(state)} keys start with '{prefix}'"
+                + (f" ({fit} of them fit the architecture without it)" if fit else "")
+                + f": strip that prefix from the keys before saving "
+                  f"({{k.removeprefix('{prefix}'): v for k, v in state.items()}})")
+    return msg
+
+
 def load_state(module: nn.Module, state: Dict[str, torch.Tensor], fname: str, arch: str) -> None:
-    """``module.load_state_dict(state, strict=True)``, with a sentence instead of a
-    traceback when they do not fit."""
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        missing = getattr(exc, "args", [""])[0]
-        first = "; ".join(str(missing).splitlines()[1:3]).strip()
-        raise InputError(
-            f"{fname} does not match the architecture '{arch}' ({first[:300] or 'different layers'}). "
-            "Check that you picked the architecture the checkpoint was trained with."
-        ) from None
+    """``module.load_state_dict(state, strict=True)``, with a sentence a person can act
+    on instead of a traceback when they do not fit (:func:`mismatch_message`)."""
+    why = mismatch_message(module, state)
+    if why is None:
+        try:
+            module.load_state_dict(state, strict=True)
+            return
+        except RuntimeError as exc:
+            why = "; ".join(str(exc).splitlines()[1:3]).strip()[:300] or "different layers"
+    raise InputError(
+        f"{fname} does not match the architecture '{arch}': {why}. "
+        "Check that you picked the architecture the checkpoint was trained with."
+    )
 
 
-def resolve_arch(arch: str) -> Tuple[Callable[[int, Dict[str, torch.Tensor]], nn.Module],
-                                     Callable[[], Preprocessing], str]:
-    """(build(num_classes, state) -> module, default preprocessing, display name) for an
-    architecture name: the bundled ``efficientnet_lite0`` or a torchvision classifier
-    (``resnet18`` or ``torchvision:resnet18``)."""
-    from . import bundled, torchvision as tv
+@dataclass(frozen=True)
+class Arch:
+    """An architecture a state dict is loaded into: ``label`` (for people), ``build``
+    (the module shaped for a state dict: ``num_classes`` inferred where the library
+    allows) and ``info`` (the ModelInfo fields of the built module: labels,
+    preprocessing, token layout, suggested layer)."""
 
-    if arch == bundled.NAME:
-        return (lambda n, state: bundled.build(n)), bundled.preprocessing, arch
+    label: str
+    build: Callable[[Dict[str, torch.Tensor]], nn.Module]
+    info: Callable[[nn.Module], Dict[str, Any]]
+
+
+def _imagenet_if_1000(module: nn.Module, fields: Dict[str, Any], n: int) -> Dict[str, Any]:
+    from .torchvision import imagenet_labels
+
+    if fields.get("labels") is None and n == 1000:
+        fields["labels"] = tuple(imagenet_labels())
+    return fields
+
+
+def resolve_arch(arch, arch_kwargs: Optional[Dict[str, Any]] = None) -> Arch:
+    """The :class:`Arch` for ``arch``: the bundled ``efficientnet_lite0``; a torchvision
+    classifier (``resnet18`` or ``torchvision:resnet18``); a timm model
+    (``timm:convnext_tiny``); the team's own code, as a callable or a
+    ``"package.module:function"`` string (called with ``arch_kwargs``)."""
+    from . import bundled, factory, modules, timm as timm_src, torchvision as tv
+
+    if callable(arch) and not isinstance(arch, str):
+        fn, label = arch, factory.label_of(arch)
+    elif isinstance(arch, str) and factory.is_spec(arch):
+        fn, label = factory.resolve(arch), arch.strip()
+    else:
+        fn = None
+    if fn is not None:
+        def build_factory(state, fn=fn, label=label):
+            return factory.build(fn, arch_kwargs, label)
+
+        def info_factory(module):
+            fields = dict(modules.info_fields(module))
+            if "preprocessing" not in fields:
+                fields["preprocessing"] = Preprocessing()
+            return fields
+
+        return Arch(label, build_factory, info_factory)
+    if not isinstance(arch, str):
+        raise InputError(f"arch must be an architecture name or a function, not {type(arch).__name__}.")
+    if arch_kwargs:
+        raise InputError("arch_kwargs only apply to a factory (arch='package.module:function').")
+    if arch.strip().startswith(timm_src.PREFIX):
+        name = timm_src.check_name(arch)
+
+        def info_timm(module):
+            return _imagenet_if_1000(module, timm_src.info_fields(module), int(getattr(module, "num_classes", 0)))
+
+        return Arch(f"timm:{name}", lambda state: timm_src.build_for_state(name, state), info_timm)
+    if arch.strip() == bundled.NAME:
+        def build_lite(state):
+            return bundled.build(infer_num_classes(bundled.build(1000), state))
+
+        def info_lite(module):
+            n = infer_num_classes(module, module.state_dict())
+            return _imagenet_if_1000(module, {"preprocessing": bundled.preprocessing()}, n)
+
+        return Arch(bundled.NAME, build_lite, info_lite)
     name = tv.check_arch(arch)
-    return (lambda n, state: tv.build(name, n, state)), (lambda: tv.preprocessing(name)), name
+
+    def build_tv(state):
+        return tv.build(name, infer_num_classes(tv.build(name, 1000, state), state), state)
+
+    def info_tv(module):
+        n = infer_num_classes(module, module.state_dict())
+        fields = {"preprocessing": tv.preprocessing(name), **modules.info_fields(module)}
+        return _imagenet_if_1000(module, fields, n)
+
+    return Arch(name, build_tv, info_tv)
 
 
-def load(source, arch: Optional[str], allow_untrusted: bool, pre: Optional[Preprocessing],
-         name: Optional[str]):
-    """(module, info) from a checkpoint file, bytes or file object."""
+def load(source, arch, allow_untrusted: bool, pre: Optional[Preprocessing],
+         name: Optional[str], arch_kwargs: Optional[Dict[str, Any]] = None):
+    """(module, info) from a checkpoint file, bytes or file object: a state dict or
+    safetensors file with its ``arch``; a zipped Hugging Face folder or an ONNX graph
+    (told from the bytes); pickles, TorchScript and ``.pt2`` only with
+    ``allow_untrusted``."""
     data, fname = read_source(source)
-    label = name or (os.path.splitext(fname)[0] if fname != "uploaded file" else (arch or "model"))
+    kind = file_kind(data)
+    if kind == "hf-zip":
+        from . import hf
+
+        return hf.load_zip(data, fname, allow_untrusted, pre, name)
+    if kind in ("onnx", "onnx-zip") or (kind == "unknown" and fname.lower().endswith(".onnx")):
+        from . import onnx as onnx_src
+
+        # a path's external data lies next to it; an upload's comes in a zip
+        folder = os.path.dirname(os.path.abspath(source)) if isinstance(source, (str, os.PathLike)) else None
+        return onnx_src.load(data, fname, pre, name, folder=folder)
+    label = name or (os.path.splitext(fname)[0] if fname != "uploaded file" else (
+        arch if isinstance(arch, str) and arch else "model"))
     obj, kind = read_checkpoint(data, fname, allow_untrusted)
     if isinstance(obj, nn.Module):
         what = {"torchscript": "a TorchScript archive", "export": "a torch.export (.pt2) archive"}.get(
@@ -226,20 +384,19 @@ def load(source, arch: Optional[str], allow_untrusted: bool, pre: Optional[Prepr
         return obj, ModelInfo(name=label, preprocessing=pre or Preprocessing(),
                               source=f"file ({what}, untrusted allowed)")
     state = unwrap_state_dict(obj)
-    if not arch:
+    if arch is None or (isinstance(arch, str) and not arch.strip()):
         raise InputError(
             f"{fname} is a state dict (weights only): say which architecture it belongs to "
-            "with arch=..., e.g. arch='resnet50'."
+            "with arch=..., e.g. arch='resnet50' or arch='timm:convnext_tiny'."
         )
-    build, default_pre, arch_label = resolve_arch(arch)
-    num_classes = infer_num_classes(build(1000, state), state)
-    module = build(num_classes, state)
-    load_state(module, state, fname, arch_label)
+    spec = resolve_arch(arch, arch_kwargs)
+    module = spec.build(state)
+    load_state(module, state, fname, spec.label)
     module.eval()
-    from .torchvision import imagenet_labels, tokens_for
-
-    labels = tuple(imagenet_labels()) if num_classes == 1000 else None
+    fields = dict(spec.info(module))
+    if pre is not None:
+        fields["preprocessing"] = pre
+    fields.setdefault("preprocessing", Preprocessing())
     return module, ModelInfo(
-        name=label, labels=labels, preprocessing=pre or default_pre(),
-        source=f"file ({kind if kind != 'torch' else 'state dict'}, arch={arch_label})",
-        weights=fname, tokens=tokens_for(module))
+        name=label, source=f"file ({kind if kind != 'torch' else 'state dict'}, arch={spec.label})",
+        weights=fname, **fields)

@@ -164,14 +164,17 @@ def load(arch: str, weights: Optional[str], pre: Optional[Preprocessing], downlo
         labels = imagenet_labels()
         weights_name = None
     module.eval()
+    layout = tokens_for(module)
     return module, ModelInfo(
         name=arch, labels=tuple(labels) if labels else None,
         preprocessing=pre or preprocessing(arch), source="torchvision", weights=weights_name,
-        notes=tuple(notes), tokens=tokens_for(module))
+        notes=tuple(notes), tokens=layout,
+        is_transformer=layout.prefix_tokens is not None or layout.channels_last)
 
 
 def tokens_for(module: nn.Module):
-    """The token layout of a torchvision model: Swin's maps are channels-last."""
-    from ..tokens import TokenLayout
+    """The token layout of a torchvision model: a ViT's class token before its patch
+    grid; Swin's maps are channels-last."""
+    from .modules import torchvision_tokens
 
-    return TokenLayout(channels_last="Swin" in type(module).__name__)
+    return torchvision_tokens(module)

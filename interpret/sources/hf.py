@@ -1,0 +1,302 @@
+"""Hugging Face ``transformers`` image classifiers (``pip install
+"interpret-dashboard[hf]"``): a folder, or a zip of one, holding ``config.json`` and
+``model.safetensors`` (and ``preprocessor_config.json`` if there is one), as
+``model.save_pretrained(folder)`` writes it.
+
+Nothing from the folder is executed: a config that asks for the model's own code
+(``auto_map``, ``trust_remote_code``) and pickled weights (``pytorch_model.bin``) are
+refused unless untrusted formats are allowed, with the same rule and wording as pickles.
+The model is built by ``AutoModelForImageClassification.from_pretrained(folder,
+use_safetensors=True, trust_remote_code=False, local_files_only=True)``; the labels come
+from ``config.id2label``, the preprocessing from the image processor's config, and what
+is explained is the output's ``.logits``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, List, Optional, Tuple
+
+from torch import nn
+
+from ..errors import InputError
+from ..handle import ModelInfo
+from ..preprocessing import Preprocessing
+from ..tokens import TokenLayout
+from .files import MAX_MODEL_BYTES, UNTRUSTED_WHY
+
+CONFIG = "config.json"
+SAFE_WEIGHTS = "model.safetensors"
+PICKLED_WEIGHTS = ("pytorch_model.bin",)
+PROCESSOR = "preprocessor_config.json"
+MAX_ZIP_FILES = 64
+
+#: PIL's resampling codes, as image processor configs store them
+_PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
+
+
+def _transformers():
+    try:
+        import transformers
+    except ImportError:  # pragma: no cover - in the [hf] and [test] extras
+        raise InputError(
+            "Hugging Face models need the transformers package: "
+            "pip install \"interpret-dashboard[hf]\"."
+        ) from None
+    return transformers
+
+
+def is_hf_module(module: nn.Module) -> bool:
+    """Whether ``module`` is a ``transformers`` model (a ``PreTrainedModel``)."""
+    return type(module).__module__.startswith("transformers.") and hasattr(module, "config")
+
+
+def is_hf_zip(names: List[str]) -> bool:
+    """Whether a zip's member names look like a saved Hugging Face folder."""
+    return any(PurePosixPath(n).name == CONFIG for n in names)
+
+
+# ----------------------------------------------------------------------------------
+# what the folder says
+
+
+def _read_json(path: Path, what: str) -> Dict[str, Any]:
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"The model folder's {what} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"The model folder's {what} is not a JSON object.")
+    return data
+
+
+def _check_folder(folder: Path, what: str, allow_untrusted: bool) -> Tuple[Dict[str, Any], bool]:
+    """(config, use_safetensors) after the safety checks: refuses remote code and
+    pickled weights unless ``allow_untrusted``."""
+    cfg_path = folder / CONFIG
+    if not cfg_path.is_file():
+        raise InputError(f"{what} has no {CONFIG}: save the model with model.save_pretrained(folder).")
+    config = _read_json(cfg_path, CONFIG)
+    proc = _read_json(folder / PROCESSOR, PROCESSOR) if (folder / PROCESSOR).is_file() else {}
+    code = [k for k in ("auto_map", "trust_remote_code") if k in config or k in proc]
+    if code and not allow_untrusted:
+        raise InputError(
+            f"Refused to load {what}: its config asks for the model's own Python code "
+            f"({', '.join(code)}), which would run on this server; {UNTRUSTED_WHY}"
+        )
+    safe = (folder / SAFE_WEIGHTS).is_file() or (folder / f"{SAFE_WEIGHTS}.index.json").is_file()
+    pickled = [n for n in PICKLED_WEIGHTS if (folder / n).is_file()
+               or (folder / f"{n}.index.json").is_file()]
+    if not safe:
+        if pickled and not allow_untrusted:
+            raise InputError(
+                f"Refused to load {what}: its weights are {pickled[0]}, a pickle, not "
+                f"{SAFE_WEIGHTS} (save with model.save_pretrained(folder), which writes "
+                f"safetensors); {UNTRUSTED_WHY}"
+            )
+        if not pickled:
+            raise InputError(f"{what} has no {SAFE_WEIGHTS}: save the model with "
+                             "model.save_pretrained(folder).")
+    return config, safe
+
+
+def preprocessing_from(proc) -> Optional[Preprocessing]:
+    """A :class:`Preprocessing` from an image processor (its attributes, or the JSON of
+    ``preprocessor_config.json``): ``size`` {height, width} is an exact resize,
+    ``{shortest_edge}`` a resize of the shorter side (with ``crop_pct``:
+    ``shortest_edge / crop_pct``, as ConvNeXt's processor does below 384); then
+    ``crop_size`` when ``do_center_crop``, else a centre crop to the resize."""
+    get = proc.get if isinstance(proc, dict) else (lambda k, d=None: getattr(proc, k, d))
+
+    def as_dict(v):
+        if v is None:
+            return {}
+        if isinstance(v, dict):
+            return v
+        return {k: getattr(v, k) for k in ("height", "width", "shortest_edge")
+                if getattr(v, k, None) is not None}
+
+    size, crop = as_dict(get("size")), as_dict(get("crop_size"))
+    if isinstance(get("size"), int):
+        size = {"shortest_edge": int(get("size"))}
+    mean = get("image_mean") if get("do_normalize", True) else (0.0, 0.0, 0.0)
+    std = get("image_std") if get("do_normalize", True) else (1.0, 1.0, 1.0)
+    if mean is None or std is None:
+        return None
+    if isinstance(mean, (int, float)):
+        mean = (float(mean),) * 3
+    if isinstance(std, (int, float)):
+        std = (float(std),) * 3
+    rescale = get("rescale_factor", 1 / 255) if get("do_rescale", True) else 1.0
+    if rescale and abs(float(rescale) * 255 - 1) > 1e-6:
+        # our pipeline scales pixels to [0, 1]: fold any other rescale into mean/std
+        k = float(rescale) * 255
+        mean, std = tuple(m / k for m in mean), tuple(s / k for s in std)
+    resample = get("resample", 2)
+    interp = _PIL_RESAMPLE.get(int(resample), "bilinear") if resample is not None else "bilinear"
+    crop_size = None
+    if get("do_center_crop") and crop.get("height"):
+        crop_size = (int(crop["height"]), int(crop["width"]))
+    if "height" in size and "width" in size:
+        resize: Any = (int(size["height"]), int(size["width"]))
+        return Preprocessing(resize, crop_size, tuple(mean), tuple(std), interp)
+    if "shortest_edge" in size:
+        s = int(size["shortest_edge"])
+        pct = get("crop_pct")
+        if crop_size is None and pct and s < 384:
+            return Preprocessing(int(s / float(pct)), s, tuple(mean), tuple(std), interp)
+        if crop_size is None and pct:
+            return Preprocessing((s, s), None, tuple(mean), tuple(std), interp)
+        return Preprocessing(s, crop_size or s, tuple(mean), tuple(std), interp)
+    return None
+
+
+def _labels(config) -> Optional[Tuple[str, ...]]:
+    id2label = getattr(config, "id2label", None) or {}
+    try:
+        items = sorted((int(k), str(v)) for k, v in id2label.items())
+    except (TypeError, ValueError):
+        return None
+    names = [v for _, v in items]
+    if not names or [i for i, _ in items] != list(range(len(items))):
+        return None
+    if all(v == f"LABEL_{i}" for i, v in enumerate(names)):
+        return None  # transformers' placeholders, not real names
+    return tuple(names)
+
+
+def _base(module: nn.Module) -> nn.Module:
+    prefix = getattr(module, "base_model_prefix", "")
+    return getattr(module, prefix, module) if prefix else module
+
+
+def tokens(module: nn.Module) -> TokenLayout:
+    """Token layout of a ViT-like model: the embedding's own tokens (``cls_token``,
+    ``distillation_token``, ``register_tokens``: not ``mask_token``) before a grid of
+    ``image_size / patch_size``."""
+    cfg = module.config
+    image, patch = getattr(cfg, "image_size", None), getattr(cfg, "patch_size", None)
+    emb = getattr(_base(module), "embeddings", None)
+    if image is None or patch is None or emb is None:
+        return TokenLayout(channels_last="Swin" in type(module).__name__)
+    prefix = 0
+    for name, p in emb.named_parameters(recurse=False):
+        if name.endswith(("token", "tokens")) and name != "mask_token" and p.dim() == 3:
+            prefix += int(p.shape[1])
+    ih, iw = (image, image) if isinstance(image, int) else image
+    ph, pw = (patch, patch) if isinstance(patch, int) else patch
+    return TokenLayout(prefix_tokens=prefix, grid=(ih // ph, iw // pw))
+
+
+def info_fields(module: nn.Module, proc=None) -> Dict[str, Any]:
+    """ModelInfo fields for a ``transformers`` classifier: labels from ``id2label``,
+    preprocessing from its image processor (``proc``; else the config's image size with
+    ImageNet statistics), token layout, and for a ViT the first norm of its last block."""
+    from ..attention import describe_module
+
+    pre = preprocessing_from(proc) if proc is not None else None
+    if pre is None:
+        image = getattr(module.config, "image_size", 224)
+        side = image if isinstance(image, int) else image[0]
+        pre = Preprocessing(side, side) if side != 224 else Preprocessing()
+    layout = tokens(module)
+    vit = describe_module(module, layout)
+    suggested = None
+    if not isinstance(vit, str):
+        suggested = vit.blocks[-1].norm
+    return {"labels": _labels(module.config), "preprocessing": pre, "tokens": layout,
+            "suggested_layer": suggested, "is_transformer": layout.prefix_tokens is not None}
+
+
+# ----------------------------------------------------------------------------------
+# loading
+
+
+def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessing] = None,
+                name: Optional[str] = None, what: Optional[str] = None):
+    """(module, info) of a saved Hugging Face image classifier folder."""
+    transformers = _transformers()
+    folder = Path(folder)
+    what = what or f"the folder {folder.name}"
+    config, safe = _check_folder(folder, what, allow_untrusted)
+    remote = "auto_map" in config
+    try:
+        module = transformers.AutoModelForImageClassification.from_pretrained(
+            str(folder), use_safetensors=safe, trust_remote_code=bool(allow_untrusted and remote),
+            local_files_only=True)
+    except ValueError as exc:
+        kind = config.get("model_type", "?")
+        raise InputError(
+            f"{what} is not an image classifier transformers can build (model_type "
+            f"'{kind}'): {str(exc).splitlines()[0][:200]}"
+        ) from None
+    except (OSError, RuntimeError, KeyError) as exc:
+        raise InputError(f"{what} could not be loaded: {str(exc).splitlines()[0][:300]}") from None
+    module.eval()
+    proc = None
+    if (folder / PROCESSOR).is_file():
+        try:
+            proc = transformers.AutoImageProcessor.from_pretrained(
+                str(folder), local_files_only=True, trust_remote_code=False)
+        except Exception:  # noqa: BLE001 - fall back to the JSON itself
+            proc = _read_json(folder / PROCESSOR, PROCESSOR)
+    fields = info_fields(module, proc)
+    if pre is not None:
+        fields["preprocessing"] = pre
+    notes = () if proc is not None else (
+        f"no {PROCESSOR} in the folder: ImageNet mean/std assumed at the config's image size",)
+    label = name or folder.name
+    arch = (config.get("architectures") or [type(module).__name__])[0]
+    return module, ModelInfo(name=label, source=f"Hugging Face folder ({arch})",
+                             weights=SAFE_WEIGHTS if safe else PICKLED_WEIGHTS[0], notes=notes,
+                             **fields)
+
+
+def _safe_members(zf: zipfile.ZipFile, fname: str) -> List[zipfile.ZipInfo]:
+    members = [m for m in zf.infolist() if not m.is_dir()]
+    if len(members) > MAX_ZIP_FILES:
+        raise InputError(f"{fname} holds {len(members)} files; a saved model folder has a few.")
+    total = 0
+    for m in members:
+        p = PurePosixPath(m.filename)
+        if p.is_absolute() or ".." in p.parts or m.filename.startswith(("/", "\\")):
+            raise InputError(f"{fname} holds a file outside its folder ({m.filename!r}).")
+        if (m.external_attr >> 16) & 0o170000 == 0o120000:
+            raise InputError(f"{fname} holds a symbolic link ({m.filename!r}).")
+        total += m.file_size
+    if total > MAX_MODEL_BYTES:
+        raise InputError(f"{fname} unpacks to more than the 2 GiB limit.")
+    return members
+
+
+def load_zip(data: bytes, fname: str, allow_untrusted: bool = False,
+             pre: Optional[Preprocessing] = None, name: Optional[str] = None):
+    """(module, info) of a zipped Hugging Face folder (``config.json`` at the top or in
+    one folder), unpacked into a temporary folder that is removed afterwards."""
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise InputError(f"{fname} is not a valid zip file.") from None
+    with zf:
+        members = _safe_members(zf, fname)
+        configs = [m.filename for m in members if PurePosixPath(m.filename).name == CONFIG]
+        top = min(configs, key=lambda n: len(PurePosixPath(n).parts))
+        root = str(PurePosixPath(top).parent)
+        with tempfile.TemporaryDirectory(prefix="interpret-hf-") as tmp:
+            for m in members:
+                rel = PurePosixPath(m.filename)
+                if root not in ("", ".") and not str(rel).startswith(root + "/"):
+                    continue
+                inside = rel.relative_to(root) if root not in ("", ".") else rel
+                dest = Path(tmp, *inside.parts)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(m) as src, open(dest, "wb") as out:
+                    out.write(src.read(MAX_MODEL_BYTES + 1))
+            stem = os.path.splitext(fname)[0] if fname != "uploaded file" else None
+            label = name or (PurePosixPath(root).name if root not in ("", ".") else stem) or "model"
+            return load_folder(tmp, allow_untrusted, pre, label, what=fname)

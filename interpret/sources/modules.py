@@ -1,0 +1,38 @@
+"""What a built ``nn.Module`` says about itself: the ModelInfo fields (token layout,
+suggested layer, preprocessing and labels where its library records them) for a
+module given directly (``load_model(module)``), built by a factory, or built for a
+state dict.  timm and Hugging Face models are read from their own metadata
+(:mod:`.timm`, :mod:`.hf`); torchvision's vision transformers from their attributes."""
+
+from __future__ import annotations
+
+from typing import Any, Dict
+
+from torch import nn
+
+from ..tokens import TokenLayout
+
+
+def torchvision_tokens(module: nn.Module) -> TokenLayout:
+    """torchvision: a ViT's class token before its ``image_size / patch_size`` grid;
+    Swin's maps are channels-last."""
+    name = type(module).__name__
+    if "Swin" in name:
+        return TokenLayout(channels_last=True)
+    if name == "VisionTransformer" and hasattr(module, "class_token") and hasattr(module, "patch_size"):
+        side = int(module.image_size) // int(module.patch_size)
+        return TokenLayout(prefix_tokens=1, grid=(side, side))
+    return TokenLayout()
+
+
+def info_fields(module: nn.Module) -> Dict[str, Any]:
+    """ModelInfo fields known from the module itself (an empty preprocessing/labels
+    entry is left out, so that the caller's defaults apply)."""
+    from . import hf, timm
+
+    if timm.is_timm_module(module):
+        return timm.info_fields(module)
+    if hf.is_hf_module(module):
+        return hf.info_fields(module)
+    layout = torchvision_tokens(module)
+    return {"tokens": layout, "is_transformer": layout.prefix_tokens is not None or layout.channels_last}
