@@ -83,7 +83,9 @@ def _grid_of(explanation, size: Tuple[int, int], rule: str) -> Tuple[int, int]:
 def read_map(handle: ModelHandle, x: torch.Tensor, explanation, target=None) -> MapInput:
     """An :class:`~interpret.Explanation` or an H x W array (any size; upsampled
     bilinearly to the input, its own shape is then its grid) as a :class:`MapInput`.
-    ``target`` is needed for an array (default: the top class)."""
+    ``target``: the class to follow (an array: default the top class; an explanation:
+    default its own class and contrast; another class asks how much the map's order
+    matters to *that* class, e.g. the espresso's map for the cat)."""
     from ..explain import Explanation, resolve_target
 
     size = (int(x.shape[-2]), int(x.shape[-1]))
@@ -96,10 +98,9 @@ def read_map(handle: ModelHandle, x: torch.Tensor, explanation, target=None) -> 
                 f"The explanation's heatmap is {hm.shape[0]}x{hm.shape[1]} but the model's input "
                 f"is {size[0]}x{size[1]}: was it made with another model or photo?")
         rule = get_method(explanation.method).heatmap
-        if target is not None:
-            raise InputError("An explanation carries its own class; do not pass target= with it.")
-        return MapInput(hm, _grid_of(explanation, size, rule), rule,
-                        Target(explanation.target, explanation.contrast), explanation.method,
+        tgt = (Target(explanation.target, explanation.contrast) if target is None
+               else Target(resolve_target(handle, target, x)))
+        return MapInput(hm, _grid_of(explanation, size, rule), rule, tgt, explanation.method,
                         explanation.method)
     if isinstance(explanation, torch.Tensor):
         explanation = explanation.detach().float().cpu().numpy()
@@ -179,7 +180,7 @@ class Forwards:
     images (``progress(done, total)``; raising :class:`interpret.Cancelled` stops).
     ``count`` is how many images went through the model."""
 
-    def __init__(self, handle: ModelHandle, target: Target, batch_size: int,
+    def __init__(self, handle: ModelHandle, target: Optional[Target], batch_size: int,
                  total: int, progress: Optional[Progress] = None):
         if int(batch_size) < 1:
             raise InputError(f"batch_size must be at least 1; got {batch_size}.")
@@ -189,20 +190,43 @@ class Forwards:
         self.count = 0
 
     def run(self, n: int, build: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
-        """The class probability of ``n`` images, ``build(start, stop)`` making images
-        ``start..stop-1`` as one batch (so that no more than ``batch_size`` perturbed
-        images exist at once)."""
+        """The logits (n x classes, float32, on the CPU) of ``n`` images,
+        ``build(start, stop)`` making images ``start..stop-1`` as one batch (so that no
+        more than ``batch_size`` perturbed images exist at once)."""
+        import time
+
         out = []
+        speed = seconds_per_image(self.handle)
         for start in range(0, int(n), self.batch_size):
             batch = build(start, min(int(n), start + self.batch_size))
+            t0 = time.perf_counter()
             with torch.inference_mode():
                 logits = first_tensor(self.handle.module(batch))
+            speed.update((time.perf_counter() - t0) / max(1, int(batch.shape[0])))
             if logits is None or logits.dim() != 2:
                 raise InputError("The model must return class scores of shape [batch, classes].")
-            out.append(probabilities(logits, self.target).float().cpu())
+            out.append(logits.detach().float().cpu().clone())
             self.count += int(batch.shape[0])
             report(self.progress, min(self.count, self.total), self.total)
-        return torch.cat(out) if out else torch.zeros(0)
+        return torch.cat(out) if out else torch.zeros(0, 0)
+
+
+class _Speed:
+    """Seconds per image through one model, as measured by the measures' own batches
+    (an exponential mean, so it follows the server's load)."""
+
+    def __init__(self):
+        self.value: Optional[float] = None
+        self._lock = threading.Lock()
+
+    def update(self, seconds: float) -> None:
+        with self._lock:
+            self.value = seconds if self.value is None else 0.7 * self.value + 0.3 * seconds
+
+
+def seconds_per_image(handle: ModelHandle) -> _Speed:
+    """The model's measured speed (see :class:`_Speed`), kept on its runtime."""
+    return handle.memo("trust.speed", _Speed)
 
 
 def rankdata(a: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError, Progress
 from ..methods.registry import Cost
-from ._common import Forwards, Target, cache, order_of, read_map
+from ._common import Forwards, Target, cache, order_of, probabilities, read_map
 from .registry import measure
 
 __all__ = ["Road", "ROAD", "road", "impute", "ROAD_FRACTIONS"]
@@ -48,8 +48,8 @@ _W = torch.tensor([[1 / 12, 1 / 6, 1 / 12],
 
 def _neighbours(v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Sum of the in-image neighbours of every pixel, weighted (zero outside)."""
-    n, c, h, wd = v.shape
-    return F.conv2d(v.reshape(n * c, 1, h, wd), w, padding=1).reshape(n, c, h, wd)
+    c = v.shape[1]
+    return F.conv2d(v, w.expand(c, 1, 3, 3), padding=1, groups=c)
 
 
 def _solve(x: torch.Tensor, removed: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:
@@ -57,17 +57,16 @@ def _solve(x: torch.Tensor, removed: torch.Tensor, tol: float, max_iter: int) ->
     = 0`` (its value is the weighted mean of its in-image neighbours, removed or not),
     solved for all removed pixels of every image by batched conjugate gradients.
     ``x``: N x C x H x W; ``removed``: N x 1 x H x W bool."""
-    dtype = torch.float64
-    x = x.to(dtype)
-    m = removed.to(dtype).expand_as(x)
-    w = _W.to(x.device)[None, None]
-    s = _neighbours(torch.ones_like(x[:, :1]), w).expand_as(x)  # sum of in-image weights
+    x = x.float()
+    m = removed.float().expand_as(x)
+    w = _W.to(device=x.device, dtype=x.dtype)[None, None]
+    s = _neighbours(torch.ones_like(x[:1, :1]), w)  # sum of the in-image weights
 
     def A(v):  # symmetric positive definite on the removed pixels
         return m * (s * v - _neighbours(m * v, w))
 
     b = m * _neighbours((1 - m) * x, w)
-    v = _initial_guess(x, removed) * m
+    v = _initial_guess(x, removed, tol, max_iter) * m
     r = b - A(v)
     p = r.clone()
     rr = (r * r).sum(dim=(2, 3), keepdim=True)
@@ -85,26 +84,25 @@ def _solve(x: torch.Tensor, removed: torch.Tensor, tol: float, max_iter: int) ->
     return v * m + x * (1 - m)
 
 
-def _initial_guess(x: torch.Tensor, removed: torch.Tensor) -> torch.Tensor:
-    """A coarse-to-fine start for the solver: the known pixels averaged over ever
-    larger blocks, each hole filled from the finest level that has data there."""
-    keep = (~removed).to(x.dtype)
-    guess = torch.zeros_like(x)
-    filled = torch.zeros_like(keep)
+def _initial_guess(x: torch.Tensor, removed: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:
+    """A coarse-to-fine start for the solver: the same system solved at half the
+    resolution (recursively), upsampled.  Conjugate gradients fix fine detail in a few
+    steps but need many for the smooth part of a large hole; the coarse grid gets that
+    part cheaply (the idea of multigrid)."""
     h, w = x.shape[-2:]
-    k = 1
-    while k <= max(h, w):
-        num = F.avg_pool2d(x * keep, k, stride=k, ceil_mode=True)
-        den = F.avg_pool2d(keep, k, stride=k, ceil_mode=True)
-        level = F.interpolate(num / den.clamp_min(1e-12), size=(h, w), mode="nearest")
-        has = F.interpolate((den > 0).to(x.dtype), size=(h, w), mode="nearest")
-        new = has * (1 - filled)
-        guess = guess + new * level
-        filled = filled + new
-        if bool((filled > 0).all()):
-            break
-        k *= 2
-    return guess
+    if min(h, w) < 16:
+        known = (~removed).to(x.dtype)
+        mean = (x * known).sum(dim=(2, 3), keepdim=True) / known.sum(dim=(2, 3), keepdim=True).clamp_min(1)
+        return mean.expand_as(x)
+    keep = (~removed).to(x.dtype)
+    keep_c = F.avg_pool2d(keep, 2, ceil_mode=True)
+    x_c = F.avg_pool2d(x * keep, 2, ceil_mode=True) / keep_c.clamp_min(1e-12)
+    removed_c = keep_c == 0
+    if bool(removed_c.all()):
+        coarse = _initial_guess(x_c, removed_c, tol, max_iter)
+    else:
+        coarse = _solve(x_c, removed_c, tol * 10, max_iter)
+    return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
 
 
 def impute(x: torch.Tensor, removed: torch.Tensor, noise: float = 0.01,
@@ -192,10 +190,10 @@ class ROAD:
             for f, lerf in jobs[start:stop]:
                 k = int(round(f * n))
                 masks.append(rank >= n - k if lerf else rank < k)
-            removed = torch.stack(masks)[:, None]
-            return impute(x.expand(len(masks), -1, -1, -1), removed, self.noise, gen)
+            # one image at a time: the solver stops when its own residual is small
+            return torch.cat([impute(x, mk[None, None], self.noise, gen) for mk in masks])
 
-        probs = fw.run(len(jobs), build).numpy().astype(np.float64)
+        probs = probabilities(fw.run(len(jobs), build), target).numpy().astype(np.float64)
         m = len(self.fractions)
         return Road(np.asarray(self.fractions), probs[:m], probs[m:], float(p0), self.noise,
                     fw.count, time.perf_counter() - t0)
@@ -222,7 +220,6 @@ def road(model, image, explanation, fractions: Sequence[float] = ROAD_FRACTIONS,
     from ..capture import logits as _logits
     from ..explain import as_handle, input_tensor
     from ..handle import session
-    from ._common import probabilities
 
     handle = as_handle(model)
     handle.check_ready()
