@@ -110,7 +110,7 @@ def _source_name(src, i: int) -> str:
     return f"image {i}"
 
 
-def _zip_member_skip_reason(info: zipfile.ZipInfo) -> Optional[str]:
+def zip_member_skip_reason(info: zipfile.ZipInfo) -> Optional[str]:
     name = info.filename
     parts = PurePosixPath(name).parts
     if info.is_dir():
@@ -168,7 +168,7 @@ def images_from_zip(data: Union[bytes, bytearray, str, os.PathLike, io.IOBase], 
                 if k:
                     report(progress, k, len(files))
                 name = info.filename
-                why = _zip_member_skip_reason(info)
+                why = zip_member_skip_reason(info)
                 if why is None and not name.lower().endswith(IMAGE_EXTENSIONS):
                     why = "not an image file (by its extension)"
                 if why is not None:

@@ -1,0 +1,306 @@
+"""One batch of a dataset analysis: decode the images, one forward of the whole batch,
+one ``torch.autograd.grad`` to the layer, every chosen CAM for every image, and the
+rows that go to the store.
+
+:func:`run_batch` is the whole computation, and both engines call it: the local
+engine in this process, the Ray engine in its actors.  So their results are the same
+numbers (bit for bit on a CPU, with the same batch and thread count).
+
+The forward records the layer with :func:`interpret.hooks.record` in ``"taps"`` mode:
+no autograd graph before the layer, and the backward stops at it, so a batch of CAMs
+costs about a forward and a half of the network after the layer.  The score
+back-propagated is the sum over the batch of each image's target logit; the images do
+not interact in an eval-mode network, so each image's gradient is its own.  The CAM
+weight functions of :mod:`interpret.methods.cam` (written for one image, C x h x w)
+are vectorised over the batch with :func:`torch.func.vmap`.  Methods that are not
+gradient CAMs run through :func:`interpret.explain` one image at a time.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..errors import InputError
+from ..handle import ModelHandle, session
+from ..hooks import Tap, record
+from ..images import load_image
+from ..layers import as_maps, map_shape, tap
+from ..methods.cam import (gradcam_plus_plus_weights, gradcam_weights, hirescam_weights,
+                           layercam_weights, xgradcam_weights)
+from ..methods.registry import get_method
+from ..scaling import heatmap as to_heatmap
+
+__all__ = ["JobSettings", "BATCHED_CAMS", "Payload", "run_batch", "decode_map", "TRUST_FIELDS",
+           "check_methods"]
+
+#: The gradient CAMs computed for a whole batch from one recorded pass: their weight
+#: functions (C x h x w in, weights out), as registered in interpret.methods.cam.
+BATCHED_CAMS: Dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "gradcam": gradcam_weights,
+    "gradcam_plus_plus": gradcam_plus_plus_weights,
+    "xgradcam": xgradcam_weights,
+    "layercam": layercam_weights,
+    "hirescam": hirescam_weights,
+}
+
+#: The trust figures stored per image (from :func:`interpret.faithfulness`).
+TRUST_FIELDS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")
+
+TARGETS = ("label", "prediction")
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What a dataset analysis computes, besides the model and the images: the results
+    of two runs with equal settings are interchangeable (the store serves them).
+
+    ``methods``: registry ids, the first one the "primary" map (trust figures, flags);
+    ``layer``: the layer the CAMs read; ``target``: explain each image's true ``"label"``
+    or the model's ``"prediction"``; ``top_k``: predictions kept per image; ``thumb``:
+    side of the stored thumbnail of the model's view (0: none); ``features``: keep the
+    classifier's input features (pooled, float16) for the embedding; ``trust``:
+    faithfulness figures of the primary map (:func:`interpret.faithfulness`, slow:
+    many forwards per image), with ``trust_steps`` and ``trust_baseline``."""
+
+    methods: Tuple[str, ...] = ("gradcam",)
+    layer: str = ""
+    target: str = "label"
+    top_k: int = 5
+    thumb: int = 112
+    features: bool = True
+    trust: bool = False
+    trust_steps: int = 20
+    trust_baseline: str = "blur"
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["methods"] = list(self.methods)
+        return d
+
+    @staticmethod
+    def from_dict(d: dict) -> "JobSettings":
+        d = dict(d)
+        d["methods"] = tuple(d.get("methods", ("gradcam",)))
+        return JobSettings(**{k: v for k, v in d.items() if k in JobSettings.__dataclass_fields__})
+
+
+def check_methods(methods: Sequence[str]) -> Tuple[str, ...]:
+    """The methods as a tuple of registry ids (unknown ones: InputError naming them);
+    each must produce a map (methods without a layer are allowed: their heatmap is
+    pooled to the layer's resolution)."""
+    if isinstance(methods, str):
+        methods = (methods,)
+    out = []
+    for m in methods:
+        get_method(m)  # InputError for unknown names, with the list
+        if m not in out:
+            out.append(m)
+    if not out:
+        raise InputError("Choose at least one method (e.g. 'gradcam').")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Payload:
+    """One image of a batch as it travels to a worker: its identity, label, optional
+    box, and the raw file bytes (or why they could not be read)."""
+
+    key: str
+    path: str
+    label: str
+    label_index: int
+    box: Optional[Tuple[float, float, float, float]]
+    data: Optional[bytes]
+    error: Optional[str] = None
+
+
+def encode_map(m: torch.Tensor) -> bytes:
+    """An h x w map as little-endian float32 bytes (Parquet compresses the column)."""
+    return np.ascontiguousarray(m.detach().cpu().numpy(), dtype="<f4").tobytes()
+
+
+def decode_map(b: bytes, shape: Tuple[int, int]) -> np.ndarray:
+    return np.frombuffer(b, dtype="<f4").reshape(shape)
+
+
+def _thumbnail(handle: ModelHandle, img: Image.Image, side: int) -> Optional[bytes]:
+    if side <= 0:
+        return None
+    view = handle.preprocessing.model_view(img.convert("RGB"))
+    view = view.resize((side, max(1, round(side * view.size[1] / view.size[0]))), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    view.save(buf, "JPEG", quality=85)
+    return buf.getvalue()
+
+
+def _features_tap(handle: ModelHandle) -> Tap:
+    from ..features._common import penultimate_tap
+
+    return penultimate_tap(handle)
+
+
+def _pooled(handle: ModelHandle, t: torch.Tensor) -> torch.Tensor:
+    if t.dim() == 2:
+        return t
+    try:
+        return as_maps(handle, t).mean(dim=(2, 3))
+    except InputError:
+        return t.flatten(1)
+
+
+def _empty_row(p: Payload, batch: str, reason: str) -> dict:
+    return {"item": p.key, "path": p.path, "label": p.label, "label_index": p.label_index,
+            "status": "skipped", "reason": reason, "box": list(p.box) if p.box else None,
+            "batch": batch}
+
+
+def _trust(handle: ModelHandle, image: Image.Image, explanation, s: JobSettings) -> dict:
+    """The faithfulness figures of one image's primary map (interpret.faithfulness, the
+    trust issue's contract), or NaN and the reason when it cannot run."""
+    import interpret
+
+    fn = getattr(interpret, "faithfulness", None)
+    if fn is None:
+        return {"verdict": "unavailable", "trust_sentence": "interpret.faithfulness is not installed."}
+    try:
+        f = fn(handle, image, explanation, steps=s.trust_steps, baseline=s.trust_baseline)
+    except InputError as exc:
+        return {"verdict": "error", "trust_sentence": str(exc)}
+    row = {k: float(getattr(f, k)) for k in TRUST_FIELDS}
+    row["verdict"] = str(getattr(f, "verdict", ""))
+    row["trust_sentence"] = str(getattr(f, "sentence", ""))
+    return row
+
+
+def run_batch(handle: ModelHandle, s: JobSettings, payload: Sequence[Payload], batch: str) -> List[dict]:
+    """The stored rows (one dict per image, in ``payload`` order) of one batch: images
+    that cannot be decoded become ``status="skipped"`` rows with the reason; the rest
+    go through the model in one batch.  Nothing in the model changes."""
+    rows: List[Optional[dict]] = [None] * len(payload)
+    images: List[Image.Image] = []
+    tensors: List[torch.Tensor] = []
+    ok: List[int] = []
+    for i, p in enumerate(payload):
+        if p.data is None:
+            rows[i] = _empty_row(p, batch, p.error or "unreadable")
+            continue
+        try:
+            img = load_image(p.data)
+            x = handle.preprocess(img)
+        except InputError as exc:
+            rows[i] = _empty_row(p, batch, str(exc))
+            continue
+        images.append(img)
+        tensors.append(x)
+        ok.append(i)
+    if not ok:
+        return rows  # type: ignore[return-value]
+    x = torch.cat(tensors, 0)
+    del tensors
+    layer_tap = tap(handle, s.layer)
+    taps = [layer_tap]
+    ftap = _features_tap(handle) if s.features else None
+    if ftap is not None:
+        taps.append(ftap)
+    cams = [m for m in s.methods if m in BATCHED_CAMS]
+    h, w = map_shape(handle, s.layer)[1]
+    labels_t = torch.tensor([payload[i].label_index for i in ok], device=x.device)
+    with session(handle):
+        rec = record(handle, x, taps, logits=True, grad="taps" if cams else "none")
+        logits = rec.logits.detach().float()
+        targets = labels_t if s.target == "label" else logits.argmax(1)
+        maps: Dict[str, torch.Tensor] = {}
+        if cams:
+            A = rec.values[layer_tap.key]
+            if not A.requires_grad:
+                raise InputError(f"Layer '{s.layer}' is not on the path to the output (no gradient).")
+            score = rec.logits.gather(1, targets.view(-1, 1)).sum()
+            (G,) = torch.autograd.grad(score, [A], allow_unused=True)
+            G = torch.zeros_like(A) if G is None else G
+            A_s = handle.tokens.to_spatial(A.detach())
+            G_s = handle.tokens.to_spatial(G.detach())
+            if A_s is None or G_s is None:
+                raise InputError(f"Layer '{s.layer}' has output shape {tuple(A.shape)}, which has "
+                                 "no spatial layout.")
+            A_s, G_s = A_s.float(), G_s.float()
+            for m in cams:
+                wts = torch.func.vmap(BATCHED_CAMS[m])(A_s, G_s)
+                maps[m] = (wts * A_s).sum(1)
+            del A, G, A_s, G_s
+        feats = _pooled(handle, rec.values[ftap.key].detach()).float() if ftap is not None else None
+        del rec
+    probs = torch.softmax(logits, 1)
+    k = max(1, min(int(s.top_k), probs.shape[1]))
+    topv, topi = torch.topk(probs, k, dim=1)
+    # methods that are not batched CAMs: one explanation per image (outside our session:
+    # explain() holds the model's lock itself), pooled to the layer's resolution
+    for m in s.methods:
+        if m in maps:
+            continue
+        per = []
+        for j in range(len(ok)):
+            e = _explain_one(handle, x[j:j + 1], m, s.layer, int(targets[j]))
+            per.append(F.adaptive_avg_pool2d(torch.from_numpy(e.heatmap)[None, None], (h, w))[0, 0])
+        maps[m] = torch.stack(per)
+    primary = s.methods[0]
+    for j, i in enumerate(ok):
+        p = payload[i]
+        t = int(targets[j])
+        pred = int(topi[j, 0])
+        row = {
+            "item": p.key, "path": p.path, "label": p.label, "label_index": p.label_index,
+            "status": "ok", "reason": None,
+            "prediction_index": pred, "prediction": handle.label(pred),
+            "probability": float(topv[j, 0]), "label_probability": float(probs[j, p.label_index]),
+            "correct": pred == p.label_index,
+            "topk_index": [int(v) for v in topi[j]], "topk_probability": [float(v) for v in topv[j]],
+            "target_index": t, "score": float(logits[j, t]),
+            "box": list(p.box) if p.box else None,
+            "thumb": _thumbnail(handle, images[j], s.thumb),
+            "features": (feats[j].to(torch.float16).cpu().numpy().astype("<f2").tobytes()
+                         if feats is not None else None),
+            "batch": batch,
+        }
+        for m in s.methods:
+            row[f"map_{m}"] = encode_map(maps[m][j])
+        if s.trust:
+            spec = get_method(primary)
+            raw = maps[primary][j]
+            hm = (to_heatmap(raw, spec.heatmap, tuple(x.shape[-2:])) if primary in BATCHED_CAMS else
+                  F.interpolate(raw[None, None].float(), size=tuple(x.shape[-2:]), mode="bilinear",
+                                align_corners=False)[0, 0].clamp(0, 1).numpy())
+            row.update(_trust(handle, images[j], _explanation(handle, primary, s.layer, t, raw, hm,
+                                                             row["score"]), s))
+        rows[i] = row
+    return rows  # type: ignore[return-value]
+
+
+def _explain_one(handle: ModelHandle, x: torch.Tensor, method: str, layer: str, target: int):
+    from ..explain import explain
+
+    spec = get_method(method)
+    return explain(handle, x, method, layer=layer if (spec.needs_layer or spec.accepts_layer) else None,
+                   target=target)
+
+
+def _explanation(handle: ModelHandle, method: str, layer: str, target: int, raw: torch.Tensor,
+                 heatmap: np.ndarray, score: float):
+    """An :class:`interpret.Explanation` of one image's map from the batch, for the
+    trust measures."""
+    from ..explain import Explanation
+
+    return Explanation(method=method, layer=layer, target=target, target_label=handle.label(target),
+                       contrast=None, contrast_label=None, params={}, heatmap=heatmap,
+                       attribution=raw[None, None].detach().cpu(), score=score, seconds=0.0)
+
+
+def map_size(handle: ModelHandle, layer: str) -> Tuple[int, int]:
+    """(h, w) of ``layer``'s maps at the model's input size."""
+    return map_shape(handle, layer)[1]

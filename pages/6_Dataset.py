@@ -1,0 +1,396 @@
+"""Dataset: a whole labelled image set: what the model confuses, where it looks for each
+class, and which classes it recognises for the wrong reasons."""
+
+from __future__ import annotations
+
+import io
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+import interpret
+import ui
+from interpret.dataset import region_name
+from interpret.dataset.store import Store
+from interpret.figures import dataset as dfig
+from ui import compute
+from ui import dataset as ds
+
+NOBAR = {"displayModeBar": False}
+TARGETS = {"label": "its true class", "prediction": "the model's prediction"}
+
+
+# ----------------------------------------------------------------------------------
+# Clicks (callbacks run before the page: they only note what was clicked)
+
+
+def _points(key: str) -> list:
+    ev = st.session_state.get(key)
+    try:
+        return list(ev["selection"]["points"])
+    except (TypeError, KeyError):
+        return []
+
+
+def _on_cell() -> None:
+    pts = _points("ds_confusion")
+    if pts and pts[0].get("customdata"):
+        t, p = pts[0]["customdata"][:2]
+        st.session_state["ds_cell"] = (int(t), int(p))
+
+
+def _on_image(key: str) -> None:
+    pts = _points(key)
+    if pts and pts[0].get("customdata"):
+        st.session_state["ds_open"] = (st.session_state.get("ds_run"), str(pts[0]["customdata"][0]))
+
+
+def _on_cancel() -> None:
+    st.session_state["ds_cancelled"] = True
+
+
+def _open_pending() -> None:
+    """An image was clicked on the previous run: open it on the Attributions page."""
+    pending = st.session_state.pop("ds_open", None)
+    if not pending or not pending[0]:
+        return
+    with ui.guard("opening the image"):
+        ds.open_in_attributions(ds.open_run(pending[0]), pending[1])
+
+
+# ----------------------------------------------------------------------------------
+# Starting an analysis
+
+
+def _run_job(ctx: ui.PageContext, job: ds.Job) -> None:
+    ss = st.session_state
+    ss["ds_active"] = job
+    ss.pop("ds_cancelled", None)
+    ss.pop("ds_cell", None)
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    with right:
+        st.button("Cancel", key="ds_cancel_btn", icon=":material/stop_circle:", on_click=_on_cancel,
+                  help="Stop the analysis. The images finished so far are kept; continue later.")
+    with left:
+        bar = st.progress(0.0, text=f"Analysing {job.label}: starting...")
+    with ui.guard("the analysis"):
+        ds.run(ctx.handle, job, bar)
+        ss.pop("ds_active", None)
+    bar.empty()
+    if Store(job.out).exists():
+        ss["ds_run"] = job.out
+
+
+def start_section(ctx: ui.PageContext) -> None:
+    ss = st.session_state
+    options = ds.sources()
+    ss.setdefault("w_ds_source", "sample")
+    if ss["w_ds_source"] not in options:
+        ss["w_ds_source"] = "sample"
+    counts = {"stored": len(ds.stored_runs())}
+    kind = st.segmented_control(
+        "Start from", options, key="w_ds_source", required=True,
+        format_func=lambda k: ds.SOURCES[k] + (f" ({counts[k]})" if k in counts else ""),
+        help="A small labelled set shipped with the app, the server's image folder (one sub-folder per "
+             "class, named after the model's labels), a zip of such folders, or a run stored on this "
+             "server by you or a teammate.")
+    if kind == "stored":
+        stored_section()
+        return
+    upload = None
+    if kind == "upload":
+        f = st.file_uploader("A zip of class folders (tabby/1.jpg, espresso/2.jpg, ...)", type=["zip"],
+                             key="w_ds_zip", max_upload_size=min(ds.MAX_ZIP_MB, compute_max_mb()),
+                             help=f"Up to {interpret.dataset.MAX_UPLOAD_IMAGES} images. Folder names must be "
+                                  "labels of the model; files that are not images are skipped and listed.")
+        if f is None:
+            st.info("Upload a zip to analyse it.", icon=":material/upload:")
+            return
+        upload = (f.name, f.getvalue())
+    c1, c2, c3 = st.columns([3, 2, 2], vertical_alignment="bottom")
+    with c1:
+        methods = st.multiselect("Maps", ds.cam_methods(), default=["gradcam"], key="w_ds_methods",
+                                 format_func=ds.method_label, max_selections=3,
+                                 help="Gradient CAMs: all computed in one batched pass per batch of images. "
+                                      "The first one is used for the summaries and flags.") or ["gradcam"]
+    with c2:
+        target = st.segmented_control("Explain", list(TARGETS), format_func=TARGETS.get, default="label",
+                                      key="w_ds_target", required=True,
+                                      help="The class each map explains: the image's true class (where the "
+                                           "model finds evidence for it) or what the model predicted.") or "label"
+    with c3:
+        trust = st.toggle("Faithfulness figures", value=False, key="w_ds_trust",
+                          help="Deletion and insertion curves of every map against random maps (the "
+                               "'least faithful maps' list). Slow: dozens of forwards per image.")
+    if st.button("Analyse", type="primary", key="ds_start_btn", icon=":material/play_arrow:"):
+        with ui.guard("preparing the analysis"):
+            job = ds.plan(ctx.handle, kind, methods, target, trust, upload)
+            ds.check_source(ctx.handle, job)  # folder names that match no label: said now
+            _run_job(ctx, job)
+    if not ds.runs_are_kept():
+        st.caption("This server keeps dataset runs only while it runs (its operator can set "
+                   "`dataset_runs` to keep and share them).")
+
+
+def compute_max_mb() -> int:
+    return int(compute.server_settings().max_model_mb)
+
+
+def stored_section() -> None:
+    runs = ds.stored_runs()
+    if not runs:
+        st.info("No runs are stored on this server yet.", icon=":material/inventory_2:")
+        return
+    rows = [{"run": r.name, "by": r.created_by or "-", "when": ds.when(r.created_at), "model": r.model,
+             "images": f"{r.done} of {r.total}", "status": r.status,
+             "accuracy": None if np.isnan(r.accuracy) else round(100 * r.accuracy, 1)} for r in runs]
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"accuracy": st.column_config.NumberColumn("accuracy (%)")})
+    labels = {r.path: f"{r.name} · {r.created_by or 'someone'} · {ds.when(r.created_at)}" for r in runs}
+    pick = st.selectbox("Run", list(labels), format_func=labels.get, key="w_ds_stored")
+    if st.button("Open", key="ds_open_stored", type="primary", icon=":material/folder_open:"):
+        st.session_state["ds_run"] = pick
+        st.session_state.pop("ds_cell", None)
+
+
+# ----------------------------------------------------------------------------------
+# Results
+
+
+def _thumbs(r, paths: Sequence[str]) -> List[Image.Image]:
+    out = []
+    for b in r.thumbnails(paths):
+        out.append(Image.open(io.BytesIO(b)).convert("RGB") if b else Image.new("RGB", (64, 64), (200, 200, 200)))
+    return out
+
+
+def gallery(r, paths: Sequence[str], key: str, caption: str, box=None, given_box=None,
+            extra: Optional[Dict[str, str]] = None) -> None:
+    paths = list(paths)[: ds.GALLERY]
+    if not paths:
+        st.info("No images here.", icon=":material/image_not_supported:")
+        return
+    df = r.table().set_index("path")
+    titles, hover = [], []
+    for p in paths:
+        row = df.loc[p]
+        mark = "✓" if row["correct"] else "✗"
+        titles.append(f"{mark} {ds_short(p)}")
+        hover.append(f"<b>{p}</b><br>true {row['label']}, predicted {row['prediction']} "
+                     f"({row['probability']:.0%})" + (f"<br>{extra[p]}" if extra and p in extra else "")
+                     + "<br>click: open on Attributions")
+    maps = [r.map_of(p) for p in paths]
+    kind = "cam" if r.methods[0] in interpret.dataset.BATCHED_CAMS else "maps"
+    fig = dfig.map_gallery_figure(_thumbs(r, paths), maps, titles, paths, hover=hover, box=box,
+                                  given_box=given_box, cols=6, kind=kind)
+    st.plotly_chart(fig, key=key, on_select=lambda: _on_image(key), selection_mode="points", config=NOBAR)
+    st.caption(caption + " Click an image to open it on the Attributions page.")
+
+
+def ds_short(path: str, n: int = 16) -> str:
+    base = path.rsplit("/", 1)[-1]
+    return base if len(base) <= n else base[: n - 1] + "…"
+
+
+def confusion_tab(r) -> None:
+    labels = r.labels
+    rows = [labels.index(c) for c in r.classes()]
+    cols = [i for i in r.confusion_classes()]
+    cols = rows + [c for c in cols if c not in rows]
+    sel = st.session_state.get("ds_cell")
+    fig = dfig.confusion_figure(r.confusion, labels, rows, cols, selected=sel)
+    st.plotly_chart(fig, key="ds_confusion", on_select=_on_cell, selection_mode="points", config=NOBAR)
+    st.caption("Rows: the true class; columns: the prediction; the number is the count of images, the "
+               "colour the share of the row. Click a cell to see its images with their maps.")
+    if sel is None:
+        return
+    t, p = sel
+    df = r.table()
+    cell = df[(df["label_index"] == t) & (df["prediction_index"] == p)]
+    st.markdown(f"##### True *{labels[t]}*, predicted *{labels[p]}*: {len(cell)} image(s)")
+    gallery(r, cell["path"].tolist(), "ds_gal_cell",
+            f"The map of each image ({ds.method_label(r.methods[0])}, for "
+            f"{'its true class' if r.settings.target == 'label' else 'the prediction'}).")
+
+
+def class_maps_tab(r) -> None:
+    means = r.mean_maps()
+    summary = r.class_summary().set_index("label")
+    titles = [f"{ds_short(l, 16)}<br>{summary.loc[l, 'accuracy']:.0%} right" for l in means]
+    st.plotly_chart(dfig.class_maps_figure(means, titles), key="ds_class_maps", config=NOBAR)
+    st.caption("Each class's maps averaged over its images (each map counted as a share of its mass): "
+               "where the model finds the class's evidence, on the square of the model's view.")
+
+
+def where_tab(r) -> None:
+    grid = st.segmented_control("Grid", [2, 3, 4], default=3, key="w_ds_grid", required=True,
+                                format_func=lambda g: f"{g} × {g}") or 3
+    w = r.where(grid=grid)
+    shares = [w.loc[i, [f"cell_{a}_{b}" for a in range(grid) for b in range(grid)]].to_numpy(float)
+              .reshape(grid, grid) for i in range(len(w))]
+    extras = [f"border {b:.0%} · centre {c:.0%}" for b, c in zip(w["border"], w["centre"])]
+    st.plotly_chart(dfig.where_figure(shares, list(w["label"]), grid, extras), key="ds_where", config=NOBAR)
+    st.caption(f"The share of each class's map mass in each cell of a {grid}×{grid} grid over the model's "
+               f"view, averaged over the class's images; 'border' is the outer "
+               f"{interpret.dataset.BORDER:.0%} band of the image, 'centre' its middle half.")
+
+
+def _boxes_editor(r) -> Dict[str, tuple]:
+    ss = st.session_state
+    boxes = ss.setdefault("ds_boxes", {}).setdefault(str(r.out), dict(r.boxes))
+    with st.expander(f"Where the objects are (boxes given: {len(boxes)})", icon=":material/crop_free:"):
+        st.caption("Give a class's box (fractions of the model's view) to flag the classes whose maps fall "
+                   "outside their object.")
+        c1, c2, c3, c4 = st.columns([2, 3, 3, 1], vertical_alignment="bottom")
+        lab = c1.selectbox("Class", r.classes(), key="w_ds_box_class")
+        b = boxes.get(lab, (0.2, 0.2, 0.8, 0.8))
+        xs = c2.slider("Left to right", 0.0, 1.0, (float(b[0]), float(b[2])), 0.05, key=f"w_ds_bx_{lab}")
+        ys = c3.slider("Top to bottom", 0.0, 1.0, (float(b[1]), float(b[3])), 0.05, key=f"w_ds_by_{lab}")
+        if c4.button("Set", key="ds_box_set"):
+            if xs[1] > xs[0] and ys[1] > ys[0]:
+                boxes[lab] = (xs[0], ys[0], xs[1], ys[1])
+        if boxes:
+            st.caption("; ".join(f"{k}: ({v[0]:.2f}, {v[1]:.2f}, {v[2]:.2f}, {v[3]:.2f})" for k, v in boxes.items()))
+            if st.button("Clear the boxes", key="ds_box_clear"):
+                boxes.clear()
+    return dict(boxes)
+
+
+def flags_tab(r) -> None:
+    boxes = _boxes_editor(r)
+    flags = r.find_flags(boxes=boxes)
+    if not flags:
+        st.success("No class's maps concentrate on one small region in most of its images"
+                   + (", or fall outside the boxes given." if boxes else "."), icon=":material/check_circle:")
+        return
+    for k, f in enumerate(flags):
+        st.warning(f.sentence, icon=":material/flag:")
+        gallery(r, list(f.paths), f"ds_gal_flag_{k}",
+                f"The images of '{f.label}', most concentrated first; red: the region, "
+                + ("dashed: the box given." if f.given_box else f"the {region_name(f.box)}."),
+                box=f.box, given_box=f.given_box)
+
+
+def embedding_tab(r) -> None:
+    try:
+        coords, explained = r.embedding()
+    except interpret.InputError as exc:
+        st.info(str(exc), icon=":material/info:")
+        return
+    by = st.segmented_control("Colour by", ["class", "correct"], default="class", key="w_ds_colour",
+                              required=True, format_func={"class": "true class", "correct": "right or wrong"}.get)
+    df = r.table()
+    if by == "correct":
+        groups = ["correct" if c else "wrong" for c in df["correct"]]
+        colors, legend = dfig.CORRECT_COLORS, "prediction"
+    else:
+        groups, colors, legend = list(df["label"]), None, "true class"
+    hover = [f"<b>{p}</b><br>true {l}, predicted {q} ({pr:.0%})<br>click: open on Attributions"
+             for p, l, q, pr in zip(df["path"], df["label"], df["prediction"], df["probability"])]
+    fig = dfig.dataset_embedding_figure(coords, groups, list(df["path"]), hover, legend, colors)
+    st.plotly_chart(fig, key="ds_embedding", on_select=lambda: _on_image("ds_embedding"),
+                    selection_mode="points", config={"displayModeBar": False, "scrollZoom": True})
+    st.caption(f"The classifier's input features of every image, projected by PCA (the two axes hold "
+               f"{explained[0]:.0%} and {explained[1]:.0%} of the variance). Click a point to open its image.")
+
+
+def sorted_tab(r) -> None:
+    st.markdown("##### Least faithful maps")
+    worst = r.least_faithful(ds.GALLERY)
+    if len(worst):
+        extra = {p: f"faithfulness margin {m:.2f} ({v})" for p, m, v in
+                 zip(worst["path"], worst["faithfulness_margin"], worst["verdict"])}
+        gallery(r, worst["path"].tolist(), "ds_gal_faith",
+                "Maps whose top pixels change the score least compared with random pixels (deletion and "
+                "insertion curves), least faithful first.", extra=extra)
+    else:
+        st.info("Run the analysis with 'Faithfulness figures' on to sort the maps by how faithful they are.",
+                icon=":material/info:")
+    st.markdown("##### Most mass outside the object")
+    boxes = st.session_state.get("ds_boxes", {}).get(str(r.out), r.boxes)
+    out = r.most_outside(boxes=boxes, n=ds.GALLERY) if boxes or r.table()["box"].notna().any() else None
+    if out is not None and len(out):
+        extra = {p: f"{o:.0%} of the map outside the box" for p, o in zip(out["path"], out["outside"])}
+        gallery(r, out["path"].tolist(), "ds_gal_out", "Images whose map falls most outside their object's box.",
+                extra=extra)
+    else:
+        st.info("Give the objects' boxes (Shortcut flags tab, or x0,y0,x1,y1 columns in a CSV) to sort the "
+                "images by the map mass outside them.", icon=":material/info:")
+
+
+def results_section(ctx: ui.PageContext, path: str) -> None:
+    r = ds.open_run(path)
+    st.divider()
+    st.subheader(r.manifest.get("name") or r.out.name)
+    by = r.manifest.get("created_by") or "someone on this server"
+    st.caption(f"{r.model} · {', '.join(ds.method_label(m) for m in r.methods)} at layer {r.settings.layer}, "
+               f"explaining {TARGETS[r.settings.target]} · run by {by}, {ds.when(r.manifest.get('created_at', ''))}")
+    if r.manifest["model"]["fingerprint"] != ctx.handle.fingerprint():
+        st.warning(f"This run was made with **{r.model}**, not with the model chosen in the sidebar; "
+                   "an image opened on the Attributions page is explained by the sidebar's model.",
+                   icon=":material/warning:")
+    a, b, c, d = st.columns(4)
+    a.metric("Images", f"{len(r.table())}", help=f"{r.done} of {r.total} stored")
+    a_acc = r.accuracy
+    b.metric("Accuracy", "-" if np.isnan(a_acc) else f"{a_acc:.1%}")
+    c.metric("Shortcut flags", len(r.flags))
+    d.metric("Skipped files", len(r.skipped))
+    if not r.complete:
+        st.info(f"This run holds {r.done} of {r.total} images ({r.status}). Continue it to compute the rest; "
+                "nothing stored is computed again.", icon=":material/pause_circle:")
+        if r.status != "running" and r.manifest["model"]["fingerprint"] == ctx.handle.fingerprint():
+            if st.button("Continue", key="ds_continue", icon=":material/play_arrow:"):
+                job = st.session_state.get("ds_active")
+                if job is None or job.out != str(r.out):
+                    src = r.manifest["source"]
+                    job = ds.Job(src["root"], r.manifest.get("name") or "the set", str(r.out), r.methods,
+                                 r.settings.target, r.settings.trust, upload=src["kind"] == "zip")
+                _run_job(ctx, job)
+                r = ds.open_run(path)
+    if ctx.present:
+        ui.plain(f"The model got <b>{a_acc:.0%}</b> of these {len(r.table())} images right. Click a square of "
+                 "the table to see those images and where the model looked in each.")
+    tabs = st.tabs(["Confusion", "Per-class maps", "Where it looks", "Shortcut flags", "Embedding",
+                    "Sorted images", f"Skipped ({len(r.skipped)})"])
+    with tabs[0], ui.guard("the confusion matrix"):
+        confusion_tab(r)
+    with tabs[1], ui.guard("the per-class maps"):
+        class_maps_tab(r)
+    with tabs[2], ui.guard("the 'where it looks' grid"):
+        where_tab(r)
+    with tabs[3], ui.guard("the shortcut flags"):
+        flags_tab(r)
+    with tabs[4], ui.guard("the embedding"):
+        embedding_tab(r)
+    with tabs[5], ui.guard("the sorted images"):
+        sorted_tab(r)
+    with tabs[6]:
+        if r.skipped:
+            st.dataframe([{"file": n, "why": w} for n, w in r.skipped], hide_index=True, width="stretch")
+        else:
+            st.caption("Every file of the set was analysed.")
+
+
+def main() -> None:
+    ctx = ui.setup("Dataset", "🗂️", "A whole labelled image set: what the model confuses, where it looks "
+                   "for each class, and which classes it recognises for the wrong reasons.")
+    if ctx is None:
+        return
+    _open_pending()
+    ss = st.session_state
+    with st.container(border=True), ui.guard("the start panel"):
+        start_section(ctx)
+    if ss.get("ds_cancelled"):
+        ss.pop("ds_cancelled")
+        st.info("Stopped. The images finished so far are stored; Continue below computes the rest.",
+                icon=":material/stop_circle:")
+    path = ss.get("ds_run")
+    if path and Store(path).exists():
+        with ui.guard("the results"):
+            results_section(ctx, path)
+    ui.finish()
+
+
+main()
