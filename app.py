@@ -1,28 +1,26 @@
-"""Interpret: the home page.  Run with ``streamlit run app.py``.
+"""Interpret: the home page.  Run with ``streamlit run app.py`` (or ``python -m interpret app``).
 
 Pick a model and a photo here (or in the sidebar, on any page); the pages in pages/
 show what the model predicts, what it sees, what its layers respond to, and which
 pixels made it decide.
+
+``streamlit run app.py`` first *imports* this file to look for an ASGI app: it finds
+``app`` below, a ``st.App`` serving this same file with a warm start (the bundled model,
+the heavy imports and the default views are ready before the server answers, see
+ui/warmup.py).  Each visitor's session then runs this file as its script
+(``__name__ == "__main__"``) and draws the page.
 """
 
 from __future__ import annotations
 
 import streamlit as st
-from PIL import Image, ImageOps
 
 import ui
-from ui import compute, state
+from ui import compute, state, views
 from ui.errors import show_input_error
+from ui.pages import pages
 from ui.samples import samples
 from ui.sidebar import store_photo_from
-
-THUMB = (320, 240)
-
-
-@st.cache_resource(show_spinner=False, max_entries=64)
-def _thumbnail(path: str, mtime: float) -> Image.Image:
-    with Image.open(path) as im:
-        return ImageOps.fit(im.convert("RGB"), THUMB, Image.Resampling.LANCZOS)
 
 
 def _use_sample(key: str) -> None:
@@ -33,7 +31,8 @@ def _summary(ctx: ui.PageContext) -> None:
     top = ctx.predictions[0]
     left, right = st.columns([2, 3], gap="large")
     with left:
-        st.image(ctx.image.image, caption=f"Current photo: {ctx.image.title}", width="stretch")
+        st.image(compute.preview_uri(ctx.image), caption=f"Current photo: {ctx.image.title}",
+                 width="stretch")
     with right:
         st.subheader(f"The model says: *{top.label}*")
         second = ctx.predictions[1]
@@ -41,23 +40,14 @@ def _summary(ctx: ui.PageContext) -> None:
             f"**{ctx.handle.name}** is **{top.probability:.0%}** sure. Its next guess is "
             f"*{second.label}* ({second.probability:.0%}).")
         st.markdown("Where to go next:")
-        links = [
-            ("pages/1_Outputs.py", "**Outputs**: all the model's guesses and how sure it is",
-             ":material/bar_chart:"),
-            ("pages/2_Input.py", "**Input**: exactly what the model receives", ":material/image:"),
-            ("pages/3_Activations.py", "**Activations**: what each layer responds to",
-             ":material/grid_view:"),
-            ("pages/4_Attributions.py", "**Attributions**: which pixels made it decide",
-             ":material/local_fire_department:"),
-            ("pages/5_Features.py", "**Features**: what a layer's channels look for",
-             ":material/auto_awesome:"),
-        ]
         params = state.url_params()
-        for path, label, icon in links:
+        for page in pages():
+            if not page.summary:
+                continue
             try:
-                st.page_link(path, label=label, icon=icon, query_params=params)
+                st.page_link(page.path, label=page.summary, icon=page.icon, query_params=params)
             except Exception:  # noqa: BLE001 - run on its own (tests): no page list
-                st.markdown(label)
+                st.markdown(page.summary)
         if ctx.present:
             ui.plain(f"Open <b>Attributions</b> to see which parts of the photo made the model "
                      f"say <i>{top.label}</i>.")
@@ -77,7 +67,7 @@ def _gallery() -> None:
             with col:
                 chosen = current == f"sample:{s.key}"
                 with st.container(border=True):
-                    st.image(_thumbnail(str(s.path), s.path.stat().st_mtime), width="stretch")
+                    st.image(views.thumbnail_uri(str(s.path), s.path.stat().st_mtime), width="stretch")
                     st.markdown(f"**{s.title}**")
                     if s.caption:
                         st.caption(s.caption)
@@ -90,14 +80,16 @@ def _gallery() -> None:
 def _camera() -> None:
     if not compute.allow_uploads():
         return
-    with st.expander("Take a photo with your camera", icon=":material/photo_camera:"):
-        st.caption("Good for live demos: point the camera at a mug, a keyboard, a pet... The "
-                   "snapshot stays in your session only.")
-        st.camera_input("Camera", key="w_camera", on_change=store_photo_from,
-                        args=("w_camera", "camera", "camera snapshot"), label_visibility="collapsed")
-        err = st.session_state.get("camera_error")
-        if err:
-            show_input_error(err)
+    # the camera widget (and its code in the browser) only once asked for
+    if not st.toggle("Take a photo with your camera", key="w_camera_on",
+                     help="Good for live demos: point the camera at a mug, a keyboard, a pet..."):
+        return
+    st.caption("The snapshot stays in your session only.")
+    st.camera_input("Camera", key="w_camera", on_change=store_photo_from,
+                    args=("w_camera", "camera", "camera snapshot"), label_visibility="collapsed")
+    err = st.session_state.get("camera_error")
+    if err:
+        show_input_error(err)
 
 
 def main() -> None:
@@ -112,6 +104,11 @@ def main() -> None:
         _gallery()
     with ui.guard("the camera"):
         _camera()
+    with ui.guard("the list of model sources"), st.expander(
+            "Your own model: what this server accepts", icon=":material/upload_file:"):
+        from ui.upload import accepted_sources_markdown
+
+        st.markdown(accepted_sources_markdown(compute.server_settings()))
     with st.expander("About the methods and this tool", icon=":material/info:"):
         st.markdown(
             "- **Class activation maps** (Grad-CAM and friends) weight a layer's feature maps "
@@ -119,11 +116,23 @@ def main() -> None:
             "- **Input gradients** (saliency, SmoothGrad, guided backpropagation) show which "
             "pixels the score is sensitive to: sharp but noisy.\n"
             "- **Path and perturbation methods** (Integrated Gradients, occlusion, DeepLIFT) "
-            "compare the photo with a blank reference: slower, with guarantees.\n\n"
+            "compare the photo with a blank reference: slower, with guarantees.\n"
+            "- **Transformer methods** (attention rollout, transformer attribution, LeGrad) "
+            "follow the attention of vision transformers.\n"
+            "- **How far to trust a map**: next to each heatmap, whether hiding what it marks "
+            "really changes the prediction (compared with random maps), and whether the map "
+            "survives randomising the model's weights; a report to download.\n"
+            "- **Dataset**: a whole labelled image set at once, and the classes the model "
+            "recognises for the wrong reasons.\n\n"
             "Everything runs on this server with the `interpret` Python package; the same "
             "results are available from a notebook or the command line.")
     ui.finish()
 
 
-with ui.guard("this page"):  # the last safety net: never a traceback
-    main()
+if __name__ == "__main__":  # a visitor's session: draw the page
+    with ui.guard("this page"):  # the last safety net: never a traceback
+        main()
+else:  # imported by `streamlit run app.py`: the server, with a warm start
+    from ui.warmup import lifespan
+
+    app = st.App(__file__, lifespan=lifespan)

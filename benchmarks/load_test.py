@@ -10,7 +10,10 @@ repeatedly for a bounded time.  Reports requests completed, p50/p95 time to a dr
 heatmap, errors (must be 0), and whether every session saw only its own photo's result
 (every session's photo is chosen to have a different predicted class: the Grad-CAM
 title must name its own photo's class, and the sidebar its own upload and nobody
-else's).  Traffic goes to 127.0.0.1 only; the loop stops by itself.
+else's).  It also reports the server's CPU (user + system time of the server process,
+all threads, from ``/proc/<pid>/stat``) per completed round and what that means for
+sizing a server: "one core serves N rounds a minute".  Traffic goes to 127.0.0.1 only;
+the loop stops by itself.
 
     python benchmarks/load_test.py --sessions 8 --seconds 180 [--out docs/load_test.md]
 """
@@ -37,6 +40,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--no-first-run"]
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
 STEP_TIMEOUT_MS = 90_000  # one step (upload, page switch, heatmap) may take this long
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 SHOTS = None  # --screenshots: a folder for a screenshot of the page at every error
 
 
@@ -161,6 +165,12 @@ async def drive(url, photos, seconds):
     return results
 
 
+def server_cpu(pid: int) -> float:
+    """User + system CPU seconds of the server process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
 def pct(values, q):
     if not values:
         return float("nan")
@@ -193,9 +203,11 @@ def main(argv=None) -> int:
                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         try:
             wait_healthy(url, proc, timeout=180)
+            cpu_start = server_cpu(proc.pid)  # after the warm start
             t0 = time.monotonic()
             results = asyncio.run(drive(url, photos, args.seconds))
             wall = time.monotonic() - t0
+            cpu = server_cpu(proc.pid) - cpu_start
         finally:
             stop(proc)
             log.close()
@@ -204,6 +216,7 @@ def main(argv=None) -> int:
     mixups = sum(r["mixups"] for r in results.values())
     cold = [r["times"][0] for r in results.values() if r["times"]]
     warm = [t for r in results.values() for t in r["times"][1:]]
+    per_round = cpu / len(times) if times else float("nan")
     lines = [
         f"# Load test: {args.sessions} concurrent browser sessions",
         "",
@@ -211,10 +224,16 @@ def main(argv=None) -> int:
         f"load average before start {load_before:.2f}; Python {platform.python_version()}; "
         f"{wall:.0f} s of driving; server `python -m interpret app` (default settings).",
         "",
-        "| sessions | completed | p50 to drawn heatmap | p95 | max | errors | sessions that saw another's result |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| sessions | completed | p50 to drawn heatmap | p95 | max | errors | sessions that saw another's result | server CPU per round | one core serves |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         f"| {args.sessions} | {len(times)} | {pct(times, 50):.1f} s | {pct(times, 95):.1f} s | "
-        f"{max(times) if times else float('nan'):.1f} s | {len(errors)} | {mixups} |",
+        f"{max(times) if times else float('nan'):.1f} s | {len(errors)} | {mixups} | {per_round:.2f} s | "
+        f"{60 / per_round if per_round > 0 else float('nan'):.0f} rounds a minute |",
+        "",
+        f"Server CPU: {cpu:.1f} s in {wall:.0f} s of driving ({cpu / wall:.0%} of one core; the "
+        f"server process, all threads, from /proc), {per_round:.2f} s per round (open the app, "
+        f"upload a photo, open Attributions until its Grad-CAM is drawn): one core serves "
+        f"about {60 / per_round if per_round > 0 else float('nan'):.0f} such rounds a minute.",
         "",
         "| rounds | count | p50 | p95 | max |",
         "|---|---:|---:|---:|---:|",

@@ -9,11 +9,12 @@
 
 from .errors import Cancelled, InputError
 from .capture import LayerMaps
-from .explain import (Explanation, LayerSummary, Prediction, estimate_cost, explain, layer_maps,
-                      layer_summary, predict, resolve_target)
+from .explain import (Explanation, LayerSummary, ModelInput, Prediction, estimate_cost, explain,
+                      layer_maps, layer_summary, model_input, predict, resolve_target)
 from . import features  # noqa: F401  (interpret.features.channel, ...)
 from .features import (FeatureVisualization, embed, export_tensorboard, images_from_folder,
                        images_from_zip, top_activating, visualize_channel)
+from .dataset import DatasetResult, analyze_dataset, open_dataset
 from .handle import ModelHandle, ModelInfo
 from .images import MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS, load_image
 from .layers import LayerInfo, default_layer, list_layers
@@ -22,6 +23,10 @@ from .models import DEFAULT_MODEL, load_model, torchvision_classifiers
 from .overlay import COLORMAPS, colorize, heatmap_image, overlay
 from .preprocessing import Preprocessing
 from .tokens import TokenLayout
+from . import trust  # noqa: F401  (interpret.trust.measures(), ...)
+from .trust import (Agreement, Faithfulness, Localization, Road, SanityCheck, agreement,
+                    faithfulness, localization, road, sanity_check)
+from .report import report  # the function (the module is interpret.report too)
 
 __version__ = "0.1.0"
 
@@ -34,4 +39,8 @@ __all__ = [
     "COLORMAPS", "colorize", "heatmap_image", "overlay", "Preprocessing", "TokenLayout",
     "__version__", "features", "visualize_channel", "FeatureVisualization", "top_activating",
     "embed", "export_tensorboard", "images_from_zip", "images_from_folder",
+    "model_input", "ModelInput",
+    "trust", "faithfulness", "Faithfulness", "road", "Road", "sanity_check", "SanityCheck",
+    "agreement", "Agreement", "localization", "Localization", "report",
+    "analyze_dataset", "open_dataset", "DatasetResult",
 ]

@@ -1,5 +1,5 @@
 """The public entry points: :func:`predict`, :func:`explain`, :func:`layer_maps`,
-:func:`layer_summary` and :func:`estimate_cost`."""
+:func:`layer_summary`, :func:`estimate_cost` and :func:`model_input`."""
 
 from __future__ import annotations
 
@@ -77,6 +77,42 @@ def input_tensor(handle: ModelHandle, image) -> torch.Tensor:
     if isinstance(image, Image.Image):
         return handle.preprocess_cached(image)
     return handle.preprocess(load_image(image))
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What a model receives for a photo (see :func:`model_input`).
+
+    ``image``: the photo resized and cropped as the model sees it (RGB, ``size``);
+    ``values``: the 3 x H x W float32 numbers the model receives (normalised);
+    ``seen``: those numbers de-normalised, H x W x 3 float32 in [0, 1], to look at;
+    ``crop_box``: the region (left, top, right, bottom) of the original photo the model
+    keeps, in its pixels; ``photo_size``: the original (width, height)."""
+
+    image: Image.Image
+    values: np.ndarray = field(repr=False)
+    seen: np.ndarray = field(repr=False)
+    crop_box: tuple
+    photo_size: tuple
+
+    @property
+    def size(self) -> tuple:
+        """(height, width) of the model's input."""
+        return tuple(int(s) for s in self.values.shape[1:])
+
+
+def model_input(model, image) -> ModelInput:
+    """Exactly what ``model`` receives for ``image`` (a PIL image, path or bytes): the
+    resized and cropped photo, the normalised numbers, the same de-normalised, and the
+    crop's place in the original.  What the Input page shows."""
+    handle = as_handle(model)
+    if not isinstance(image, Image.Image):
+        image = load_image(image)
+    pre = handle.preprocessing
+    x = input_tensor(handle, image).detach().float().cpu()
+    return ModelInput(image=pre.model_view(image.convert("RGB")), values=x[0].numpy().copy(),
+                      seen=pre.denormalize(x).astype(np.float32), crop_box=pre.crop_box(image.size),
+                      photo_size=tuple(image.size))
 
 
 def predict(model, image, top_k: Optional[int] = 5) -> List[Prediction]:

@@ -24,6 +24,9 @@ class Settings:
     model_folder: Optional[str] = None
     #: folder of photos offered as an image set on the Features page (None: no folder)
     image_folder: Optional[str] = None
+    #: folder where the Dataset page stores its runs, shared by everyone on the server
+    #: (None: a temporary folder that lives as long as the server process)
+    dataset_runs: Optional[str] = None
     #: whether people may upload their own models and images at all
     allow_uploads: bool = True
     #: allow pickled modules, TorchScript and .pt2 uploads: they run code from the file,
@@ -47,6 +50,9 @@ class Settings:
     heavy_timeout_s: int = 300
     #: memory bound of the server-wide result cache, MiB
     result_cache_mb: int = 512
+    #: load the bundled model and build the default views when the server starts, so
+    #: that the first visitor does not wait for them (a few seconds of CPU per start)
+    warm_start: bool = True
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)

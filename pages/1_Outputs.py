@@ -6,7 +6,7 @@ import streamlit as st
 
 import ui
 from interpret import figures
-from ui import state
+from ui import state, views
 from ui.widgets import target_picker
 
 
@@ -44,11 +44,8 @@ def main() -> None:
                 k = st.slider("Classes shown", 3, 30, help="The k most likely classes.",
                               **state.bound("topk"))
             head.subheader(f"Top {k} predictions")
-            shown = preds[:k]
-            fig = figures.predictions_bar([p.label for p in shown], [p.probability for p in shown],
-                                          highlight=ctx.target_label)
-            fig.data[0].customdata = [[p.index] for p in shown][::-1]
-            st.plotly_chart(fig, key="top_bars", on_select=_on_bar_select, selection_mode="points",
+            st.plotly_chart(views.top_bars(ctx.handle, ctx.image, preds, k, ctx.target),
+                            key="top_bars", on_select=_on_bar_select, selection_mode="points",
                             config={"displayModeBar": False})
             st.caption("Click a bar to explain that class on the other pages. Red: the class "
                        "being explained.")
@@ -84,9 +81,8 @@ def main() -> None:
         if not ctx.present:
             log = st.toggle("Logarithmic scale", help="Shows the long tail of unlikely classes.",
                             **state.bound("log"))
-        fig = figures.distribution_figure([p.label for p in preds], probs, log=log,
-                                          highlight=ctx.rank(ctx.target))
-        st.plotly_chart(fig, key="distribution", config={"displayModeBar": False})
+        st.plotly_chart(views.distribution(ctx.handle, ctx.image, preds, log, ctx.rank(ctx.target)),
+                        key="distribution", config={"displayModeBar": False})
         n, head = summary["classes"], summary["head"]
         st.caption(f"Every one of the {n} classes, most to least likely. The top {head} hold "
                    f"{summary['head_mass']:.1%} of the probability; the other {n - head} share "

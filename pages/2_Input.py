@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from interpret import figures
+from ui import compute, views
 
 
 def _size(size) -> str:
@@ -52,16 +52,10 @@ def main() -> None:
     if ctx is None:
         return
     pre = ctx.handle.preprocessing
-    img = ctx.image.image
-    W, H = img.size
+    W, H = ctx.image.image.size
     h, w = ctx.handle.input_size
 
     with ui.guard("preparing the model's input"):
-        x = pre.to_tensor(img)          # 1 x 3 x h x w, exactly what the model gets
-        seen = pre.denormalize(x)       # h x w x 3 in [0, 1], for viewing
-        values = x[0].numpy()           # 3 x h x w, normalised values
-        box = pre.crop_box(img.size)
-
         if ctx.present:
             ui.plain(f"The model never sees the whole photo: it gets a small <b>{h}×{w}</b> "
                      f"square from the middle (inside the dashed frame), and nothing else.")
@@ -69,13 +63,12 @@ def main() -> None:
         left, right = st.columns(2, gap="large")
         with left:
             st.subheader("Your photo")
-            st.plotly_chart(figures.image_figure(img, box=box, box_label="what the model sees",
-                                                 height=420),
-                            key="original", config={"displayModeBar": False})
+            st.plotly_chart(views.photo_with_crop(ctx.handle, ctx.image), key="original",
+                            config={"displayModeBar": False})
             st.caption(f"Original: {W}×{H} pixels. The dashed frame is the part the model keeps.")
         with right:
             st.subheader("What the model receives")
-            st.plotly_chart(figures.image_figure(seen, height=420), key="model_view",
+            st.plotly_chart(views.model_view(ctx.handle, ctx.image), key="model_view",
                             config={"displayModeBar": False})
             st.caption(f"{h}×{w} pixels: {_steps(pre)}. Shown de-normalised, so that the "
                        "colours look natural.")
@@ -88,13 +81,11 @@ def main() -> None:
         st.subheader("Colour channels")
         st.caption("The model receives three numbers per pixel, one per colour channel.")
         tint = st.toggle("Show each channel in its own colour", value=True, key="w_tint")
-        st.plotly_chart(
-            figures.comparison_figure(figures.channel_views(seen, tint=tint), ["Red", "Green", "Blue"],
-                                      height=320),
-            key="channels", config={"displayModeBar": False})
-        st.plotly_chart(
-            figures.channel_histograms_figure(values, title="Values per channel, after normalisation"),
-            key="histograms", config={"displayModeBar": False})
+        st.plotly_chart(views.colour_channels(ctx.handle, ctx.image, tint), key="channels",
+                        config={"displayModeBar": False})
+        st.plotly_chart(views.input_histograms(ctx.handle, ctx.image), key="histograms",
+                        config={"displayModeBar": False})
+        values = compute.model_input(ctx.handle, ctx.image).values
         lo, hi = float(values.min()), float(values.max())
         st.caption(f"Normalisation subtracts the mean and divides by the standard deviation of "
                    f"each channel, so values run from {lo:.2f} to {hi:.2f} instead of 0-255.")

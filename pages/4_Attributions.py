@@ -1,52 +1,67 @@
-"""Attributions: which parts of the photo made the model decide."""
+"""Attributions: which parts of the photo made the model decide.
+
+The page is three fragments, so that a change reruns only what it changes (never the
+sidebar and the model checks):
+
+* :func:`attribution_panel` (``attr_panel``): the pickers and the result.  A new method
+  or setting reruns it alone; a new class, contrast or layer also reruns the comparison.
+* :func:`result_view` (``attr_result``, inside it): the heatmap with its controls.  The
+  colour map, the opacity and "whole photo" rerun it and the comparison only.
+* :func:`comparison_panel` (``attr_compare``): the methods side by side.
+
+Results and figures come from the shared cache (ui/compute.py, ui/views.py): switching
+between the CAMs or colour maps redraws from the recorded pass without running the
+model again.
+
+Where to add views: the trust panel goes beside the heatmap (``result_panel(...,
+beside=...)`` in :func:`result_view`); a comparison view is a fragment like
+:func:`comparison_panel`, called from :func:`main` (add its key to :data:`VIEWS` so
+that class, layer and colour changes rerun it too).
+"""
 
 from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import streamlit as st
 
 import interpret
 import ui
-from interpret import figures
-from ui import compute, state
-from ui.widgets import contrast_picker, layer_picker, target_picker
+from interpret.methods import FAMILIES, SPEEDS
+from ui import compute, state, trust, views
+from ui.compute import Selection
+from ui.widgets import contrast_picker, current_contrast, current_target, layer_picker, target_picker
 
-FAMILY_SHORT = {
-    "cam": "CAMs",
-    "cam_free": "Gradient-free CAMs",
-    "gradient": "Input gradients",
-    "path": "Path & perturbation",
-    "activation": "Activations",
-}
-COST_TEXT = {
-    "instant": ":material/bolt: instant: reuses the one captured forward/backward pass",
-    "fast": ":material/speed: fast: a few extra passes through the model",
-    "slow": ":material/hourglass_top: slow: many passes through the model (seconds on a CPU)",
-}
+SPEED_ICONS = {"instant": ":material/bolt:", "fast": ":material/speed:", "slow": ":material/hourglass_top:"}
 # the colour of "important" in each colour map, for plain-language captions
 HOT_WORD = {"jet": "red", "turbo": "red", "inferno": "bright yellow", "viridis": "yellow",
             "magma": "pale yellow", "plasma": "yellow", "hot": "white-hot", "greys": "white",
             "rdbu": "red"}
 MAX_COMPARE = 4
+NOBAR = {"displayModeBar": False}
+#: the fragments drawn from the class, contrast, layer and colours: a change of one of
+#: those reruns them (a new method reruns only the panel with the pickers)
+VIEWS = ("attr_result", "attr_compare")
+SELECTION = ("attr_panel", "attr_compare")
+
+
+# ----------------------------------------------------------------------------------
+# Choosing what to explain
 
 
 def _families(specs) -> "OrderedDict[str, List[interpret.MethodSpec]]":
-    from interpret.methods import FAMILIES
-
     fam: "OrderedDict[str, list]" = OrderedDict((f, []) for f in FAMILIES)
     for s in specs:
         fam.setdefault(s.family, []).append(s)
     return OrderedDict((f, v) for f, v in fam.items() if v)
 
 
-def _on_family() -> None:
+def _on_family(first_of: Dict[str, str]) -> None:
     fam = st.session_state.get("w_family")
-    if fam:
-        first = [s for s in interpret.methods() if s.family == fam][0]
-        state.set("method", first.name)
+    if fam in first_of:
+        state.set("method", first_of[fam])
 
 
 def _paper_link(url: str) -> str:
@@ -54,29 +69,46 @@ def _paper_link(url: str) -> str:
     return f"[arXiv:{m.group(1)}]({url})" if m else f"[paper]({url})"
 
 
-def method_picker(specs, present: bool = False) -> interpret.MethodSpec:
-    """Methods from the registry, grouped by family, each with its one-line description,
-    cost and paper.  Presentation mode: one plain list of names."""
+def current_spec(ctx: ui.PageContext, specs) -> interpret.MethodSpec:
+    """The view's method if it can run on this model, else Grad-CAM (saying why)."""
     by_name = {s.name: s for s in specs}
-    current = by_name.get(state.get("method")) or by_name["gradcam"]
+    name = state.get("method")
+    if name in by_name:
+        return by_name[name]
+    fallback = by_name.get(state.DEFAULTS["method"]) or specs[0]
+    try:
+        spec = interpret.get_method(name)
+        why = spec.unavailable(ctx.handle) or "it is not available here"
+        st.warning(f"{spec.label} cannot run on {ctx.handle.name}: {why} Showing "
+                   f"{fallback.label} instead.", icon=":material/warning:")
+    except interpret.InputError:
+        pass
+    state.view()["method"] = fallback.name
+    return fallback
+
+
+def method_picker(specs, current: interpret.MethodSpec, present: bool) -> interpret.MethodSpec:
+    """Methods from the registry, grouped by family, each with its one-line description,
+    speed and paper.  Presentation mode: one plain list of names."""
+    by_name = {s.name: s for s in specs}
     if present:
         names = list(by_name)
         name = st.selectbox("Method", names, format_func=lambda n: by_name[n].label,
-                            **state.bound("method", names, "gradcam"))
+                            **state.bound("method", names, current.name))
         return by_name[name]
     fams = _families(specs)
     st.session_state["w_family"] = current.family
     family = st.pills(
-        "Family", list(fams), format_func=lambda f: FAMILY_SHORT.get(f, f), key="w_family",
-        on_change=_on_family, required=True, wrap=True,
-        help="\n".join(f"- **{FAMILY_SHORT.get(f, f)}**: {fams[f][0].family_label}" for f in fams))
+        "Family", list(fams), format_func=lambda f: FAMILIES[f].short, key="w_family",
+        on_change=_on_family, args=({f: v[0].name for f, v in fams.items()},), required=True, wrap=True,
+        help="\n".join(f"- **{FAMILIES[f].short}**: {FAMILIES[f].label}" for f in fams))
     members = fams[family or current.family]
     names = [s.name for s in members]
     name = st.radio("Method", names, format_func=lambda n: by_name[n].label,
                     captions=[by_name[n].description for n in names],
                     **state.bound("method", names, names[0]))
     spec = by_name[name]
-    st.caption(f"{COST_TEXT[spec.cost]} · {_paper_link(spec.paper)}")
+    st.caption(f"{SPEED_ICONS[spec.speed]} {spec.speed}: {SPEEDS[spec.speed]} · {_paper_link(spec.paper)}")
     return spec
 
 
@@ -88,10 +120,12 @@ def _apply_params(method: str, slow: bool) -> None:
             state.set_method_param(method, p.name, value, p.default)
     if slow:
         st.session_state["run_now"] = method
+        st.rerun(scope=list(SELECTION))
 
 
 def _request_run(method: str) -> None:
     st.session_state["run_now"] = method
+    st.rerun(scope=list(SELECTION))  # once computed, the comparison can show it too
 
 
 def chosen_params(spec: interpret.MethodSpec) -> Dict[str, Any]:
@@ -103,7 +137,7 @@ def params_form(spec: interpret.MethodSpec, chosen: Dict[str, Any], present: boo
                 expanded: bool) -> None:
     """The method's parameters (registry defaults and ranges) in a form, so several
     edits cost one computation; its button also starts slow methods."""
-    slow = spec.cost == "slow"
+    slow = spec.speed == "slow"
     if present or not spec.params:
         if slow and expanded:
             st.button(f"Run {spec.label}", type="primary", on_click=_request_run, args=(spec.name,),
@@ -133,45 +167,57 @@ def params_form(spec: interpret.MethodSpec, chosen: Dict[str, Any], present: boo
                               icon=":material/play_arrow:" if slow else None)
 
 
-def _progress_callback(bar, label: str):
-    def report(done: int, total: int) -> None:
-        frac = 0.0 if total <= 0 else min(1.0, done / total)
-        bar.progress(frac, text=f"{label}: step {done} of {total}. Change any setting to stop.")
-    return report
+def pickers(ctx: ui.PageContext, specs) -> Optional[Selection]:
+    """The left column: method, class, contrast class and layer."""
+    spec = None
+    with ui.guard("the method picker"):
+        spec = method_picker(specs, current_spec(ctx, specs), ctx.present)
+    if spec is None:
+        return None
+    target, contrast, layer = ctx.target, None, None
+    with ui.guard("the class picker"):
+        target = target_picker(ctx, rerun=SELECTION)
+        if spec.contrastive and not ctx.present:
+            contrast = contrast_picker(ctx, target, rerun=SELECTION)
+    if spec.needs_layer:
+        with ui.guard("the layer picker"):
+            layer = interpret.default_layer(ctx.handle) if ctx.present else layer_picker(ctx, rerun=SELECTION)
+    return Selection(spec, layer, target, contrast if spec.contrastive else None, chosen_params(spec))
 
 
-def show_estimate(ctx: ui.PageContext, spec: interpret.MethodSpec, layer: Optional[str],
-                  params: Dict[str, Any]) -> None:
+# ----------------------------------------------------------------------------------
+# The result
+
+
+def show_estimate(ctx: ui.PageContext, sel: Selection) -> None:
     """What a slow method will cost, before running it."""
-    est = interpret.estimate_cost(ctx.handle, spec.name, layer, **params)
-    note = f" ({est['note']})" if est.get("note") else ""
-    st.info(f"**{spec.label}** needs about **{est['forwards']} passes** through the model, in "
-            f"{est['batches']} batches{note}. Adjust the settings if you like, then press "
-            f"**Run {spec.label}**.", icon=":material/hourglass_top:")
+    cost = sel.spec.estimate(ctx.handle, sel.layer, sel.params)
+    note = f" ({cost.note})" if cost.note else ""
+    st.info(f"**{sel.spec.label}** needs about **{cost.forwards} passes** through the model, in "
+            f"{cost.batches} batches{note}. Adjust the settings if you like, then press "
+            f"**Run {sel.spec.label}**.", icon=":material/hourglass_top:")
 
 
-def compute_explanation(ctx: ui.PageContext, spec: interpret.MethodSpec, layer: Optional[str],
-                        target: int, contrast: Optional[int], params: Dict[str, Any]):
-    """The explanation, from the cache or computed now, with a progress bar for the
-    methods that take more than one pass."""
-    st.session_state.pop("run_now", None)
-    key = compute.explanation_key(ctx.handle, ctx.image, spec.name, layer, target, contrast, params)
-    if compute.is_cached(key) or spec.cost == "instant":
-        return compute.explain(ctx.handle, ctx.image, spec.name, layer, target, contrast, params)
-    bar = st.progress(0.0, text=f"{spec.label}: starting...")
-
-    def waiting(position: int) -> None:
-        bar.progress(0.0, text=f"{spec.label}: the server is busy with other people's "
-                               f"computations; you are number {position} in the queue.")
-
-    try:
-        return compute.explain(ctx.handle, ctx.image, spec.name, layer, target, contrast, params,
-                               progress=_progress_callback(bar, spec.label), on_wait=waiting)
-    finally:
-        bar.empty()
+def explanation(ctx: ui.PageContext, sel: Selection) -> Optional[interpret.Explanation]:
+    """The explanation from the cache, or computed now (slow methods only when asked,
+    after showing what they cost, with a progress bar); None while waiting."""
+    waiting = False
+    with ui.guard("the settings"):
+        requested = st.session_state.get("run_now") == sel.spec.name
+        waiting = sel.spec.speed == "slow" and not compute.is_cached(sel.key(ctx.handle, ctx.image)) \
+            and not requested
+        if waiting:
+            show_estimate(ctx, sel)
+        params_form(sel.spec, sel.params, ctx.present, expanded=waiting)
+    if waiting:
+        return None
+    with ui.guard(f"computing {sel.spec.label}"):
+        st.session_state.pop("run_now", None)
+        return sel.explain(ctx.handle, ctx.image)
+    return None
 
 
-def _caption(ctx: ui.PageContext, spec: interpret.MethodSpec, e, cmap: str) -> str:
+def _caption(spec: interpret.MethodSpec, e: interpret.Explanation, cmap: str) -> str:
     hot = HOT_WORD.get(cmap, "brightest")
     if not spec.contrastive:
         return (f"The <b>{hot}</b> areas are where this layer of the network reacts most strongly. "
@@ -185,31 +231,45 @@ def _caption(ctx: ui.PageContext, spec: interpret.MethodSpec, e, cmap: str) -> s
 
 def _on_whole_photo() -> None:
     state.set("resolution", "original" if st.session_state.get("w_whole_photo") else "input")
+    st.rerun(scope=list(VIEWS))
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "class"
 
 
-def result_panel(ctx: ui.PageContext, spec: interpret.MethodSpec, e) -> None:
+def display_controls() -> tuple:
+    """Opacity, colour map, whole photo: (opacity, cmap, resolution), bound to the view."""
     c1, c2, c3 = st.columns([5, 3, 3], vertical_alignment="bottom")
     with c1:
-        opacity = st.slider("Opacity", 0.0, 1.0, step=0.05, **state.bound("opacity"))
+        opacity = st.slider("Opacity", 0.0, 1.0, step=0.05, **state.bound("opacity", rerun=VIEWS))
     with c2:
-        cmap = st.selectbox("Colours", list(interpret.COLORMAPS), **state.bound("cmap", interpret.COLORMAPS, "jet"))
+        cmap = st.selectbox("Colours", list(interpret.COLORMAPS),
+                            **state.bound("cmap", interpret.COLORMAPS, "jet", rerun=VIEWS))
     with c3:
         st.session_state["w_whole_photo"] = state.get("resolution") == "original"
         whole = st.toggle("Whole photo", key="w_whole_photo", on_change=_on_whole_photo,
                           help="Off: on the square the model received. On: the map placed back "
                                "on the original photo (parts the model never saw stay uncoloured).")
-        resolution = "original" if whole else "input"
-    ov = interpret.overlay(ctx.image.image, e.heatmap, ctx.handle, colormap=cmap, opacity=opacity,
-                           resolution=resolution or "input")
+    return opacity, cmap, "original" if whole else "input"
+
+
+def result_panel(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation,
+                 beside: Optional[Callable[[], None]] = None) -> None:
+    """The heatmap over the photo with its controls, caption, details and downloads;
+    ``beside()`` (e.g. a trust panel) is drawn in a column next to the heatmap."""
+    spec = sel.spec
+    opacity, cmap, resolution = display_controls()
     title = f"{spec.label}: {e.target_label}" + (f" rather than {e.contrast_label}" if e.contrast_label else "")
-    st.plotly_chart(figures.heatmap_overlay_figure(ov, cmap, title=title, height=500,
-                                                   low="no effect", high="important"),
-                    key="overlay", config={"displayModeBar": False})
-    ui.plain(_caption(ctx, spec, e, cmap))
+    where = st.container()
+    if beside is not None:
+        where, side = st.columns([3, 2], gap="medium")
+        with side:
+            beside()
+    with where:
+        st.plotly_chart(views.attribution_figure(ctx.handle, ctx.image, e, title, cmap, opacity, resolution),
+                        key="overlay", config=NOBAR)
+    ui.plain(_caption(spec, e, cmap))
     details = f"{spec.label}" + (f" at layer `{e.layer}`" if e.layer else "") + \
         f" · class *{e.target_label}*"
     if e.score == e.score:  # not NaN
@@ -219,16 +279,22 @@ def result_panel(ctx: ui.PageContext, spec: interpret.MethodSpec, e) -> None:
         details += f" · {e.extras['steps_used']} steps, completeness error {e.extras['relative_error']:.1%}"
     if not ctx.present:
         st.caption(details)
-    heat = interpret.heatmap_image(e.heatmap, cmap)
     name = f"{spec.name}_{_slug(e.target_label)}"
+    handle, img = ctx.handle, ctx.image
     row = st.container(horizontal=True)
-    row.download_button("Heatmap (PNG)", figures.png_bytes(heat), file_name=f"{name}_heatmap.png",
-                        mime="image/png", icon=":material/download:", on_click="ignore")
-    row.download_button("Overlay (PNG)", figures.png_bytes(ov), file_name=f"{name}_overlay.png",
-                        mime="image/png", icon=":material/download:", on_click="ignore")
+    # the PNGs are made when a button is pressed, not on every run
+    row.download_button("Heatmap (PNG)", lambda: views.heatmap_png(handle, img, e, cmap),
+                        file_name=f"{name}_heatmap.png", mime="image/png", icon=":material/download:",
+                        on_click="ignore", key="dl_heatmap")
+    row.download_button("Overlay (PNG)", lambda: views.overlay_png(handle, img, e, cmap, opacity, resolution),
+                        file_name=f"{name}_overlay.png", mime="image/png", icon=":material/download:",
+                        on_click="ignore", key="dl_overlay")
 
 
-def comparison(ctx: ui.PageContext, specs, layer: Optional[str], target: int, contrast: Optional[int]) -> None:
+def comparison(ctx: ui.PageContext, specs) -> None:
+    """Up to four methods side by side, for the class, contrast and layer chosen above
+    (read from the view: this part reruns on its own), in the same colours and opacity;
+    slow methods appear once computed."""
     st.subheader("Compare methods")
     by_name = {s.name: s for s in specs}
     names = [s.name for s in specs]
@@ -243,35 +309,106 @@ def comparison(ctx: ui.PageContext, specs, layer: Optional[str], target: int, co
     if not chosen:
         st.caption("Pick up to four methods to see them on one row.")
         return
-    cmap, opacity = state.get("cmap"), state.get("opacity")
-    images, titles, subtitles, skipped = [], [], [], []
+    target = current_target(ctx)
+    contrast = None if ctx.present else current_contrast(ctx, target)
+    layer = state.get("layer") or interpret.default_layer(ctx.handle)
+    items, skipped = [], []
     for name in chosen:
         spec = by_name[name]
-        params = {**spec.defaults(), **state.method_params(name)}
+        params = chosen_params(spec)
         lay = layer if spec.needs_layer else None
         con = contrast if spec.contrastive else None
         key = compute.explanation_key(ctx.handle, ctx.image, name, lay, target, con, params)
-        if spec.cost == "slow" and not compute.is_cached(key):
+        if spec.speed == "slow" and not compute.is_cached(key):
             skipped.append(spec.label)
             continue
         try:
-            with st.spinner(f"Computing {spec.label}..."):
-                e = compute.explain(ctx.handle, ctx.image, name, lay, target, con, params)
+            e = compute.explain(ctx.handle, ctx.image, name, lay, target, con, params)
         except interpret.InputError as exc:
             st.warning(f"{spec.label}: {exc}", icon=":material/warning:")
             continue
-        images.append(interpret.overlay(ctx.image.image, e.heatmap, ctx.handle, colormap=cmap,
-                                        opacity=opacity))
-        titles.append(spec.label)
-        subtitles.append(spec.family_label.lower())
-    if images:
-        st.plotly_chart(figures.comparison_figure(images, titles, subtitles=subtitles, height=330),
-                        key="comparison", config={"displayModeBar": False})
+        items.append((e, spec.label, spec.family_label.lower()))
+    if items:
+        cmap, opacity = state.get("cmap"), state.get("opacity")
+        for col, (e, title, family) in zip(st.columns(MAX_COMPARE, gap="small"), items):
+            with col:
+                st.image(views.overlay_uri(ctx.handle, ctx.image, e, cmap, opacity),
+                         caption=f"{title} · {family}", width="stretch")
         st.caption(f"All for *{ctx.handle.label(target)}*, with the same colours and opacity as above."
-                   + (" CAMs use the layer chosen above." if layer else ""))
+                   + (" CAMs use the layer chosen above." if any(by_name[n].needs_layer for n in chosen) else ""))
+        # agreement compares maps of one question: with a contrast class, the maps that
+        # do not depend on the class answer another one
+        same = {title: e for e, title, _ in items if e.contrast == contrast}
+        with ui.guard("the agreement between methods"):
+            trust.comparison_trust(ctx, same)
     if skipped:
         st.caption(f"Not shown: {', '.join(skipped)} (slow; select it above and press Run once, "
                    "then it appears here).")
+    with ui.guard("the report"):
+        current = current_explanation(ctx, specs, target, contrast, layer)
+        maps = ([current] if current is not None else []) + [e for e, _, _ in items]
+        if maps:
+            st.markdown("**A report to hand on**")
+            st.caption("The photo, the prediction, the maps above with how far to trust each, "
+                       "the settings and the versions: one file that opens offline.")
+            trust.report_downloads(ctx, maps)
+
+
+def current_explanation(ctx: ui.PageContext, specs, target: int, contrast: Optional[int],
+                        layer: Optional[str]) -> Optional[interpret.Explanation]:
+    """The explanation shown above (the view's method), when it is computed already."""
+    spec = next((s for s in specs if s.name == state.get("method")), None)
+    if spec is None:
+        return None
+    sel = Selection(spec, layer if spec.needs_layer else None, target,
+                    contrast if spec.contrastive else None, chosen_params(spec))
+    if spec.speed != "instant" and not compute.is_cached(sel.key(ctx.handle, ctx.image)):
+        return None
+    return sel.explain(ctx.handle, ctx.image)
+
+
+# ----------------------------------------------------------------------------------
+
+
+@st.fragment(key="attr_panel")
+def attribution_panel(ctx: ui.PageContext, specs) -> None:
+    """The pickers and the result; reruns on its own when one of its widgets changes."""
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        sel = pickers(ctx, specs)
+    if sel is not None:
+        with right:
+            e = explanation(ctx, sel)
+            if e is not None:
+                result_view(ctx, sel, e)
+    state.sync_url()
+
+
+@st.fragment(key="attr_result")
+def result_view(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation) -> None:
+    """The heatmap and its controls: a new colour map or opacity reruns this alone (and
+    the comparison, drawn in the same colours)."""
+    with ui.guard("drawing the result"):
+        result_panel(ctx, sel, e, beside=lambda: trust_side(ctx, sel, e))
+    state.sync_url()
+
+
+def trust_side(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation) -> None:
+    """Beside the heatmap: how far to trust it, and the box a person draws around the
+    object (the panel then adds the pointing game and the mass inside)."""
+    with ui.guard("the trust panel"):
+        trust.trust_panel(ctx, sel.spec, e)
+    if not ctx.present:
+        with ui.guard("the region"), st.expander("Mark the object on the photo",
+                                                  icon=":material/crop_free:"):
+            trust.region_picker(ctx)
+
+
+@st.fragment(key="attr_compare")
+def comparison_panel(ctx: ui.PageContext, specs) -> None:
+    with ui.guard("the comparison"):
+        comparison(ctx, specs)
+    state.sync_url()
 
 
 def main() -> None:
@@ -279,51 +416,11 @@ def main() -> None:
                    "Which parts of the photo made the model decide, according to a dozen methods.")
     if ctx is None:
         return
-    specs = interpret.methods()
-    left, right = st.columns([2, 3], gap="large")
-    spec, layer, target, contrast, params = None, None, ctx.target, None, {}
-    with left:
-        with ui.guard("the method picker"):
-            spec = method_picker(specs, ctx.present)
-        with ui.guard("the class picker"):
-            target = target_picker(ctx)
-            if spec is not None and spec.contrastive and not ctx.present:
-                contrast = contrast_picker(ctx, target)
-        if spec is not None and spec.needs_layer:
-            with ui.guard("the layer picker"):
-                if ctx.present:
-                    layer = interpret.default_layer(ctx.handle)
-                else:
-                    layer = layer_picker(ctx)
-    with right:
-        if spec is not None:
-            con = contrast if spec.contrastive else None
-            e = None
-            waiting = False
-            with ui.guard("the settings"):
-                params = chosen_params(spec)
-                key = compute.explanation_key(ctx.handle, ctx.image, spec.name, layer, target, con, params)
-                requested = st.session_state.get("run_now") == spec.name
-                # slow methods run only when asked, after showing what they cost
-                waiting = spec.cost == "slow" and not compute.is_cached(key) and not requested
-                if waiting:
-                    show_estimate(ctx, spec, layer, params)
-                params_form(spec, params, ctx.present, expanded=waiting)
-            if not waiting:
-                with ui.guard(f"computing {spec.label}"):
-                    e = compute_explanation(ctx, spec, layer, target, con, params)
-            if e is not None:
-                with ui.guard("drawing the result"):
-                    result_panel(ctx, spec, e)
+    specs = interpret.methods(ctx.handle)
+    attribution_panel(ctx, specs)
     st.divider()
-    with ui.guard("the comparison"):
-        comparison(ctx, specs, layer if layer is not None else _default_layer(ctx), target, contrast)
+    comparison_panel(ctx, specs)
     ui.finish()
-
-
-def _default_layer(ctx: ui.PageContext) -> Optional[str]:
-    v = state.get("layer")
-    return v if v is not None else interpret.default_layer(ctx.handle)
 
 
 with ui.guard("this page"):  # the last safety net: never a traceback

@@ -14,7 +14,7 @@ import interpret
 import ui
 from interpret import figures
 from interpret.features import MAX_SIZE, MIN_SIZE
-from ui import compute, state
+from ui import compute, state, views
 from ui import features as fx
 from ui.widgets import layer_picker
 
@@ -86,11 +86,10 @@ def settings_form(s: fx.OptSettings, layer: str) -> None:
 # One channel: optimized image, dataset examples, the current photo
 
 
-def photo_panel(ctx: ui.PageContext, maps: np.ndarray, values: np.ndarray, ranked: np.ndarray,
-                channel: int, rank: str) -> None:
+def photo_panel(ctx: ui.PageContext, layer: str, maps: interpret.LayerMaps, values: np.ndarray,
+                ranked: np.ndarray, channel: int, rank: str) -> None:
     st.markdown("##### On the current photo")
-    photo = ctx.handle.preprocessing.model_view(ctx.image.image)
-    st.plotly_chart(figures.channel_overlay_figure(photo, maps[channel], opacity=0.6, height=300),
+    st.plotly_chart(views.channel_over_photo(ctx.handle, ctx.image, layer, maps, channel, 0.6, height=300),
                     key="fv_photo", config=NOBAR)
     place = int(np.nonzero(ranked == channel)[0][0]) + 1
     if ctx.present:
@@ -118,7 +117,9 @@ def examples_panel(ctx: ui.PageContext, choice: Optional[fx.SetChoice], layer: s
     ex = fx.top_examples(ctx.handle, iset, layer, channel)
     titles = [f"{fx.short(e.name, 14)}<br><b>{e.score:.3g}</b>" for e in ex]
     hover = [f"<b>{e.name}</b><br>response {e.score:.3g} at map cell {e.position}" for e in ex]
-    st.plotly_chart(figures.image_grid_figure([e.patch for e in ex], titles, hover=hover, cols=3),
+    key = ("top_patches", ctx.handle.fingerprint(), iset.key, layer, int(channel), len(ex))
+    st.plotly_chart(compute.figure(key, lambda: figures.image_grid_figure([e.patch for e in ex], titles,
+                                                                          hover=hover, cols=3)),
                     key="top_patches", config=NOBAR)
     if ctx.present:
         ui.plain(f"The pieces of {choice.label} that make detector {channel} respond most.")
@@ -139,7 +140,9 @@ def optimized_panel(ctx: ui.PageContext, layer: str, channel: int, photo_value: 
     """The optimized image with its caption; returns the result."""
     s = fx.settings()
     fv = fx.visualize(ctx.handle, layer, channel, s)
-    st.plotly_chart(figures.image_figure(fv.image, height=300), key="fv_image", config=NOBAR)
+    fkey = fx.fv_key(ctx.handle, layer, channel, s)
+    st.plotly_chart(compute.figure(fkey + ("image",), lambda: figures.image_figure(fv.image, height=300)),
+                    key="fv_image", config=NOBAR)
     final = fv.trace[-1] if fv.trace else float("nan")
     if ctx.present:
         times = (f" It makes the detector respond about {final / photo_value:.0f} times as strongly "
@@ -151,10 +154,11 @@ def optimized_panel(ctx: ui.PageContext, layer: str, channel: int, photo_value: 
                f"{fv.size}×{fv.size} px, {fv.steps_done} steps, seed {fv.seed}; it reached "
                f"{final:.3g} (the current photo: {photo_value:.3g}) in {fv.seconds:.1f} s.")
     with st.expander("How the optimization went", icon=":material/show_chart:"):
-        st.plotly_chart(figures.optimization_trace_figure(fv.trace), key="fv_trace", config=NOBAR)
+        st.plotly_chart(compute.figure(fkey + ("trace",), lambda: figures.optimization_trace_figure(fv.trace)),
+                        key="fv_trace", config=NOBAR)
         st.caption(f"{fv.ms_per_step:.0f} ms per step. Parameterization: {fv.parameterization}; "
                    f"transforms: {fv.transforms}.")
-    st.download_button("Image (PNG)", figures.png_bytes(fv.image),
+    st.download_button("Image (PNG)", lambda: figures.png_bytes(fv.image),
                        file_name=f"{ctx.handle.name}_{layer}_channel{channel}.png", mime="image/png",
                        icon=":material/download:", on_click="ignore", key="fv_download")
     return fv
@@ -323,16 +327,17 @@ def embedding_section(ctx: ui.PageContext, choice: Optional[fx.SetChoice], layer
         axes = (f"axis 1 ({ev[0]:.0%} of the variance)", f"axis 2 ({ev[1]:.0%})")
     else:
         axes = (f"{PROJECTIONS[em.method]} 1", f"{PROJECTIONS[em.method]} 2")
-    fig = figures.embedding_figure(em.coords, list(em.predicted_labels), list(em.names),
-                                   em.probabilities, thumbnails=thumbs, selected=pick,
-                                   axis_titles=axes, height=520)
+    key = ("embedding", ctx.handle.fingerprint(), iset.key, feat_layer, method, thumbs_on, pick, axes)
+    fig = compute.figure(key, lambda: figures.embedding_figure(
+        em.coords, list(em.predicted_labels), list(em.names), em.probabilities, thumbnails=thumbs,
+        selected=pick, axis_titles=axes, height=520))
     left, right = st.columns([3, 1], gap="large")
     with left:
         st.plotly_chart(fig, key="embedding", on_select=_on_pick, selection_mode="points",
                         config={"displayModeBar": False, "scrollZoom": True})
     with right:
         st.markdown("##### Selected photo")
-        st.image(ctx.handle.preprocessing.model_view(iset.images[pick]), width="stretch")
+        st.image(fx.model_view(ctx.handle, iset, pick), width="stretch")
         st.markdown(f"**{em.names[pick]}**  \npredicted *{em.predicted_labels[pick]}* "
                     f"({em.probabilities[pick]:.0%})")
         st.caption("Click a point of the plot to see its photo here.")
@@ -368,8 +373,7 @@ def export_section(ctx: ui.PageContext, choice: Optional[fx.SetChoice], layer: s
                        icon=":material/warning:")
         key = (ctx.handle.fingerprint(), iset.key, layer, have_tb)
         if st.button("Export", key="fv_export_btn", icon=":material/output:"):
-            data = fx.run_heavy(None, f"Exporting {len(iset)} photos", unit="photo",
-                                work=lambda cb: fx.export_zip(ctx.handle, iset, layer, have_tb, cb))
+            data = fx.export_zip(ctx.handle, iset, layer, have_tb)
             st.session_state["fv_export"] = {"key": key, "zip": data}
         exp = st.session_state.get("fv_export")
         if exp and exp["key"] == key:
@@ -404,15 +408,14 @@ def main() -> None:
         ui.finish()
         return
 
-    act = None
+    maps = None
     with ui.guard(f"computing the activations of {layer}"):
-        act = compute.explain(ctx.handle, ctx.image, "activation", layer, ctx.target, None, {})
-    if act is None:
+        maps = compute.layer_maps(ctx.handle, ctx.image, layer)  # a forward alone, no backward
+    if maps is None:
         ui.finish()
         return
     rank = state.get("rank") if state.get("rank") in RANKS else "mean"
-    maps = act.extras["channels"]
-    values = np.asarray(act.extras["channel_means" if rank == "mean" else "channel_maxes"])
+    values = maps.channel_means if rank == "mean" else maps.channel_maxes
     ranked = figures.rank_channels(values)
 
     channel = None
@@ -438,7 +441,7 @@ def main() -> None:
         st.subheader(f"Channel {channel} of {layer}")
     a, b, c = st.columns(3, gap="large")
     with c, ui.guard("the channel on the current photo"):
-        photo_panel(ctx, maps, values, ranked, channel, rank)
+        photo_panel(ctx, layer, maps, values, ranked, channel, rank)
     with b, ui.guard("the photos that excite the channel"):
         examples_panel(ctx, choice, layer, channel)
     with a:
@@ -459,7 +462,7 @@ def main() -> None:
     # the optimization (seconds) last, into its column: the rest of the page is already
     # drawn and usable while its progress bar runs
     with optimized, ui.guard("the optimized image"):
-        fv = optimized_panel(ctx, layer, channel, float(act.extras["channel_means"][channel]))
+        fv = optimized_panel(ctx, layer, channel, float(maps.channel_means[channel]))
         if channel in empty_tiles:  # its gallery tile, drawn before the image existed
             empty_tiles[channel].image(fv.image, caption=f"channel {channel}", width="stretch")
     ui.finish()

@@ -107,3 +107,30 @@ def test_broken_settings_stop_the_app_with_the_reason(tmp_path, monkeypatch):
     assert not at.exception
     assert any("settings are invalid" in e.value for e in at.error)
     assert len(at.file_uploader) == 0 and len(at.get("plotly_chart")) == 0
+
+
+def test_warm_start_builds_what_the_first_visitor_sees(monkeypatch):
+    """After the server's warm start, the first visitor's Home and Attributions run no
+    model and build no figure: everything they show was made at startup."""
+    import interpret
+    from interpret import figures
+    from ui import compute, warmup
+
+    compute.results.clear()  # as after a server start: nothing computed yet
+    times = warmup.warm_up()
+    assert set(times) == {"model", "predictions", "attributions", "activations and input"}
+    calls = []
+    for name in ("explain", "predict", "layer_maps", "model_input", "overlay"):
+        real = getattr(interpret, name)
+        monkeypatch.setattr(interpret, name, lambda *a, _n=name, _f=real, **k: (calls.append(_n), _f(*a, **k))[1])
+    for name in ("heatmap_overlay_figure", "predictions_bar", "distribution_figure", "image_figure",
+                 "jpeg_data_uri", "channel_overlay_figure"):
+        real = getattr(figures, name)
+        monkeypatch.setattr(figures, name, lambda *a, _n=name, _f=real, **k: (calls.append(_n), _f(*a, **k))[1])
+    home = page("app.py").run()
+    assert not home.exception and not home.error
+    assert any("The model says" in s.value for s in home.subheader)
+    at = page("pages/4_Attributions.py").run()
+    assert not at.exception and not at.error
+    assert [c for c in at.get("plotly_chart") if c.key == "overlay"], "the heatmap is drawn"
+    assert calls == [], f"computed on the first visit: {calls}"

@@ -130,7 +130,10 @@ def test_upload_then_gradcam_in_a_real_browser(server, browser):
     page.wait_for_selector(".js-plotly-plot .gtitle >> text=/Grad-CAM: espresso/", timeout=60_000)
     page.wait_for_selector(".js-plotly-plot .layer-above image, .js-plotly-plot g.imagelayer image",
                            state="attached", timeout=60_000)
-    assert page.locator(".js-plotly-plot").count() >= 2  # the overlay and the comparison
+    # the comparison row: four overlays, drawn as pictures (no second Plotly chart)
+    page.get_by_text("Eigen-CAM · class activation maps (gradient-free)").first.wait_for(timeout=60_000)
+    page.wait_for_function("() => [...document.querySelectorAll('[data-testid=stMain] [data-testid=stImage] img')]"
+                           ".filter(i => i.complete && i.naturalWidth === 224).length >= 4", timeout=60_000)
     assert page.get_by_text("made the model say").count() >= 1
     assert "method" not in page.url or "gradcam" in page.url
     assert "img=upload" in page.url

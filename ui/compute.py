@@ -4,27 +4,32 @@ everything is a call into :mod:`interpret`.
 * Models named by a string are loaded once per server (``st.cache_resource``) and
   shared by every session; they are never mutated (the backend is thread-safe).
   Uploaded models live in the uploading session's ``st.session_state`` only.
-* Results (predictions, explanations, layer summaries) are kept in one LRU shared by
-  all sessions, bounded in memory (setting ``result_cache_mb``), keyed by content
-  hashes of the model's weights (``handle.fingerprint()``) and of the image's pixels
-  (``image_hash``), so two people looking at the same photo share the work and nobody
-  can reach another's upload.
+* Results (predictions, explanations, layer maps, figures, option labels) are kept in
+  one LRU shared by all sessions, bounded in memory (setting ``result_cache_mb``),
+  keyed by content hashes of the model's weights (``handle.fingerprint()``) and of the
+  image's pixels (``image_hash``), so two people looking at the same photo share the
+  work and nobody can reach another's upload.  :func:`cached` is the one way in.
+  Cached values are shared: nobody may change them (figures included).
 * Methods that take more than one pass go through the server's compute gate
   (:mod:`interpret.gate`: at most ``max_concurrent_heavy`` at once, the others queue,
-  each stopped after ``heavy_timeout_s``).  Settings come from :mod:`interpret.settings`
-  (interpret.toml and INTERPRET_* variables, e.g. INTERPRET_ALLOW_UNTRUSTED=1).
+  each stopped after ``heavy_timeout_s``) with a progress bar: :func:`run_with_progress`,
+  on the Attributions and Features pages alike.  Settings come from
+  :mod:`interpret.settings` (interpret.toml and INTERPRET_* variables, e.g.
+  INTERPRET_ALLOW_UNTRUSTED=1).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import io
 import logging
 import os
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Hashable, List, Optional, Tuple, TypeVar
 
 import streamlit as st
 from PIL import Image
@@ -33,13 +38,14 @@ import interpret
 from interpret.gate import ComputeGate, deadline
 from interpret.images import image_hash
 from interpret.models import weights_cached
-from interpret.settings import DEFAULTS as DEFAULT_SETTINGS
 from interpret.settings import Settings, apply_runtime, load_settings
 
 from . import state
 from .samples import sample
 
 log = logging.getLogger("interpret.app")
+T = TypeVar("T")
+
 
 def server_settings() -> Settings:
     """The operator's settings (interpret.toml / INTERPRET_* variables, see
@@ -88,6 +94,11 @@ def _nbytes(value: Any, depth: int = 0) -> int:
         return int(value.nbytes)
     if hasattr(value, "element_size") and hasattr(value, "nelement"):
         return int(value.element_size() * value.nelement())
+    if isinstance(value, (bytes, str)):
+        return 64 + len(value)
+    if hasattr(value, "to_plotly_json"):  # a figure: its images (data URIs) dominate
+        return 4096 + sum(len(getattr(t, "source", None) or "") for t in value.data) + \
+            sum(len(i.source or "") for i in value.layout.images)
     if depth > 3:
         return 64
     if isinstance(value, dict):
@@ -110,12 +121,12 @@ class ResultCache:
         self.max_items = max_items
         self.bytes = 0
 
-    def get(self, key: Hashable) -> Any:
+    def get(self, key: Hashable, default: Any = None) -> Any:
         with self._lock:
             if key in self._data:
                 self._data.move_to_end(key)
                 return self._data[key][0]
-        return None
+        return default
 
     def put(self, key: Hashable, value: Any) -> None:
         size = _nbytes(value)
@@ -137,6 +148,25 @@ class ResultCache:
 @st.cache_resource(show_spinner=False)
 def results() -> ResultCache:
     return ResultCache(max_bytes=server_settings().result_cache_mb * 2**20)
+
+
+_MISSING = object()
+
+
+def cached(key: Hashable, compute: Callable[[], T]) -> T:
+    """The shared result cache's value for ``key``; on a miss, ``compute()`` (kept for
+    everyone).  Keys start with what they are (``("predict", fingerprint, image hash)``)
+    and hold every input the value depends on.  The value is shared: never change it."""
+    cache = results()
+    out = cache.get(key, _MISSING)
+    if out is _MISSING:
+        out = compute()
+        cache.put(key, out)
+    return out
+
+
+def is_cached(key: Hashable) -> bool:
+    return key in results()
 
 
 # ----------------------------------------------------------------------------------
@@ -355,13 +385,8 @@ def current_image() -> ImageChoice:
 
 def predictions(handle: interpret.ModelHandle, img: ImageChoice) -> List[interpret.Prediction]:
     """Every class, most likely first (cached by content)."""
-    key = ("predict", handle.fingerprint(), img.hash)
-    cache = results()
-    out = cache.get(key)
-    if out is None:
-        out = interpret.predict(handle, img.image, top_k=None)
-        cache.put(key, out)
-    return out
+    return cached(("predict", handle.fingerprint(), img.hash),
+                  lambda: interpret.predict(handle, img.image, top_k=None))
 
 
 def run_gated(work: Callable[[Callable[[int, int], Any]], Any],
@@ -376,13 +401,70 @@ def run_gated(work: Callable[[Callable[[int, int], Any]], Any],
         return work(deadline(limit, progress))
 
 
+def run_with_progress(label: str, work: Callable[[Callable[[int, int], Any]], T], *,
+                      key: Optional[Hashable] = None, bar=None, share: Tuple[int, int] = (0, 1),
+                      unit: str = "step") -> T:
+    """``work(progress)`` through :func:`run_gated` with a progress bar that shows the
+    queue position while waiting and ``label: step 3 of 8`` while running; the result
+    is kept in the shared cache under ``key`` (None: not kept), and a cached result is
+    returned at once, without queueing.  ``bar``: an ``st.progress`` to reuse (a
+    gallery of several runs); ``share = (i, n)``: this run is the i-th of n on it."""
+    if key is not None:
+        out = results().get(key, _MISSING)
+        if out is not _MISSING:
+            return out
+    own = bar is None
+    if own:
+        bar = st.progress(0.0, text=f"{label}: starting...")
+    i, n = share
+
+    def waiting(position: int) -> None:
+        bar.progress(i / n, text=f"{label}: the server is busy with other people's "
+                                 f"computations; you are number {position} in the queue.")
+
+    def progress(done: int, total: int) -> None:
+        frac = 0.0 if total <= 0 else min(1.0, done / total)
+        bar.progress(min(1.0, (i + frac) / n),
+                     text=f"{label}: {unit} {done} of {total}. Change any setting to stop.")
+
+    try:
+        t0 = time.perf_counter()
+        out = run_gated(work, progress=progress, on_wait=waiting)
+        log.info("%s took %.2fs", label, time.perf_counter() - t0)
+    finally:
+        if own:
+            bar.empty()
+    if key is not None:
+        results().put(key, out)
+    return out
+
+
 def explanation_key(handle, img: ImageChoice, method: str, layer, target, contrast, params) -> tuple:
     return ("explain", handle.fingerprint(), img.hash, method, layer, target, contrast,
             tuple(sorted(params.items())))
 
 
-def is_cached(key: tuple) -> bool:
-    return key in results()
+@dataclass(frozen=True)
+class Selection:
+    """What the Attributions page explains: the method (its registry entry), its layer
+    (None: it takes none), the class, the contrast class (None: none) and the method's
+    parameters.  Panels next to the heatmap (trust, comparisons) receive it."""
+
+    spec: interpret.MethodSpec
+    layer: Optional[str]
+    target: int
+    contrast: Optional[int]
+    params: Dict[str, Any]
+
+    def key(self, handle: interpret.ModelHandle, img: ImageChoice) -> tuple:
+        """The result cache's key of this explanation."""
+        return explanation_key(handle, img, self.spec.name, self.layer, self.target,
+                               self.contrast, self.params)
+
+    def explain(self, handle: interpret.ModelHandle, img: ImageChoice) -> interpret.Explanation:
+        """The explanation (cached; slow methods through the gate with a progress bar)."""
+        return explain(handle, img, self.spec.name, self.layer, self.target, self.contrast,
+                       self.params)
 
 
 def explain(
@@ -393,30 +475,63 @@ def explain(
 ) -> interpret.Explanation:
     """One explanation, from the cache when the same (model, image, method, layer,
     target, contrast, parameters) was computed before, by anyone.  Methods that are
-    not instant wait for a slot of the server's compute gate (``on_wait(position)``
-    while queued) and stop at the per-computation time limit."""
+    not instant go through the compute gate with a progress bar
+    (:func:`run_with_progress`); given ``progress`` / ``on_wait``, those are called
+    instead of drawing one."""
+    spec = interpret.get_method(method)
     key = explanation_key(handle, img, method, layer, target, contrast, params)
-    cache = results()
-    out = cache.get(key)
-    if out is None:
+
+    def work(prog=None) -> interpret.Explanation:
         t0 = time.perf_counter()
-        if interpret.get_method(method).cost == "instant":
-            out = interpret.explain(handle, img.image, method, layer=layer, target=target,
-                                    contrast=contrast, progress=progress, **params)
-        else:
-            out = run_gated(lambda prog: interpret.explain(
-                handle, img.image, method, layer=layer, target=target, contrast=contrast,
-                progress=prog, **params), progress=progress, on_wait=on_wait)
+        out = interpret.explain(handle, img.image, method, layer=layer, target=target,
+                                contrast=contrast, progress=prog, **params)
         log.info("%s on %s/%s took %.2fs", method, handle.name, layer, time.perf_counter() - t0)
-        cache.put(key, out)
-    return out
+        return out
+
+    if spec.speed == "instant":
+        return cached(key, work)
+    if progress is not None or on_wait is not None:
+        return cached(key, lambda: run_gated(work, progress=progress, on_wait=on_wait))
+    return run_with_progress(spec.label, work, key=key)
+
+
+def layer_maps(handle: interpret.ModelHandle, img: ImageChoice, layer: str) -> interpret.LayerMaps:
+    """The feature maps of ``layer`` for the photo: a forward alone, no backward
+    (:func:`interpret.layer_maps`), cached by content."""
+    return cached(("layer_maps", handle.fingerprint(), img.hash, layer),
+                  lambda: interpret.layer_maps(handle, img.image, layer))
 
 
 def layer_summary(handle: interpret.ModelHandle, img: ImageChoice) -> List[interpret.LayerSummary]:
-    key = ("layer_summary", handle.fingerprint(), img.hash)
-    cache = results()
-    out = cache.get(key)
-    if out is None:
-        out = interpret.layer_summary(handle, img.image)
-        cache.put(key, out)
-    return out
+    return cached(("layer_summary", handle.fingerprint(), img.hash),
+                  lambda: interpret.layer_summary(handle, img.image))
+
+
+def model_input(handle: interpret.ModelHandle, img: ImageChoice) -> interpret.ModelInput:
+    """Exactly what the model receives for the photo (:func:`interpret.model_input`)."""
+    return cached(("model_input", handle.fingerprint(), img.hash),
+                  lambda: interpret.model_input(handle, img.image))
+
+
+def figure(key: Hashable, build: Callable[[], T]) -> T:
+    """A figure built once for the same inputs (``key`` holds every one of them) and
+    shared by every session: ``st.plotly_chart(compute.figure(key, lambda: ...))``.
+    Plotly figures are expensive to build (each property is validated); drawing a
+    cached one costs only its serialization."""
+    return cached(("figure",) + tuple(key), build)
+
+
+def preview_uri(img: ImageChoice, max_side: int = 640) -> str:
+    """The photo as a JPEG at most ``max_side`` pixels wide or high, as a ``data:`` URI
+    for ``st.image``: encoded once (``st.image`` of a PIL image encodes it again on every
+    run) and sent inside the page's message, so the browser makes no extra request."""
+    def encode() -> str:
+        im = img.image.convert("RGB")
+        if max(im.size) > max_side:
+            im = im.copy()
+            im.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+        buf = io.BytesIO()
+        im.save(buf, "JPEG", quality=88)
+        return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+    return cached(("preview", img.hash, max_side), encode)

@@ -1,33 +1,28 @@
 """Helpers of the Features page: the image sets to search, the optimization settings
-(kept in the session and in the link), slow work through the server's compute gate
-with a progress bar, and the cached feature-visualization results.  No maths here:
-every number comes from :mod:`interpret.features`.
+(kept in the session and in the link), and the cached feature-visualization results.
+No maths here: every number comes from :mod:`interpret.features`.
 
-Results go to the shared result cache of :mod:`ui.compute`, keyed by the model's
-weight fingerprint, the image set's content hash, the layer, the channel and the
-parameters, so revisiting a channel (or another person asking for it) is instant.
+Slow work goes through :func:`ui.compute.run_with_progress` (the server's compute gate,
+a progress bar, the time limit), as on the Attributions page.  Results go to the shared
+result cache of :mod:`ui.compute`, keyed by the model's weight fingerprint, the image
+set's content hash, the layer, the channel and the parameters, so revisiting a channel
+(or another person asking for it) is instant.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import io
 import logging
-import os
-import tempfile
-import time
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 import streamlit as st
-from PIL import Image
 
 import interpret
-from interpret.features import (MAX_SIZE, MAX_STEPS, MIN_SIZE, ImageSet, images_from_folder,
-                                images_from_zip, load_images)
+from interpret.features import (EXPORT_FOLDER, MAX_SIZE, MAX_STEPS, MIN_SIZE, ImageSet,
+                                images_from_folder, images_from_zip, load_images)
 
 from . import compute
 from .errors import error_message
@@ -35,8 +30,9 @@ from .samples import samples
 
 log = logging.getLogger("interpret.app")
 
-#: The operator's folder of images to search (optional): the Features page offers it
-#: as a third image set, read once per process and shared (read-only) by everyone.
+#: The operator's folder of images to search (optional, setting ``image_folder``): the
+#: Features page offers it as a third image set, shared (read-only) by everyone and read
+#: again when the folder changes or after ten minutes (see :func:`folder_set`).
 FOLDER_ENV = "INTERPRET_IMAGE_FOLDER"
 #: Image sets up to this size are scanned as soon as they are chosen; larger ones
 #: wait for a click (each layer's first scan is a pass over every image).
@@ -205,7 +201,7 @@ def _read_upload(files: Sequence[Any]) -> Tuple[ImageSet, str]:
         try:
             iset = images_from_zip(
                 f.getvalue(), max_images=MAX_UPLOAD_IMAGES,
-                callback=lambda done, total: bar.progress(min(1.0, done / max(1, total)),
+                progress=lambda done, total: bar.progress(min(1.0, done / max(1, total)),
                                                           text=f"Reading {f.name}: {done} of {total} files"))
         finally:
             bar.empty()
@@ -326,54 +322,6 @@ def current_set(source: str) -> Optional[SetChoice]:
 
 
 # ----------------------------------------------------------------------------------
-# Slow work: the compute gate, a progress bar, the shared result cache
-
-
-def _text(label: str, done: int, total: int, unit: str) -> str:
-    return f"{label}: {unit} {done} of {total}. Change any setting to stop."
-
-
-def run_heavy(key: Optional[Hashable], label: str, work: Callable[[Callable[[int, int], None]], Any],
-              *, bar=None, share: Tuple[int, int] = (0, 1), unit: str = "step") -> Any:
-    """``work(progress)`` through the server's compute gate, with a progress bar, the
-    per-computation time limit, and the shared result cache (``key``; None: not cached).
-
-    The gate and the time limit are :func:`compute.run_gated`, shared with the
-    Attributions page's slow methods; this adds the progress bar (showing the queue
-    position while waiting) and the shared result cache.  ``bar``: an
-    existing ``st.progress`` to reuse (a gallery of several runs); ``share`` = (i, n):
-    this run is the i-th of n on that bar."""
-    cache = compute.results()
-    if key is not None:
-        out = cache.get(key)
-        if out is not None:
-            return out
-    own = bar is None
-    if own:
-        bar = st.progress(0.0, text=f"{label}: starting...")
-    i, n = share
-
-    def waiting(position: int) -> None:
-        bar.progress(i / n, text=f"{label}: the server is busy with other people's "
-                                 f"computations; you are number {position} in the queue.")
-
-    def progress(done: int, total: int) -> None:
-        frac = 0.0 if total <= 0 else min(1.0, done / total)
-        bar.progress(min(1.0, (i + frac) / n), text=_text(label, done, total, unit))
-
-    try:
-        t0 = time.perf_counter()
-        out = compute.run_gated(work, progress=progress, on_wait=waiting)
-        log.info("%s took %.2fs", label, time.perf_counter() - t0)
-    finally:
-        if own:
-            bar.empty()
-    if key is not None:
-        cache.put(key, out)
-    return out
-
-
-# ----------------------------------------------------------------------------------
 # Results
 
 
@@ -387,25 +335,15 @@ def cached_visualization(handle, layer: str, channel: int, s: OptSettings):
 
 def visualize(handle: interpret.ModelHandle, layer: str, channel: int, s: OptSettings, *,
               bar=None, share: Tuple[int, int] = (0, 1), label: Optional[str] = None):
-    """The optimized image of one channel (cached; otherwise through the gate)."""
-
+    """The optimized image of one channel (cached; otherwise through the gate).  Models
+    that run at one input size only (vision transformers) get the image resized to it
+    by the backend."""
     def work(progress):
-        def cb(step: int, total: int, value: float) -> None:
-            progress(step, total)
+        return interpret.visualize_channel(handle, layer, channel, size=s.size, steps=s.steps,
+                                           seed=s.seed, progress=progress)
 
-        kw = dict(size=s.size, steps=s.steps, seed=s.seed, callback=cb)
-        try:
-            return interpret.visualize_channel(handle, layer, channel, **kw)
-        except interpret.InputError as exc:
-            if "resize_to" not in str(exc):
-                raise
-            # a model that needs its own input size (vision transformers): the image is
-            # resized to it before each forward
-            return interpret.visualize_channel(handle, layer, channel,
-                                               resize_to=tuple(handle.input_size), **kw)
-
-    fv = run_heavy(fv_key(handle, layer, channel, s), label or f"Optimizing channel {channel}",
-                   work, bar=bar, share=share)
+    fv = compute.run_with_progress(label or f"Optimizing channel {channel}", work,
+                                   key=fv_key(handle, layer, channel, s), bar=bar, share=share)
     st.session_state.setdefault("fv_speed", {})[(s.size, layer)] = fv.ms_per_step
     return fv
 
@@ -443,12 +381,12 @@ def top_examples(handle: interpret.ModelHandle, iset: ImageSet, layer: str, chan
                  k: int = TOP_K) -> List[Patch]:
     """The ``k`` patches of the set that excite the channel most, strongest first (cached)."""
 
-    def work(cb):
-        ex = interpret.top_activating(handle, iset, layer, channel, k=k, callback=cb)
+    def work(progress):
+        ex = interpret.top_activating(handle, iset, layer, channel, k=k, progress=progress)
         return [Patch(e.name, e.score, e.position, np.asarray(e.patch.convert("RGB"))) for e in ex]
 
     key = ("features.top", handle.fingerprint(), iset.key, layer, int(channel), k)
-    out = run_heavy(key, f"Searching {len(iset)} photos", work, unit="photo")
+    out = compute.run_with_progress(f"Searching {len(iset)} photos", work, key=key, unit="photo")
     compute.results().put(_scan_key(handle, iset, "top", layer), True)
     return out
 
@@ -456,24 +394,25 @@ def top_examples(handle: interpret.ModelHandle, iset: ImageSet, layer: str, chan
 def embedding(handle: interpret.ModelHandle, iset: ImageSet, layer: Optional[str], method: str):
     """The set's features (``layer``; None: the classifier's input) in 2-D (cached)."""
     key = ("features.embed", handle.fingerprint(), iset.key, layer, method)
-    out = run_heavy(key, f"Placing {len(iset)} photos", unit="photo",
-                    work=lambda cb: interpret.embed(handle, iset, layer, method, callback=cb))
+    out = compute.run_with_progress(
+        f"Placing {len(iset)} photos", lambda progress: interpret.embed(handle, iset, layer, method,
+                                                                         progress=progress),
+        key=key, unit="photo")
     compute.results().put(_scan_key(handle, iset, "embed", layer), True)
     return out
 
 
 def model_views(handle: interpret.ModelHandle, iset: ImageSet, side: int) -> np.ndarray:
-    """Each image as the model sees it (its resize and crop), ``side`` pixels square,
-    as one N x side x side x 3 array (cached)."""
-    key = ("features.thumbs", handle.fingerprint(), iset.key, side)
-    cache = compute.results()
-    out = cache.get(key)
-    if out is None:
-        out = np.stack([np.asarray(handle.preprocessing.model_view(im).convert("RGB")
-                                   .resize((side, side), Image.Resampling.LANCZOS))
-                        for im in iset.images])
-        cache.put(key, out)
-    return out
+    """Each image as the model sees it, ``side`` pixels square (cached)."""
+    return compute.cached(("features.thumbs", handle.fingerprint(), iset.key, side),
+                          lambda: interpret.features.model_views(handle, iset, side))
+
+
+def model_view(handle: interpret.ModelHandle, iset: ImageSet, index: int) -> np.ndarray:
+    """One image of the set as the model sees it, at the model's input size (cached)."""
+    side = int(max(handle.input_size))
+    return compute.cached(("features.view", handle.fingerprint(), iset.key, int(index), side),
+                          lambda: interpret.features.model_views(handle, [iset.images[index]], side)[0])
 
 
 def embedding_methods() -> List[str]:
@@ -490,29 +429,17 @@ def embedding_methods() -> List[str]:
 # TensorBoard
 
 
-EXPORT_FOLDER = "interpret-tensorboard"
-
-
 def tensorboard_available() -> bool:
     """Whether the tensorboard package (needed for image summaries) is installed."""
     return importlib.util.find_spec("tensorboard") is not None
 
 
-def export_zip(handle: interpret.ModelHandle, iset: ImageSet, layer: str, summaries: bool,
-               progress: Callable[[int, int], None]) -> bytes:
-    """A TensorBoard log folder (projector files, and image summaries if ``summaries``)
-    for the set, written to a temporary folder and returned as zip bytes."""
-    with tempfile.TemporaryDirectory(prefix="interpret-tb-") as tmp:
-        logdir = Path(tmp) / EXPORT_FOLDER
-        logdir.mkdir()
-        interpret.export_tensorboard(logdir, handle, iset, None, activation_layer=layer,
-                                     summaries=summaries, callback=progress)
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for p in sorted(logdir.rglob("*")):
-                if p.is_file():
-                    zf.write(p, p.relative_to(tmp).as_posix())
-        return buf.getvalue()
+def export_zip(handle: interpret.ModelHandle, iset: ImageSet, layer: str, summaries: bool) -> bytes:
+    """A TensorBoard log folder for the set as zip bytes, through the compute gate."""
+    return compute.run_with_progress(
+        f"Exporting {len(iset)} photos", unit="photo",
+        work=lambda progress: interpret.features.export_tensorboard_zip(
+            handle, iset, None, activation_layer=layer, summaries=summaries, progress=progress))
 
 
 def export_command() -> str:

@@ -4,7 +4,7 @@ photo and predictions, and the class being explained."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, Dict, List, Optional
 
 import streamlit as st
 
@@ -114,20 +114,22 @@ def finish() -> None:
     state.sync_url()
 
 
-def class_options(ctx: PageContext, limit: Optional[int] = None) -> List[int]:
-    """Class indices, most likely first (for searchable class pickers)."""
-    preds = ctx.predictions if limit is None else ctx.predictions[:limit]
-    return [p.index for p in preds]
+def class_labels(ctx: PageContext) -> Dict[int, str]:
+    """``"label  (37.9%)"`` for every class (``"label  (#i)"`` below 0.1%), for the
+    searchable class pickers; built once per (model, photo) for everyone."""
+    def build() -> Dict[int, str]:
+        return {p.index: (f"{p.label}  ({p.probability:.1%})" if p.probability >= 0.001
+                          else f"{p.label}  (#{p.index})") for p in ctx.predictions}
+
+    return compute.cached(("class_labels", ctx.handle.fingerprint(), ctx.image.hash), build)
 
 
-def class_format(ctx: PageContext):
-    probs = {p.index: p.probability for p in ctx.predictions}
+def class_format(ctx: PageContext) -> Callable[[Optional[int]], str]:
+    labels = class_labels(ctx)
 
     def fmt(i: Optional[int]) -> str:
         if i is None:
             return "none"
-        p = probs.get(i)
-        return f"{ctx.handle.label(i)}  ({p:.1%})" if p is not None and p >= 0.001 else \
-            f"{ctx.handle.label(i)}  (#{i})"
+        return labels.get(i) or f"{ctx.handle.label(i)}  (#{i})"
 
     return fmt

@@ -6,19 +6,10 @@ from typing import Optional
 
 import streamlit as st
 
-
 from . import access, compute, state
 from .errors import error_message, show_input_error
+from .pages import pages
 from .upload import classifiers, upload_model_form
-
-PAGES = (
-    ("app.py", "Home", ":material/home:"),
-    ("pages/1_Outputs.py", "Outputs", ":material/bar_chart:"),
-    ("pages/2_Input.py", "Input", ":material/image:"),
-    ("pages/3_Activations.py", "Activations", ":material/grid_view:"),
-    ("pages/4_Attributions.py", "Attributions", ":material/local_fire_department:"),
-    ("pages/5_Features.py", "Features", ":material/auto_awesome:"),
-)
 
 MODEL_KINDS = {
     "bundled": "EfficientNet-Lite0 (bundled)",
@@ -34,9 +25,9 @@ def navigation() -> None:
     """Links to the pages, carrying the view in their query string.  (Streamlit's own
     page list is hidden in .streamlit/config.toml so that Home is called Home.)"""
     params = state.url_params()
-    for path, label, icon in PAGES:
+    for page in pages():
         try:
-            st.page_link(path, label=label, icon=icon, query_params=params)
+            st.page_link(page.path, label=page.label, icon=page.icon, query_params=params)
         except Exception:  # noqa: BLE001 - a page run on its own (tests) has no page list
             return
 
@@ -187,7 +178,7 @@ def image_section() -> Optional[compute.ImageChoice]:
         if err:
             show_input_error(err)
     img = compute.current_image()
-    st.image(img.image, width="stretch")
+    st.image(compute.preview_uri(img, 480), width="stretch")
     return img
 
 

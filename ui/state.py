@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import streamlit as st
 
@@ -104,19 +104,27 @@ def wkey(name: str, options: Optional[Iterable[Any]] = None, fallback: Any = Non
     return key
 
 
-def commit(name: str, convert: Optional[Callable[[Any], Any]] = None) -> None:
-    """``on_change`` callback: copy widget ``w_<name>`` into the view."""
+def commit(name: str, convert: Optional[Callable[[Any], Any]] = None,
+           rerun: Optional[Sequence[str]] = None) -> None:
+    """``on_change`` callback: copy widget ``w_<name>`` into the view; with ``rerun``
+    (fragment keys), rerun just those fragments of the page."""
     value = st.session_state.get(f"w_{name}")
     if convert is not None:
         value = convert(value)
     set(name, value)
+    if rerun:
+        st.rerun(scope=list(rerun))
 
 
 def bound(name: str, options: Optional[Iterable[Any]] = None, fallback: Any = None,
-          convert: Optional[Callable[[Any], Any]] = None) -> Dict[str, Any]:
+          convert: Optional[Callable[[Any], Any]] = None,
+          rerun: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     """Keyword arguments that bind a widget to view field ``name``:
-    ``st.selectbox("Colour map", COLORMAPS, **state.bound("cmap", COLORMAPS))``."""
-    return {"key": wkey(name, options, fallback), "on_change": commit, "args": (name, convert)}
+    ``st.selectbox("Colour map", COLORMAPS, **state.bound("cmap", COLORMAPS))``.
+    ``rerun``: the keys of the fragments (``@st.fragment(key=...)``) a change reruns,
+    when they are not just the one the widget is in (e.g. a heatmap and a comparison
+    drawn in the same colours)."""
+    return {"key": wkey(name, options, fallback), "on_change": commit, "args": (name, convert, rerun)}
 
 
 def method_params(method: str) -> Dict[str, Any]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import streamlit as st
 
 import interpret
 
-from . import state
+from . import compute, state
 from .page import PageContext, class_format
 
 
@@ -33,17 +33,26 @@ def layer_label(info: interpret.LayerInfo, default: Optional[str]) -> str:
     return f"{indent}{info.name}  ·  {info.kind}  ·  {_shape(info.output_shape)}{star}"
 
 
-def layer_picker(ctx: PageContext, label: str = "Layer", help: Optional[str] = None) -> Optional[str]:
+def layer_options(ctx: PageContext) -> Tuple[List[str], Dict[str, str], Optional[str]]:
+    """(names, labels, suggested layer) of the layers that can be shown as maps, built
+    once per model for everyone (a ResNet-50 has ~150)."""
+    def build():
+        infos = layer_infos(ctx)
+        default = interpret.default_layer(ctx.handle) if infos else None
+        return [i.name for i in infos], {i.name: layer_label(i, default) for i in infos}, default
+
+    return compute.cached(("layer_options", ctx.handle.fingerprint()), build)
+
+
+def layer_picker(ctx: PageContext, label: str = "Layer", help: Optional[str] = None,
+                 rerun: Optional[Sequence[str]] = None) -> Optional[str]:
     """A searchable layer picker listing the module tree (indented by depth) with each
     output shape; the backend's suggested layer is the default.  Returns the layer name
     (or None when the model has no spatial layer)."""
-    infos = layer_infos(ctx)
-    if not infos:
+    names, labels, default = layer_options(ctx)
+    if not names:
         st.info("This model has no layer with a spatial output to show.", icon=":material/info:")
         return None
-    default = interpret.default_layer(ctx.handle)
-    names = [i.name for i in infos]
-    labels: Dict[str, str] = {i.name: layer_label(i, default) for i in infos}
     view_layer = state.get("layer")
     if view_layer is not None and view_layer not in labels:
         st.warning(f"Layer '{view_layer}' cannot be shown for {ctx.handle.name} (it does not "
@@ -56,21 +65,38 @@ def layer_picker(ctx: PageContext, label: str = "Layer", help: Optional[str] = N
                      "its output shape (channels×height×width). Type to search. ★ marks the "
                      "layer suggested for class activation maps: the last block with a spatial "
                      "output.",
-        **state.bound("layer", names, default, convert=lambda n: None if n == default else n))
+        **state.bound("layer", names, default, convert=lambda n: None if n == default else n,
+                      rerun=rerun))
     return chosen
 
 
-def target_picker(ctx: PageContext, label: str = "Class to explain") -> int:
+def target_picker(ctx: PageContext, label: str = "Class to explain",
+                  rerun: Optional[Sequence[str]] = None) -> int:
     """Searchable picker over every class, most likely first; default: the top prediction."""
     options = [p.index for p in ctx.predictions]
     top = options[0]
     return st.selectbox(
         label, options, format_func=class_format(ctx),
         help="Type to search all classes. The default is the model's top prediction.",
-        **state.bound("target", options, top, convert=lambda i: None if i == top else i))
+        **state.bound("target", options, top, convert=lambda i: None if i == top else i, rerun=rerun))
 
 
-def contrast_picker(ctx: PageContext, target: int) -> Optional[int]:
+def current_target(ctx: PageContext) -> int:
+    """The class being explained now: the view's (a picker in a fragment may have
+    changed it since ``ctx`` was made), else the top prediction."""
+    t = state.get("target")
+    n = len(ctx.predictions)
+    return t if isinstance(t, int) and not isinstance(t, bool) and 0 <= t < n else ctx.predictions[0].index
+
+
+def current_contrast(ctx: PageContext, target: int) -> Optional[int]:
+    c = state.get("contrast")
+    n = len(ctx.predictions)
+    ok = isinstance(c, int) and not isinstance(c, bool) and 0 <= c < n and c != target
+    return c if ok else None
+
+
+def contrast_picker(ctx: PageContext, target: int, rerun: Optional[Sequence[str]] = None) -> Optional[int]:
     """Optional second class: explain 'target rather than contrast'."""
     # -1 stands for "none": a selectbox showing None would look empty
     options: List[int] = [NO_CLASS] + [p.index for p in ctx.predictions if p.index != target]
@@ -80,5 +106,6 @@ def contrast_picker(ctx: PageContext, target: int) -> Optional[int]:
         format_func=lambda i: "no contrast class" if i == NO_CLASS else fmt(i),
         help="Explain the difference between two classes: which pixels make the model say "
              "the first class rather than this one.",
-        **state.bound("contrast", options, NO_CLASS, convert=lambda i: None if i == NO_CLASS else i))
+        **state.bound("contrast", options, NO_CLASS, convert=lambda i: None if i == NO_CLASS else i,
+                      rerun=rerun))
     return None if chosen == NO_CLASS else chosen

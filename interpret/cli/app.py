@@ -1,5 +1,9 @@
 """``app``: start the dashboard.  Options this command does not know (Streamlit's own,
-such as ``--server.port 8600`` or ``--theme.base dark``) are passed on to Streamlit."""
+such as ``--server.port 8600`` or ``--theme.base dark``) are passed on to Streamlit.
+
+The server starts warm: ``streamlit run app.py`` serves app.py's ``st.App``, whose
+start-up loads the bundled model and builds the default views before the server answers
+its health check (ui/warmup.py; setting ``warm_start``)."""
 
 from __future__ import annotations
 

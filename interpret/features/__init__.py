@@ -21,7 +21,7 @@ cancellation.
 from .dataset import (Example, LayerStatistics, ReceptiveField, activation_means,
                       layer_statistics, receptive_field, top_activating)
 from .embedding import METHODS as EMBEDDING_METHODS
-from .embedding import Embedding, embed, embedding_features, pca
+from .embedding import Embedding, embed, embedding_features, model_views, pca
 from .imagesets import (IMAGE_EXTENSIONS, MAX_SET_BYTES, MAX_SET_IMAGES, ImageSet, as_image_set,
                         images_from_folder, images_from_zip, load_images)
 from .objectives import (Activations, Objective, channel, class_logit, diversity,
@@ -29,7 +29,8 @@ from .objectives import (Activations, Objective, channel, class_logit, diversity
 from .param import ImageParam
 from .render import (MAX_BATCH, MAX_SIZE, MAX_STEPS, MIN_SIZE, FeatureVisualization, optimize,
                      visualize_channel)
-from .tensorboard import TensorBoardExport, export_tensorboard, write_projector
+from .tensorboard import (EXPORT_FOLDER, TensorBoardExport, export_tensorboard,
+                          export_tensorboard_zip, write_projector)
 from .transforms import (Jitter, Pad, RandomRotate, RandomScale, resolve_transforms,
                          standard_transforms)
 
@@ -42,6 +43,7 @@ __all__ = [
     "ReceptiveField", "activation_means",
     "ImageSet", "load_images", "images_from_zip", "images_from_folder", "as_image_set",
     "MAX_SET_IMAGES", "MAX_SET_BYTES", "IMAGE_EXTENSIONS",
-    "embed", "Embedding", "embedding_features", "pca", "EMBEDDING_METHODS",
-    "export_tensorboard", "TensorBoardExport", "write_projector",
+    "embed", "Embedding", "embedding_features", "pca", "EMBEDDING_METHODS", "model_views",
+    "export_tensorboard", "TensorBoardExport", "write_projector", "export_tensorboard_zip",
+    "EXPORT_FOLDER",
 ]

@@ -180,3 +180,18 @@ def embed(model, images, layer: Optional[str] = None, method: str = "pca", *,
         predicted_labels=tuple(handle.label(int(i)) for i in pred),
         probabilities=conf.numpy(), names=iset.names, layer=key, method=m,
         explained_variance=explained, seconds=time.perf_counter() - t0)
+
+
+def model_views(model, images, side: int = 64) -> np.ndarray:
+    """Each image of the set as the model sees it (its resize and crop), ``side`` pixels
+    square, as one N x side x side x 3 uint8 array: thumbnails for an embedding plot."""
+    from PIL import Image
+
+    handle = as_handle(model)
+    side = check_int("side", side, 8, 512)
+    iset = as_image_set(images)
+    if len(iset) == 0:
+        return np.zeros((0, side, side, 3), np.uint8)
+    return np.stack([np.asarray(handle.preprocessing.model_view(im.convert("RGB"))
+                                .resize((side, side), Image.Resampling.LANCZOS))
+                     for im in iset.images])

@@ -261,3 +261,31 @@ def _has_maps(handle, layer: str) -> bool:
     except InputError:
         return False
     return h > 1 or w > 1
+
+
+#: the folder name inside the zip of :func:`export_tensorboard_zip`
+EXPORT_FOLDER = "interpret-tensorboard"
+
+
+def export_tensorboard_zip(model, images, layer: Optional[str] = None, *,
+                           activation_layer: Optional[str] = None, summaries: bool = True,
+                           folder: str = EXPORT_FOLDER, progress: Optional[Progress] = None,
+                           **kwargs) -> bytes:
+    """:func:`export_tensorboard` into a temporary folder, returned as the bytes of a zip
+    holding ``folder/`` (for a download: ``unzip`` it, then ``tensorboard --logdir
+    folder``).  Nothing is left on disk."""
+    import io
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory(prefix="interpret-tb-") as tmp:
+        logdir = Path(tmp) / folder
+        logdir.mkdir()
+        export_tensorboard(logdir, model, images, layer, activation_layer=activation_layer,
+                           summaries=summaries, progress=progress, **kwargs)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for p in sorted(logdir.rglob("*")):
+                if p.is_file():
+                    zf.write(p, p.relative_to(tmp).as_posix())
+        return buf.getvalue()

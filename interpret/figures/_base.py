@@ -62,6 +62,26 @@ def jpeg_data_uri(image: ImageLike, quality: int = 90) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _hidden_axis(**extra) -> dict:
+    """An axis with nothing drawn (images)."""
+    return dict(visible=False, showgrid=False, zeroline=False, **extra)
+
+
+def _layout(title: Optional[str], height: Optional[int], margin=None, **extra) -> dict:
+    """The common layout as one dict: a figure built as ``go.Figure(data, layout)`` in
+    one call is validated once, several times faster than one ``update_*`` call after
+    another (what this module used to do, 20-90 ms a figure)."""
+    return dict(
+        title=dict(text=title, x=0, xanchor="left", font=dict(size=15)) if title else None,
+        height=height,
+        margin=margin or dict(l=0, r=0, t=36 if title else 4, b=0),
+        font=FONT,
+        paper_bgcolor="rgba(0,0,0,0)",
+        plot_bgcolor="rgba(0,0,0,0)",
+        **extra,
+    )
+
+
 def _clean_axes(fig: go.Figure, **grid) -> None:
     fig.update_xaxes(visible=False, showgrid=False, zeroline=False, **grid)
     fig.update_yaxes(visible=False, showgrid=False, zeroline=False, **grid)
@@ -92,11 +112,16 @@ def image_trace(image: ImageLike, name: str = "", hover: bool = True, photo: boo
     )
 
 
+def colorscale(colormap: str, steps: int = 11) -> list:
+    """A Plotly colour scale sampled from one of :data:`interpret.COLORMAPS`."""
+    lut = colormap_lut(colormap)
+    idx = np.linspace(0, 255, steps).astype(int)
+    return [[i / (steps - 1), f"rgb({lut[s][0]},{lut[s][1]},{lut[s][2]})"] for i, s in enumerate(idx)]
+
+
 def _colorbar_trace(colormap: str, title: str, low: str, high: str, cmin=0.0, cmax=1.0) -> go.Scatter:
     """An invisible scatter whose only purpose is to draw a colour bar next to a PNG image."""
-    lut = colormap_lut(colormap)
-    steps = np.linspace(0, 255, 11).astype(int)
-    scale = [[i / 10, f"rgb({lut[s][0]},{lut[s][1]},{lut[s][2]})"] for i, s in enumerate(steps)]
+    scale = colorscale(colormap)
     return go.Scatter(
         x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
         marker=dict(

@@ -11,10 +11,12 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import plotly.graph_objects as go
 
-from ..overlay import colorize, colormap_lut
+from ..overlay import colorize
 from ..scaling import minmax, tile
-from ._base import (BAR_COLOR, CHANNEL_COLORS, HIGHLIGHT_COLOR, ImageLike, _base_layout, _clean_axes, image_trace,
-                    to_uint8_rgb)
+from ._base import (BAR_COLOR, CHANNEL_COLORS, HIGHLIGHT_COLOR, ImageLike, _hidden_axis, _layout,
+                    colorscale, image_trace, to_uint8_rgb)
+
+GRID = "rgba(128,128,128,0.2)"
 
 def histogram_figure(
     values: np.ndarray, bins: int = 60, title: Optional[str] = None, xaxis: str = "value",
@@ -26,15 +28,15 @@ def histogram_figure(
     v = v[np.isfinite(v)]
     counts, edges = np.histogram(v, bins=bins) if v.size else (np.zeros(1), np.array([0.0, 1.0]))
     centers = (edges[:-1] + edges[1:]) / 2
-    fig = go.Figure(go.Bar(
+    bars = go.Bar(
         x=centers, y=counts, width=np.diff(edges), marker_color=color, marker_line_width=0,
         hovertemplate="%{customdata}<br>%{y:,} values<extra></extra>",
         customdata=[f"{a:.3g} to {b:.3g}" for a, b in zip(edges[:-1], edges[1:])],
-    ))
-    fig.update_xaxes(title=xaxis, gridcolor="rgba(128,128,128,0.2)")
-    fig.update_yaxes(title="count", type="log" if log_y else None, gridcolor="rgba(128,128,128,0.2)")
-    fig.update_layout(bargap=0, showlegend=False)
-    return _base_layout(fig, title, height, margin=dict(l=0, r=10, t=36 if title else 10, b=0))
+    )
+    return go.Figure(data=[bars], layout=_layout(
+        title, height, margin=dict(l=0, r=10, t=36 if title else 10, b=0), bargap=0,
+        showlegend=False, xaxis=dict(title=dict(text=xaxis), gridcolor=GRID),
+        yaxis=dict(title=dict(text="count"), type="log" if log_y else None, gridcolor=GRID)))
 
 
 def channel_histograms_figure(
@@ -48,19 +50,20 @@ def channel_histograms_figure(
         hi = lo + 1.0
     edges = np.linspace(lo, hi, bins + 1)
     centers = (edges[:-1] + edges[1:]) / 2
-    fig = go.Figure()
+    data = []
     for i in range(t.shape[0]):
         counts, _ = np.histogram(t[i].ravel(), bins=edges)
         name = names[i] if i < len(names) else f"channel {i}"
-        fig.add_trace(go.Scatter(
+        data.append(go.Scatter(
             x=centers, y=counts, mode="lines", name=name, line=dict(
                 color=CHANNEL_COLORS[i % len(CHANNEL_COLORS)], width=2, shape="hvh"),
             hovertemplate=f"{name}: %{{x:.2f}}<br>%{{y:,}} pixels<extra></extra>",
         ))
-    fig.update_xaxes(title=xaxis, gridcolor="rgba(128,128,128,0.2)")
-    fig.update_yaxes(title="pixels", gridcolor="rgba(128,128,128,0.2)")
-    fig.update_layout(legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right"))
-    return _base_layout(fig, title, height, margin=dict(l=0, r=10, t=40 if title else 30, b=0))
+    return go.Figure(data=data, layout=_layout(
+        title, height, margin=dict(l=0, r=10, t=40 if title else 30, b=0),
+        xaxis=dict(title=dict(text=xaxis), gridcolor=GRID),
+        yaxis=dict(title=dict(text="pixels"), gridcolor=GRID),
+        legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1, xanchor="right")))
 
 
 def activation_stats(values: np.ndarray) -> dict:
@@ -81,24 +84,25 @@ def layer_means_figure(
     x = np.arange(len(names))
     custom = np.asarray(
         [f"{n} ({k})" for n, k in zip(names, kinds)] if kinds else list(names), dtype=object)
-    fig = go.Figure(go.Scatter(
+    data = [go.Scatter(
         x=x, y=list(means), mode="lines+markers", marker=dict(size=4, color=BAR_COLOR),
         line=dict(color=BAR_COLOR, width=1.5), customdata=custom,
         hovertemplate="%{customdata}<br>" + value_label + " %{y:.3g}<extra></extra>",
-    ))
+    )]
+    shapes = []
     if selected is not None and selected in names:
         i = list(names).index(selected)
-        fig.add_trace(go.Scatter(
+        data.append(go.Scatter(
             x=[i], y=[means[i]], mode="markers", marker=dict(size=12, color=HIGHLIGHT_COLOR,
                                                               symbol="diamond"),
             hovertemplate=f"selected: {selected}<br>{value_label} %{{y:.3g}}<extra></extra>",
         ))
-        fig.add_vline(x=i, line=dict(color=HIGHLIGHT_COLOR, width=1, dash="dot"))
-    fig.update_xaxes(title="layers, input to output", showticklabels=False,
-                     gridcolor="rgba(128,128,128,0.2)")
-    fig.update_yaxes(title=value_label, gridcolor="rgba(128,128,128,0.2)")
-    fig.update_layout(showlegend=False)
-    return _base_layout(fig, None, height, margin=dict(l=0, r=10, t=10, b=0))
+        shapes.append(dict(type="line", x0=i, x1=i, xref="x", y0=0, y1=1, yref="y domain",
+                           line=dict(color=HIGHLIGHT_COLOR, width=1, dash="dot")))
+    return go.Figure(data=data, layout=_layout(
+        None, height, margin=dict(l=0, r=10, t=10, b=0), showlegend=False, shapes=shapes,
+        xaxis=dict(title=dict(text="layers, input to output"), showticklabels=False, gridcolor=GRID),
+        yaxis=dict(title=dict(text=value_label), gridcolor=GRID)))
 
 
 @dataclass(frozen=True)
@@ -199,31 +203,31 @@ def channel_grid_figure(
     g = grid.gap
     # upscaled maps are flat blocks: PNG keeps them crisp and small; maps at their own
     # resolution are photo-like: JPEG is several times smaller
-    fig = go.Figure(image_trace(img, hover=False, photo=grid.scale <= 1))
+    image = image_trace(img, hover=False, photo=grid.scale <= 1)
     # hover layer: a rows x cols heatmap aligned with the tiles, fully transparent
     labels = np.full((grid.rows, grid.cols), "", dtype=object)
     for k, ch in enumerate(grid.channels):
         r, c = divmod(k, grid.cols)
         v = f"<br>{value_name} {values[ch]:.3g}" if values is not None else ""
         labels[r, c] = f"channel <b>{ch}</b> (rank {k + 1}){v}"
-    fig.add_trace(go.Heatmap(
+    hover = go.Heatmap(
         z=np.zeros((grid.rows, grid.cols)), x0=(tw - 1) / 2, dx=tw + g, y0=(th - 1) / 2, dy=th + g,
         customdata=labels, hovertemplate="%{customdata}<extra></extra>",
         colorscale=[[0, "rgba(0,0,0,0)"], [1, "rgba(0,0,0,0)"]], showscale=False, hoverongaps=False,
-    ))
+    )
+    shapes = []
     if selected is not None and selected in grid.channels:
         k = grid.channels.index(selected)
         r, c = divmod(k, grid.cols)
         y, x = r * (th + g), c * (tw + g)
-        fig.add_shape(type="rect", x0=x - 1.5, y0=y - 1.5, x1=x + tw + 0.5, y1=y + th + 0.5,
-                      line=dict(color=HIGHLIGHT_COLOR, width=3))
-    _clean_axes(fig)
+        shapes.append(dict(type="rect", x0=x - 1.5, y0=y - 1.5, x1=x + tw + 0.5, y1=y + th + 0.5,
+                           line=dict(color=HIGHLIGHT_COLOR, width=3)))
     H, W = grid.size
-    fig.update_xaxes(range=[-0.5, W - 0.5])
-    fig.update_yaxes(range=[H - 0.5, -0.5], scaleanchor="x")
     if height is None:
         height = int(min(900, max(260, 760 * H / max(W, 1))))
-    return _base_layout(fig, None, height)
+    return go.Figure(data=[image, hover], layout=_layout(
+        None, height, shapes=shapes, xaxis=_hidden_axis(range=[-0.5, W - 0.5]),
+        yaxis=_hidden_axis(range=[H - 0.5, -0.5], scaleanchor="x")))
 
 
 def channel_overlay_figure(
@@ -237,19 +241,13 @@ def channel_overlay_figure(
     H, W = arr.shape[:2]
     m = np.asarray(channel_map, dtype=np.float64)
     h, w = m.shape
-    lut = colormap_lut(colormap)
-    steps = np.linspace(0, 255, 11).astype(int)
-    scale = [[i / 10, f"rgb({lut[s][0]},{lut[s][1]},{lut[s][2]})"] for i, s in enumerate(steps)]
-    fig = go.Figure(image_trace(arr, hover=False, photo=True) if opacity < 0.999 else None)
-    fig.add_trace(go.Heatmap(
-        z=m, x0=(W / w - 1) / 2, dx=W / w, y0=(H / h - 1) / 2, dy=H / h, colorscale=scale,
+    data = [image_trace(arr, hover=False, photo=True)] if opacity < 0.999 else []
+    data.append(go.Heatmap(
+        z=m, x0=(W / w - 1) / 2, dx=W / w, y0=(H / h - 1) / 2, dy=H / h, colorscale=colorscale(colormap),
         opacity=float(opacity), zsmooth=False,
         hovertemplate=f"{value_name} %{{z:.3g}}<extra></extra>",
         colorbar=dict(thickness=12, len=0.9, title=dict(text=value_name, side="right"), outlinewidth=0),
     ))
-    _clean_axes(fig)
-    fig.update_xaxes(range=[-0.5, W - 0.5])
-    fig.update_yaxes(range=[H - 0.5, -0.5], scaleanchor="x")
-    return _base_layout(fig, title, height)
-
-
+    return go.Figure(data=data, layout=_layout(
+        title, height, xaxis=_hidden_axis(range=[-0.5, W - 0.5]),
+        yaxis=_hidden_axis(range=[H - 0.5, -0.5], scaleanchor="x")))

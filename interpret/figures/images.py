@@ -1,5 +1,8 @@
 """Images: a photo (with the crop the model keeps), its colour channels, a heatmap
-overlay with its colour bar, and several overlays side by side."""
+overlay with its colour bar, and several overlays side by side.
+
+Each figure is built in one ``go.Figure(data, layout)`` call (validated once) and holds
+one image trace: a picture is one JPEG or PNG, whatever it shows."""
 
 from __future__ import annotations
 
@@ -8,8 +11,13 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import plotly.graph_objects as go
 
-from ._base import (ImageLike, _base_layout, _clean_axes, _colorbar_trace,
-                    image_trace, to_uint8_rgb)
+from ._base import ImageLike, _colorbar_trace, _hidden_axis, _layout, image_trace, to_uint8_rgb
+
+
+def _image_axes() -> dict:
+    """Hidden axes with square pixels, y downwards (image coordinates)."""
+    return dict(xaxis=_hidden_axis(), yaxis=_hidden_axis(scaleanchor="x", autorange="reversed"))
+
 
 def image_figure(
     image: ImageLike, title: Optional[str] = None, height: Optional[int] = None,
@@ -20,18 +28,17 @@ def image_figure(
     hidden, pixels square.  ``box`` (left, top, right, bottom) draws a rectangle, e.g.
     the region the model's centre crop keeps."""
     arr = to_uint8_rgb(image)
-    fig = go.Figure(image_trace(arr, photo=photo))
+    shapes, notes = [], []
     if box is not None:
         l, t, r, b = box
-        fig.add_shape(type="rect", x0=l - 0.5, y0=t - 0.5, x1=r - 0.5, y1=b - 0.5,
-                      line=dict(color="#FFD400", width=3, dash="dash"))
+        shapes.append(dict(type="rect", x0=l - 0.5, y0=t - 0.5, x1=r - 0.5, y1=b - 0.5,
+                           line=dict(color="#FFD400", width=3, dash="dash")))
         if box_label:
-            fig.add_annotation(x=l, y=t, text=box_label, showarrow=False, xanchor="left",
-                               yanchor="bottom", font=dict(color="#FFD400", size=13),
-                               bgcolor="rgba(0,0,0,0.55)")
-    _clean_axes(fig)
-    fig.update_yaxes(scaleanchor="x", autorange="reversed")
-    return _base_layout(fig, title, height)
+            notes.append(dict(x=l, y=t, text=box_label, showarrow=False, xanchor="left",
+                              yanchor="bottom", font=dict(color="#FFD400", size=13),
+                              bgcolor="rgba(0,0,0,0.55)"))
+    return go.Figure(data=[image_trace(arr, photo=photo)],
+                     layout=_layout(title, height, shapes=shapes, annotations=notes, **_image_axes()))
 
 
 def channel_views(image: ImageLike, tint: bool = True) -> list:
@@ -54,35 +61,58 @@ def heatmap_overlay_figure(
     height: Optional[int] = None, colorbar: bool = True,
     low: str = "low", high: str = "high", colorbar_title: str = "importance", photo: bool = True,
 ) -> go.Figure:
-    """An overlay (or a colour-mapped heatmap) as one PNG, with a colour bar explaining
+    """An overlay (or a colour-mapped heatmap) as one image, with a colour bar explaining
     the colours."""
-    fig = image_figure(image, title=title, height=height, photo=photo)
+    data = [image_trace(to_uint8_rgb(image), photo=photo)]
     if colorbar:
-        fig.add_trace(_colorbar_trace(colormap, colorbar_title, low, high))
-        fig.update_layout(margin=dict(l=0, r=0, t=36 if title else 4, b=0))
-    return fig
+        data.append(_colorbar_trace(colormap, colorbar_title, low, high))
+    return go.Figure(data=data, layout=_layout(title, height, **_image_axes()))
+
+
+def side_by_side(images: Sequence[ImageLike], gap: int = 0) -> Tuple[np.ndarray, list]:
+    """Images on one row as one H x W x 3 array (each scaled to the first one's height,
+    ``gap`` white pixels apart), and the (left, right) pixel columns of each."""
+    from PIL import Image
+
+    arrs = [to_uint8_rgb(im) for im in images]
+    if not arrs:
+        return np.full((1, 1, 3), 255, np.uint8), []
+    h = arrs[0].shape[0]
+    fitted = []
+    for a in arrs:
+        if a.shape[0] != h:
+            w = max(1, round(a.shape[1] * h / a.shape[0]))
+            a = np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
+        fitted.append(a)
+    width = sum(a.shape[1] for a in fitted) + gap * (len(fitted) - 1)
+    out = np.full((h, width, 3), 255, np.uint8)
+    spans, x = [], 0
+    for a in fitted:
+        out[:, x:x + a.shape[1]] = a
+        spans.append((x, x + a.shape[1]))
+        x += a.shape[1] + gap
+    return out, spans
 
 
 def comparison_figure(
     images: Sequence[ImageLike], titles: Sequence[str], height: int = 300,
-    subtitles: Optional[Sequence[str]] = None, photo: bool = True,
+    subtitles: Optional[Sequence[str]] = None, photo: bool = True, gap: Optional[int] = None,
 ) -> go.Figure:
-    """Up to a handful of images on one row, one PNG trace per panel."""
-    from plotly.subplots import make_subplots
-
-    n = max(1, len(images))
-    names = [
-        f"<b>{t}</b>" + (f"<br><span style='font-size:11px'>{s}</span>" if s else "")
-        for t, s in zip(titles, subtitles or [""] * len(titles))
-    ]
-    fig = make_subplots(rows=1, cols=n, subplot_titles=names, horizontal_spacing=0.015)
-    for i, img in enumerate(images):
-        fig.add_trace(image_trace(img, name=titles[i], photo=photo), row=1, col=i + 1)
-    _clean_axes(fig)
-    for i in range(n):
-        key = "yaxis" if i == 0 else f"yaxis{i + 1}"
-        fig.layout[key].update(scaleanchor="x" if i == 0 else f"x{i + 1}", autorange="reversed")
-    fig.update_annotations(font=dict(size=13))
-    return _base_layout(fig, None, height, margin=dict(l=0, r=0, t=48, b=0))
-
-
+    """A handful of images on one row, each titled, as ONE image trace: the panels are
+    laid side by side into one picture (one JPEG to send and decode instead of one per
+    panel) and the titles are annotations above each panel."""
+    arrs = [to_uint8_rgb(im) for im in images]
+    if gap is None:
+        gap = max(4, arrs[0].shape[1] // 28) if arrs else 4
+    strip, spans = side_by_side(arrs, gap)
+    subs = list(subtitles) if subtitles is not None else [""] * len(titles)
+    notes = [dict(x=(l + r - 1) / 2, y=1.0, xref="x", yref="paper", xanchor="center",
+                  yanchor="bottom", showarrow=False, font=dict(size=13),
+                  text=f"<b>{t}</b>" + (f"<br><span style='font-size:11px'>{s}</span>" if s else ""))
+             for (l, r), t, s in zip(spans, titles, subs)]
+    trace = image_trace(strip, photo=photo, hover=False)
+    W = strip.shape[1]
+    return go.Figure(data=[trace], layout=_layout(
+        None, height, margin=dict(l=0, r=0, t=48, b=0), annotations=notes,
+        xaxis=_hidden_axis(range=[-0.5, W - 0.5]),
+        yaxis=_hidden_axis(scaleanchor="x", autorange="reversed")))

@@ -9,7 +9,9 @@ from typing import Optional, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ._base import BAR_COLOR, HIGHLIGHT_COLOR, _base_layout
+from ._base import BAR_COLOR, HIGHLIGHT_COLOR, _layout
+
+GRID = "rgba(128,128,128,0.2)"
 
 def entropy_bits(probabilities: Sequence[float]) -> float:
     """Shannon entropy of a probability vector, in bits (0 = certain; log2(N) = uniform)."""
@@ -62,19 +64,19 @@ def predictions_bar(
     top = max(probs) if probs else 1.0
     # long bars carry their number inside, short ones just after their end
     inside = [p > 0.6 * top for p in probs]
-    fig = go.Figure(go.Bar(
+    bar = go.Bar(
         x=probs[::-1], y=labels[::-1], orientation="h", marker_color=colors[::-1],
         text=text[::-1], textposition=["inside" if i else "outside" for i in inside][::-1],
         insidetextanchor="end", insidetextfont=dict(color="white"), cliponaxis=False,
         hovertemplate="<b>%{y}</b><br>probability %{x:.2%}<extra></extra>",
         customdata=None if customdata is None else list(customdata)[::-1],
-    ))
-    fig.update_xaxes(range=[0, min(1.0, top * 1.12 + 0.02)], tickformat=".0%", title="probability",
-                     gridcolor="rgba(128,128,128,0.2)")
-    fig.update_yaxes(automargin=True, tickfont=dict(size=14))
-    fig.update_layout(bargap=0.25, showlegend=False)
-    return _base_layout(fig, title, height or max(220, 36 * len(labels) + 60),
-                        margin=dict(l=0, r=10, t=36 if title else 4, b=0))
+    )
+    return go.Figure(data=[bar], layout=_layout(
+        title, height or max(220, 36 * len(labels) + 60),
+        margin=dict(l=0, r=10, t=36 if title else 4, b=0), bargap=0.25, showlegend=False,
+        xaxis=dict(range=[0, min(1.0, top * 1.12 + 0.02)], tickformat=".0%",
+                   title=dict(text="probability"), gridcolor=GRID),
+        yaxis=dict(automargin=True, tickfont=dict(size=14))))
 
 
 def distribution_figure(
@@ -85,24 +87,21 @@ def distribution_figure(
     shows the long tail; ``highlight`` (a rank, 0-based) marks the explained class."""
     p = np.asarray(probabilities, dtype=np.float64)
     ranks = np.arange(1, p.size + 1)
-    fig = go.Figure(go.Scatter(
+    data = [go.Scatter(
         x=ranks, y=p, mode="lines", line=dict(color=BAR_COLOR, width=2), fill="tozeroy",
         customdata=np.asarray(labels, dtype=object),
         hovertemplate="#%{x}: <b>%{customdata}</b><br>%{y:.3%}<extra></extra>",
-    ))
+    )]
     if highlight is not None and 0 <= highlight < p.size:
-        fig.add_trace(go.Scatter(
+        data.append(go.Scatter(
             x=[highlight + 1], y=[p[highlight]], mode="markers+text",
             marker=dict(color=HIGHLIGHT_COLOR, size=10), text=["  " + labels[highlight]],
             textposition="middle right", hoverinfo="skip", showlegend=False,
             textfont=dict(color=HIGHLIGHT_COLOR),
         ))
-    fig.update_xaxes(title="classes, most to least likely", type="log" if p.size > 50 else None,
-                     gridcolor="rgba(128,128,128,0.2)")
-    fig.update_yaxes(title="probability", type="log" if log else None,
-                     tickformat=".0e" if log else ".0%", gridcolor="rgba(128,128,128,0.2)",
-                     exponentformat="power")
-    fig.update_layout(showlegend=False)
-    return _base_layout(fig, None, height, margin=dict(l=0, r=10, t=10, b=0))
-
-
+    return go.Figure(data=data, layout=_layout(
+        None, height, margin=dict(l=0, r=10, t=10, b=0), showlegend=False,
+        xaxis=dict(title=dict(text="classes, most to least likely"),
+                   type="log" if p.size > 50 else None, gridcolor=GRID),
+        yaxis=dict(title=dict(text="probability"), type="log" if log else None,
+                   tickformat=".0e" if log else ".0%", gridcolor=GRID, exponentformat="power")))

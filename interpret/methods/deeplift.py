@@ -22,7 +22,11 @@ from ..errors import InputError
 from ..handle import ModelHandle
 from ..layers import list_layers
 from .common import BASELINES, Context, Result, baseline
-from .registry import Param, method
+from .registry import Cost, Param, method
+
+#: Captum runs the image and the reference in one batch, then both again for the
+#: convergence delta (on the private copy)
+_COST = Cost(4, 2)
 
 _NONLINEAR = (nn.ReLU, nn.ReLU6, nn.ELU, nn.LeakyReLU, nn.Sigmoid, nn.Tanh, nn.Softmax,
               nn.SiLU, nn.GELU, nn.MaxPool2d, nn.Hardswish)
@@ -155,7 +159,7 @@ def splittable_copy(handle: ModelHandle) -> Tuple[nn.Module, List[str]]:
 
 @method("deeplift", label="DeepLIFT (Rescale)", family="path", needs_layer=False,
         params=(Param("baseline", "Reference image", "choice", "black", choices=BASELINES),),
-        speed="fast", heatmap="abs_sum", exclusive=True, order=30,
+        speed="fast", heatmap="abs_sum", exclusive=True, order=30, cost=lambda h, l, p: _COST,
         paper="https://arxiv.org/abs/1704.02685",
         description="Contributions relative to a reference image, propagated with the "
                     "Rescale rule; they add up to the score difference.")

@@ -15,3 +15,4 @@ st.title("Figure")
 with Image.open(PHOTO) as im:
     pixels = np.asarray(ImageOps.fit(im.convert("RGB"), (224, 224)))
 st.plotly_chart(image_figure(pixels, "Floor: one image"), key="figure")
+st.page_link("app.py", label="Home")
