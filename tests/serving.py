@@ -39,3 +39,72 @@ def stop(proc: subprocess.Popen, timeout: float = 20.0) -> None:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+# ----------------------------------------------------------------------------------
+# The real-browser tests: one Streamlit server per test module, one Chromium
+
+
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Dict, Iterator, Optional  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+@contextlib.contextmanager
+def streamlit_server(log_name: str, script: str = "app.py",
+                     env: Optional[Dict[str, Optional[str]]] = None) -> Iterator[str]:
+    """``streamlit run script`` on a free loopback port, its output in
+    test-artifacts/<log_name>; yields the URL once healthy, stops the server after.
+    ``env``: variables to set (None: to unset)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(exist_ok=True)
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for k, v in (env or {}).items():
+        if v is None:
+            full_env.pop(k, None)
+        else:
+            full_env[k] = v
+    with open(ARTIFACTS / log_name, "w") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=full_env)
+        try:
+            wait_healthy(url, proc)
+            yield url
+        finally:
+            stop(proc, timeout=15)
+
+
+@contextlib.contextmanager
+def chromium(sync_api) -> Iterator[object]:
+    """Debian's Chromium driven by playwright (``sync_api``: playwright.sync_api)."""
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def settle(page, timeout_s: float = 180) -> None:
+    """Wait until the script run triggered by the last action has finished."""
+    app = "[data-testid=stApp][data-test-script-state=notRunning]"
+    page.wait_for_selector(app, timeout=timeout_s * 1000)
+    time.sleep(0.4)  # a rerun may start right after the first one (widget callbacks)
+    page.wait_for_selector(app, timeout=timeout_s * 1000)
+
+
+def assert_no_exception(page, where: str) -> None:
+    n = page.locator("[data-testid=stException]").count()
+    assert n == 0, f"{n} exception box(es) on {where}"

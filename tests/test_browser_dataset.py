@@ -8,20 +8,12 @@ otherwise), like tests/test_browser.py.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from serving import free_port, stop, wait_healthy
+from serving import ARTIFACTS, CHROMIUM, assert_no_exception, chromium, settle, streamlit_server
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -33,46 +25,16 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright pac
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit-server-dataset.log", "w")
     runs = tmp_path_factory.mktemp("dataset-runs")
-    env = dict(os.environ, PYTHONUNBUFFERED="1", INTERPRET_DATASET_RUNS=str(runs))
-    env.pop("RAY_ADDRESS", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_healthy(url, proc)
+    with streamlit_server("streamlit-server-dataset.log",
+                          env={"INTERPRET_DATASET_RUNS": str(runs), "RAY_ADDRESS": None}) as url:
         yield url
-    finally:
-        stop(proc, timeout=15)
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def settle(page, timeout_s: float = 240) -> None:
-    app = "[data-testid=stApp][data-test-script-state=notRunning]"
-    page.wait_for_selector(app, timeout=timeout_s * 1000)
-    time.sleep(0.4)
-    page.wait_for_selector(app, timeout=timeout_s * 1000)
-
-
-def assert_no_exception(page, where: str) -> None:
-    n = page.locator("[data-testid=stException]").count()
-    assert n == 0, f"{n} exception box(es) on {where}"
+    with chromium(sync_api) as b:
+        yield b
 
 
 def screenshot(page, name: str) -> None:

@@ -14,19 +14,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from serving import free_port, stop, wait_healthy
+from serving import ARTIFACTS, CHROMIUM, chromium, settle, streamlit_server
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
 SCRIPT = os.environ.get("INTERPRET_TRUST_PAGE", "app.py")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -41,39 +33,14 @@ from ui import trust  # noqa: E402  (the visible texts)
 
 @pytest.fixture(scope="module")
 def server():
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "streamlit-trust-server.log", "w")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", SCRIPT, "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    try:
-        wait_healthy(url, proc)
+    with streamlit_server("streamlit-trust-server.log", script=SCRIPT) as url:
         yield url
-    finally:
-        stop(proc, timeout=15)
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def settle(page, timeout_s: float = 240) -> None:
-    app = "[data-testid=stApp][data-test-script-state=notRunning]"
-    page.wait_for_selector(app, timeout=timeout_s * 1000)
-    time.sleep(0.4)
-    page.wait_for_selector(app, timeout=timeout_s * 1000)
+    with chromium(sync_api) as b:
+        yield b
 
 
 def test_trust_badge_then_report_download_opens_offline_with_its_images(server, browser, tmp_path):

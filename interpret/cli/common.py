@@ -59,3 +59,13 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-untrusted", action="store_true",
                    help="allow pickled modules / TorchScript / .pt2 / Hugging Face remote code "
                         "(they run code from the file)")
+
+
+def add_explanation_args(p: argparse.ArgumentParser) -> None:
+    """What to explain: the method, layer, class, contrast class and parameters."""
+    p.add_argument("image")
+    p.add_argument("--method", "-m", default="gradcam")
+    p.add_argument("--layer")
+    p.add_argument("--target", help="class index or label (default: the top prediction)")
+    p.add_argument("--contrast", help="explain the target *rather than* this class")
+    p.add_argument("--param", "-p", action="append", help="method parameter NAME=VALUE (repeatable)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import add_model_args, load_model as _model
+from .common import add_explanation_args, add_model_args, load_model as _model
 
 
 def cmd_predict(args) -> int:
@@ -128,12 +128,7 @@ def register(sub) -> None:
     sp.set_defaults(func=cmd_methods)
 
     sp = sub.add_parser("explain", help="explain a prediction and save the heatmap overlay")
-    sp.add_argument("image")
-    sp.add_argument("--method", "-m", default="gradcam")
-    sp.add_argument("--layer")
-    sp.add_argument("--target", help="class index or label (default: the top prediction)")
-    sp.add_argument("--contrast", help="explain the target *rather than* this class")
-    sp.add_argument("--param", "-p", action="append", help="method parameter NAME=VALUE (repeatable)")
+    add_explanation_args(sp)
     sp.add_argument("--out", "-o", required=True, help="output image (.png)")
     sp.add_argument("--colormap", default="jet")
     sp.add_argument("--opacity", type=float, default=0.5)

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_model_args, load_model as _model
+from .common import add_explanation_args, add_model_args, load_model as _model
 
 
 def _parse_box(text: str):
@@ -105,12 +105,7 @@ def cmd_trust(args) -> int:
 
 def register(sub) -> None:
     sp = sub.add_parser("trust", help="how far to trust a method's map: faithfulness, sanity check, report")
-    sp.add_argument("image")
-    sp.add_argument("--method", "-m", default="gradcam")
-    sp.add_argument("--layer")
-    sp.add_argument("--target", help="class index or label (default: the top prediction)")
-    sp.add_argument("--contrast", help="explain the target *rather than* this class")
-    sp.add_argument("--param", "-p", action="append", help="method parameter NAME=VALUE (repeatable)")
+    add_explanation_args(sp)
     sp.add_argument("--steps", type=int, default=20, help="points per deletion/insertion curve")
     sp.add_argument("--baseline", default="blur", choices=("blur", "mean", "constant"),
                     help="what hidden pixels become")

@@ -137,11 +137,9 @@ class DatasetWorker:
 
 
 def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise InputError('engine="ray" needs Ray: pip install "interpret-dashboard[ray]".') from None
-    return ray
+    from ..optional import require
+
+    return require('engine="ray"', "ray", "ray")[0]
 
 
 def ray_connect(address: Optional[str] = None, num_cpus: Optional[int] = None):

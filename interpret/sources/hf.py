@@ -41,14 +41,9 @@ _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic"}
 
 
 def _transformers():
-    try:
-        import transformers
-    except ImportError:  # pragma: no cover - in the [hf] and [test] extras
-        raise InputError(
-            "Hugging Face models need the transformers package: "
-            "pip install \"interpret-dashboard[hf]\"."
-        ) from None
-    return transformers
+    from ..optional import require
+
+    return require("Hugging Face models", "hf", "transformers")[0]
 
 
 def is_hf_module(module: nn.Module) -> bool:

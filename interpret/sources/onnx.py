@@ -71,15 +71,9 @@ _EXPORT_HINT = ("export it again with torch.onnx.export(..., dynamo=False, opset
 
 
 def _modules():
-    try:
-        import onnx
-        import onnx2torch
-    except ImportError:  # pragma: no cover - in the [onnx] and [test] extras
-        raise InputError(
-            "ONNX models need the onnx and onnx2torch packages: "
-            "pip install \"interpret-dashboard[onnx]\"."
-        ) from None
-    return onnx, onnx2torch
+    from ..optional import require
+
+    return require("ONNX models", "onnx", "onnx", "onnx2torch")
 
 
 def looks_like_onnx(data: bytes) -> bool:

@@ -34,13 +34,9 @@ HF_RESOLVE = "https://huggingface.co/{repo}/resolve/main/{file}"
 
 
 def _timm():
-    try:
-        import timm
-    except ImportError:  # pragma: no cover - timm is in the [timm] and [test] extras
-        raise InputError(
-            "timm models need the timm package: pip install \"interpret-dashboard[timm]\"."
-        ) from None
-    return timm
+    from ..optional import require
+
+    return require("timm models", "timm", "timm")[0]
 
 
 def model_name(source: str) -> str:
