@@ -73,7 +73,11 @@ def input_tensor(handle: ModelHandle, image) -> torch.Tensor:
         x = image if image.dim() == 4 else image[None]
         if x.shape[0] != 1 or x.shape[1] != 3:
             raise InputError(f"An input tensor must be 1x3xHxW; got {tuple(image.shape)}.")
-        return x.detach().to(handle.device).float()
+        if x.requires_grad:
+            x = x.detach()
+        # the same tensor object when nothing needs converting, so its content hash
+        # (remembered on the object) is computed once across calls
+        return x.to(handle.device).float()
     if isinstance(image, Image.Image):
         return handle.preprocess_cached(image)
     return handle.preprocess(load_image(image))

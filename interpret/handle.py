@@ -287,22 +287,29 @@ class ModelHandle:
         pinned = getattr(self.runtime.pinned, "fp", None)
         if pinned is not None:
             return pinned
-        params = sum(p._version for p in self.module.parameters())
+        return self._fingerprint_of(ModuleState.of(self.module))
+
+    def _fingerprint_of(self, state: "ModuleState"):
+        params = sum(p._version for p in state.params)
+        bufs = [b for b in state.buffers if b.is_floating_point()]
+        if not bufs:
+            return id(self.module), params, 0.0
         with torch.no_grad():
-            bufs = [b for b in self.module.buffers() if b.is_floating_point()]
-            buf_sum = float(sum(b.double().sum() for b in bufs)) if bufs else 0.0
+            # one reduction over all buffers instead of one per buffer
+            buf_sum = float(torch.cat([b.detach().reshape(-1) for b in bufs]).sum(dtype=torch.float64))
         return id(self.module), params, buf_sum
 
     @contextlib.contextmanager
-    def pinned_fingerprint(self):
+    def pinned_fingerprint(self, state: Optional["ModuleState"] = None):
         """Compute :meth:`fingerprint_fast` once for the block (in this thread): one
         explanation looks its cache keys up several times, and the model does not change
-        while it runs (it holds the model's read or write lock)."""
+        while it runs (it holds the model's read or write lock).  ``state``: a traversal
+        of the module already made (by :func:`model_guard`), to reuse."""
         pinned = self.runtime.pinned
         if getattr(pinned, "fp", None) is not None:
             yield
             return
-        pinned.fp = self.fingerprint_fast()
+        pinned.fp = self._fingerprint_of(state or ModuleState.of(self.module))
         try:
             yield
         finally:
@@ -334,16 +341,35 @@ class ModelHandle:
         return f"ModelHandle(name={self.name!r}, input_size={h}x{w}, classes={len(self.labels)})"
 
 
+@dataclass(frozen=True)
+class ModuleState:
+    """One traversal of a module tree: its modules, parameters and buffers (shared
+    tensors may appear twice; harmless for the guard and the fingerprint).  Reading the
+    modules' own dicts once is ~10x cheaper than ``parameters()`` + ``buffers()`` +
+    ``modules()``, which each walk the tree again."""
+
+    modules: tuple
+    params: tuple
+    buffers: tuple
+
+    @staticmethod
+    def of(module: nn.Module) -> "ModuleState":
+        mods = tuple(module.modules())
+        params = tuple(p for m in mods for p in m._parameters.values() if p is not None)
+        bufs = tuple(b for m in mods for b in m._buffers.values() if b is not None)
+        return ModuleState(mods, params, bufs)
+
+
 @contextlib.contextmanager
-def model_guard(handle: ModelHandle):
+def model_guard(handle: ModelHandle, state: Optional[ModuleState] = None):
     """Safety net around every call that runs the model: afterwards (success or failure)
     no parameter .grad appeared, and training / requires_grad flags are as before.  Our
     code never changes them; this catches third-party code (Captum) and is cheap."""
-    module = handle.module
-    params = list(module.parameters())
+    state = state or ModuleState.of(handle.module)
+    params, mods = state.params, state.modules
     grads = [p.grad for p in params]
     req = [p.requires_grad for p in params]
-    modes = [m.training for m in module.modules()]
+    modes = [m.training for m in mods]
     try:
         yield
     finally:
@@ -352,7 +378,7 @@ def model_guard(handle: ModelHandle):
                 p.grad = g
             if p.requires_grad != r:
                 p.requires_grad_(r)
-        for m, t in zip(module.modules(), modes):
+        for m, t in zip(mods, modes):
             if m.training != t:
                 m.training = t  # restore the flag only; never call .train()/.eval()
 
@@ -363,5 +389,7 @@ def session(handle: ModelHandle, exclusive: bool = False):
     lock, guard its flags and gradients, and pin its fingerprint for the block."""
     handle.check_ready()
     lock = handle.rwlock.write() if exclusive else handle.rwlock.read()
-    with lock, model_guard(handle), handle.pinned_fingerprint():
-        yield
+    with lock:
+        state = ModuleState.of(handle.module)
+        with model_guard(handle, state), handle.pinned_fingerprint(state):
+            yield

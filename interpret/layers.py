@@ -34,9 +34,12 @@ class LayerInfo:
 
 
 def resolve_layer(handle: ModelHandle, name: str) -> nn.Module:
+    if isinstance(name, str) and name:
+        try:  # walks the dotted path: O(depth), not a traversal of the whole tree
+            return handle.module.get_submodule(name)
+        except AttributeError:
+            pass
     modules = dict(handle.module.named_modules())
-    if isinstance(name, str) and name in modules and name != "":
-        return modules[name]
     close = difflib.get_close_matches(str(name), [n for n in modules if n], n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
     raise InputError(
