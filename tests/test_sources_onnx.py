@@ -276,12 +276,58 @@ def test_a_no_op_reduction_is_not_rewritten_into_a_mean():
 
 
 def test_an_operator_missing_at_every_opset_is_named():
-    """torch's default exporter writes nn.GELU as Gelu (opset 20), which onnx2torch 1.5.15
-    has no converter for, and which older opsets do not have."""
-    node = helper.make_node("Gelu", ["x"], ["y"], name="act")
+    """Hardmax (opset 13) has no onnx2torch converter at any opset: named before any
+    conversion starts."""
+    node = helper.make_node("Hardmax", ["x"], ["y"], name="act", axis=1)
     with pytest.raises(InputError, match=r"operator\(s\) the converter \(onnx2torch\) does not "
-                                         r"support: Gelu \(opset 20\), at this or any older opset"):
+                                         r"support: Hardmax \(opset 20\), at this or any older opset"):
         interpret.load_model(_graph([node], out_shape=(1, 3, 4, 4), opset=20))
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_gets_a_converter_that_matches_onnxruntime(approximate):
+    """onnx2torch 1.5.15 has no Gelu converter; ours maps it to nn.GELU with the node's
+    ``approximate`` mode (the two differ by up to ~1e-3, so a wrong mode shows)."""
+    node = helper.make_node("Gelu", ["x"], ["y"], name="act", approximate=approximate)
+    data = _graph([node], out_shape=(1, 3, 4, 4), opset=20)
+    h = interpret.load_model(data, preprocessing=Preprocessing(4, 4))
+    x = (np.random.default_rng(0).standard_normal((1, 3, 4, 4)) * 3).astype(np.float32)
+    s = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    ref = s.run(None, {"x": x})[0]
+    with torch.no_grad():
+        ours = h.module(torch.from_numpy(x)).numpy()
+    assert float(np.abs(ours - ref).max()) < 1e-5
+    other = nn.GELU(approximate="tanh" if approximate == "none" else "none")(torch.from_numpy(x))
+    assert float(np.abs(other.numpy() - ref).max()) > 1e-4
+
+
+def test_a_vit_from_the_default_export_converts_and_its_gradients_match(tmp_path):
+    """A vision transformer (nn.GELU in every MLP) through torch's default exporter: its
+    Gelu nodes convert, the logits match onnxruntime and the original, and saliency
+    (the input gradient through every GELU) equals the original's."""
+    import warnings
+
+    vit = tm.tv_vit()
+    size = tm.VIT_SIZE
+    path = tmp_path / "vit.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(vit, (torch.zeros(1, 3, size, size),), str(path))
+    ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
+    assert "Gelu" in ops
+    pre = Preprocessing(size, size)
+    h = interpret.load_model(path, preprocessing=pre)
+    x = np.random.default_rng(2).standard_normal((1, 3, size, size)).astype(np.float32)
+    with torch.no_grad():
+        ours = h.module(torch.from_numpy(x)).numpy()
+        orig = vit(torch.from_numpy(x)).numpy()
+    assert float(np.abs(ours - _ort_logits(path, x)).max()) < 1e-4
+    assert float(np.abs(ours - orig).max()) < 1e-4
+    xt = torch.from_numpy(x)
+    a = interpret.explain(h, xt, "saliency", target=1).attribution
+    b = interpret.explain(interpret.load_model(vit, preprocessing=pre), xt, "saliency",
+                          target=1).attribution
+    torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6)
 
 
 # ----------------------------------------------------------------------------------

@@ -13,8 +13,10 @@ What ``torch.onnx.export`` writes, and what is done so that ``onnx2torch`` 1.5.1
   our ``onnx>=1.16`` may not all).  An
   upload comes as a zip of the ``.onnx`` and its data files (:func:`read_zip`); a lone
   ``.onnx`` whose data file is missing is refused with what to do.
-* **Opsets the converter lacks** (``ReduceMean`` with its axes as an input since opset 18,
-  ``Reshape`` 19+): :func:`down_convert` rewrites the graph with ``onnx.version_converter``
+* **Operators the converter lacks**: ``Gelu`` (opset 20, every ``nn.GELU`` of a dynamo
+  export) and ``Reshape`` 19+ get converters of ours (:func:`_register_converters`).
+* **Opsets the converter lacks** (``ReduceMean`` with its axes as an input since opset 18):
+  :func:`down_convert` rewrites the graph with ``onnx.version_converter``
   for the highest opset at which every operator has a converter, only when one lacks
   it, and checks the result with ``onnx.checker`` (after removing the
   ``noop_with_empty_axes`` attribute the converter leaves behind on reductions, when it
@@ -73,7 +75,41 @@ _EXPORT_HINT = ("export it again with torch.onnx.export(..., dynamo=False, opset
 def _modules():
     from ..optional import require
 
-    return require("ONNX models", "onnx", "onnx", "onnx2torch")
+    mods = require("ONNX models", "onnx", "onnx", "onnx2torch")
+    _register_converters()
+    return mods
+
+
+def _register_converters() -> None:
+    """Converters ``onnx2torch`` 1.5.15 lacks, added to its registry once per process
+    (a version of onnx2torch that has its own keeps it):
+
+    * ``Gelu`` (opset 20, what torch's default exporter writes for ``nn.GELU``, so most
+      ViTs and ConvNeXts) becomes ``nn.GELU`` with the node's ``approximate`` mode;
+    * ``Reshape`` 19 and 21 reuse the converter of ``Reshape`` 14: they only add tensor
+      types (``allowzero`` is handled before, by :func:`drop_inert_allowzero`).  Without
+      them a graph with both ``Gelu`` (20 only) and ``Reshape`` could be converted at no
+      opset."""
+    from onnx2torch.node_converters import registry
+    from onnx2torch.utils.common import OperationConverterResult, onnx_mapping_from_node
+
+    table = registry._CONVERTER_REGISTRY
+    reshape14 = table.get(registry.OperationDescription("", "Reshape", 14))
+    for version in (19, 21):
+        key = registry.OperationDescription("", "Reshape", version)
+        if reshape14 is not None and key not in table:
+            registry.add_converter(operation_type="Reshape", version=version)(reshape14)
+    if registry.OperationDescription("", "Gelu", 20) in table:
+        return
+
+    def gelu(node, graph):  # noqa: ARG001 - onnx2torch's converter signature
+        approximate = node.attributes.get("approximate", "none")
+        if approximate not in ("none", "tanh"):
+            raise NotImplementedError(f"Gelu with approximate='{approximate}'")
+        return OperationConverterResult(torch_module=nn.GELU(approximate=approximate),
+                                        onnx_mapping=onnx_mapping_from_node(node))
+
+    registry.add_converter(operation_type="Gelu", version=20)(gelu)
 
 
 def looks_like_onnx(data: bytes) -> bool:
@@ -568,7 +604,7 @@ def convert_model(model, fname: str = "model.onnx") -> Tuple[nn.Module, Dict[str
             raise InputError(
                 f"{fname} uses ONNX operator(s) the converter (onnx2torch) does not support: "
                 f"{', '.join(never)}, at this or any older opset; {_EXPORT_HINT} (the "
-                "TorchScript exporter writes some operators, such as Gelu, as simpler ones).")
+                "TorchScript exporter writes some operators as simpler ones).")
         model = down_convert(model, version, fname, missing)
         prepare_graph(model)
         still = unsupported_operators(model)
