@@ -245,6 +245,12 @@ def test_an_upload_never_imports_a_factory(ourlab, tmp_path):
     assert check_upload_arch("torchvision", "resnet18") == "resnet18"
     assert check_upload_arch("timm", "convnext_atto") == "timm:convnext_atto"
     assert check_upload_arch("onnx", None) is None
+    # and the loader behind the form refuses one as well, before reading the file
+    from ui.compute import load_uploaded_model
+
+    with pytest.raises(InputError, match="names code to import"):
+        load_uploaded_model(b"not even a checkpoint", "m.pth", "ourlab_models.nets:build_net", None)
+    assert "ourlab_models.nets" not in sys.modules
 
 
 def test_a_module_from_a_notebook_keeps_its_library_metadata():

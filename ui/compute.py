@@ -286,7 +286,15 @@ def _load_named_model(source: str) -> ModelChoice:
 
 
 def load_uploaded_model(data: bytes, file_name: str, arch: str, labels: Optional[bytes]) -> interpret.ModelHandle:
-    """Load an uploaded checkpoint into this session (raises InputError)."""
+    """Load an uploaded checkpoint into this session (raises InputError).  ``arch`` comes
+    from a visitor: a factory string (``package.module:function``, code to import) is
+    refused here too, not only by the form (ui/upload.check_upload_arch)."""
+    from interpret.sources import factory
+
+    if arch and factory.is_spec(arch):
+        raise interpret.InputError(
+            f"'{arch}' names code to import; an upload can only use the architectures the "
+            "form offers (a factory belongs in the server's models.toml).")
     handle = interpret.load_model(
         data, arch=arch or None, labels=labels, allow_untrusted=allow_untrusted(),
         name=os.path.splitext(os.path.basename(file_name))[0] or None,
