@@ -40,6 +40,7 @@ HOT_WORD = {"jet": "red", "turbo": "red", "inferno": "bright yellow", "viridis":
             "magma": "pale yellow", "plasma": "yellow", "hot": "white-hot", "greys": "white",
             "rdbu": "red"}
 MAX_COMPARE = 4
+MARK_REGION = "Mark the object on the photo"
 NOBAR = {"displayModeBar": False}
 #: the fragments drawn from the class, contrast, layer and colours: a change of one of
 #: those reruns them (a new method reruns only the panel with the pickers)
@@ -399,9 +400,12 @@ def trust_side(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation) ->
     with ui.guard("the trust panel"):
         trust.trust_panel(ctx, sel.spec, e)
     if not ctx.present:
-        with ui.guard("the region"), st.expander("Mark the object on the photo",
-                                                  icon=":material/crop_free:"):
-            trust.region_picker(ctx)
+        # a toggle, not an expander: an expander's content is built and sent on every
+        # run (the photo figure, ~100 kB), a toggle's only while it is on
+        with ui.guard("the region"):
+            if st.toggle(MARK_REGION, key="w_mark_region",
+                         help="Draw a box around the object; each map is then checked against it."):
+                trust.region_picker(ctx)
 
 
 @st.fragment(key="attr_compare")

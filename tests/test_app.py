@@ -382,6 +382,15 @@ def test_colour_map_and_opacity_redraw_without_rerunning_the_heavy_part(monkeypa
     real_overlay = interpret.overlay
     monkeypatch.setattr(interpret, "overlay",
                         lambda *a, **k: (overlays.append(k.get("colormap")), real_overlay(*a, **k))[1])
+    from ui import trust as trust_ui
+
+    built = []  # the trust panel's figures and measures do not depend on the colours
+    for name in ("faithfulness_figure", "agreement_figure", "region_figure"):
+        real = getattr(trust_ui, name)
+        monkeypatch.setattr(trust_ui, name, lambda *a, _n=name, _f=real, **k: (built.append(_n), _f(*a, **k))[1])
+    for name in ("agreement", "faithfulness", "localization"):
+        real = getattr(interpret, name)
+        monkeypatch.setattr(interpret, name, lambda *a, _n=name, _f=real, **k: (calls.append(_n), _f(*a, **k))[1])
     handle = compute._load_named("efficientnet_lite0", True)  # the shared, cached model
     forwards = []
     hook = handle.module.register_forward_hook(lambda *a: forwards.append(1))
@@ -394,6 +403,7 @@ def test_colour_map_and_opacity_redraw_without_rerunning_the_heavy_part(monkeypa
         hook.remove()
     no_errors(at)
     assert calls == [] and forwards == [], "no backend call, no forward: the result is reused"
+    assert built == [], "the trust curves and the agreement are drawn from the cache"
     assert setups == [], "only the heatmap and the comparison reran, not the page (sidebar, model)"
     assert np.abs(np.asarray(compared_after, np.int16) - np.asarray(compared_before, np.int16)).mean() > 10, \
         "the comparison follows the colour map"
@@ -402,6 +412,17 @@ def test_colour_map_and_opacity_redraw_without_rerunning_the_heavy_part(monkeypa
     diff = np.abs(np.asarray(after_cmap, np.int16) - np.asarray(before, np.int16)).mean()
     assert diff > 10, "the picture changed with the colour map"
     assert "yellow" in "".join(m.value for m in at.markdown)
+
+
+def test_the_region_picker_is_built_only_when_asked_for():
+    """The photo to draw a box on (a ~100 kB figure) is not built and sent on every run:
+    only once the toggle is on."""
+    at = page("pages/4_Attributions.py").run()
+    assert "overlay" in charts(at) and "w_trust_region" not in charts(at)
+    at.toggle(key="w_mark_region").set_value(True).run()
+    no_errors(at)
+    fig = charts(at)["w_trust_region"]
+    assert fig["layout"]["dragmode"] == "select" and fig["data"][0]["type"] == "image"
 
 
 def test_switching_cam_method_does_not_rerun_the_model():

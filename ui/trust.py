@@ -261,8 +261,10 @@ def trust_panel(ctx: PageContext, spec: interpret.MethodSpec, explanation: inter
     if ctx.present:
         return f
     if f is not None:
-        st.plotly_chart(faithfulness_figure(f, height=250), key=f"trust_curves_{e.method}",
-                        config={"displayModeBar": False})
+        curves = compute.figure(("trust_curves", _key("faithfulness", ctx, e, cfg,
+                                                     road=f.road is not None)),
+                                lambda: faithfulness_figure(f, height=250))
+        st.plotly_chart(curves, key=f"trust_curves_{e.method}", config={"displayModeBar": False})
         with st.expander("The numbers behind the verdict", icon=":material/functions:"):
             for r in f.reasons:
                 st.markdown(f"- {r}")
@@ -294,11 +296,13 @@ def comparison_trust(ctx: PageContext, explanations,
     if len(items) < 2:
         return None
     st.markdown(f"**{COMPARE_TITLE}**")
-    agr = interpret.agreement(dict(items))
+    # the maps' identities (not the maps): the agreement and its figure are computed once
+    maps = tuple((label, _key("map", ctx, e, SETTINGS)) for label, e in items)
+    agr = compute.cached(("trust_agreement",) + maps, lambda: interpret.agreement(dict(items)))
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        st.plotly_chart(agreement_figure(agr, height=300), key="trust_agreement",
-                        config={"displayModeBar": False})
+        fig = compute.figure(("trust_agreement",) + maps, lambda: agreement_figure(agr, height=300))
+        st.plotly_chart(fig, key="trust_agreement", config={"displayModeBar": False})
         if not ctx.present:
             st.caption("Spearman's rank correlation between the maps: 1 = the same order of pixels, "
                        "0 = unrelated. Maps that disagree cannot all be right.")
@@ -345,13 +349,19 @@ def region_picker(ctx: PageContext) -> Optional[Tuple[float, float, float, float
     """The photo as the model sees it, with box select: the box a person draws is kept
     for this photo in this session and returned as (x0, y0, x1, y1) in model-input
     pixels (None until one is drawn)."""
-    view = ctx.handle.preprocessing.model_view(ctx.image.image.convert("RGB"))
     key = _region_key(ctx)
     box = st.session_state.get(key)
-    event = st.plotly_chart(region_figure(view, box=box, height=320), key="w_trust_region",
+    size = tuple(int(v) for v in ctx.handle.input_size)  # (height, width) of the model's view
+
+    def build():
+        view = ctx.handle.preprocessing.model_view(ctx.image.image.convert("RGB"))
+        return region_figure(view, box=box, height=320)
+
+    fig = compute.figure(("trust_region", ctx.handle.fingerprint(), ctx.image.hash, box), build)
+    event = st.plotly_chart(fig, key="w_trust_region",
                             on_select="rerun", selection_mode=("box",),
                             config={"displayModeBar": True, "modeBarButtonsToRemove": ["lasso2d"]})
-    new = box_from_selection(event, (view.size[1], view.size[0]))
+    new = box_from_selection(event, size)
     if new is not None and new != box:
         st.session_state[key] = new
         box = new
