@@ -259,30 +259,33 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
+    """The 1-D Gaussian (11 taps at sigma 1.5); the 2-D window is its outer product."""
     r = int(truncate * sigma + 0.5)
     t = torch.arange(-r, r + 1, dtype=torch.float64)
     g = torch.exp(-(t * t) / (2 * sigma * sigma))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
+    return g / g.sum()
 
 
 def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
     """Structural similarity of two H x W maps (Wang et al. 2004, eq. 13, with their
     11 x 11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03), averaged over the
     positions where the window fits: scikit-image's ``structural_similarity(...,
-    gaussian_weights=True, use_sample_covariance=False)``."""
-    x = torch.as_tensor(np.asarray(a, dtype=np.float64))[None, None]
-    y = torch.as_tensor(np.asarray(b, dtype=np.float64))[None, None]
+    gaussian_weights=True, use_sample_covariance=False)``.  The window is separable:
+    the five local moments are filtered together, rows then columns (22 taps a pixel
+    instead of 121)."""
+    x = torch.as_tensor(np.asarray(a, dtype=np.float64))
+    y = torch.as_tensor(np.asarray(b, dtype=np.float64))
     if x.shape != y.shape:
         raise InputError(f"Maps of different sizes ({np.shape(a)} and {np.shape(b)}) cannot be compared.")
-    w = _gaussian_window()
-    if min(x.shape[-2:]) < w.shape[-1]:
-        w = torch.ones(1, 1, 1, 1, dtype=torch.float64)
+    g = _gaussian_window()
+    moments = torch.stack([x, y, x * x, y * y, x * y])[None]  # 1 x 5 x H x W
+    if min(x.shape[-2:]) >= g.numel():
+        k = g.numel()
+        moments = F.conv2d(moments, g.view(1, 1, k, 1).expand(5, 1, k, 1).contiguous(), groups=5)
+        moments = F.conv2d(moments, g.view(1, 1, 1, k).expand(5, 1, 1, k).contiguous(), groups=5)
+    mx, my, xx, yy, xy = moments[0]
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mx, my = F.conv2d(x, w), F.conv2d(y, w)
-    sxx = F.conv2d(x * x, w) - mx * mx
-    syy = F.conv2d(y * y, w) - my * my
-    sxy = F.conv2d(x * y, w) - mx * my
+    sxx, syy, sxy = xx - mx * mx, yy - my * my, xy - mx * my
     s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
     return float(s.mean())
 

@@ -15,16 +15,16 @@ expectation for a random one (MoRF and LeRF of a random order are the same thing
 
 The imputation solves the paper's linear system (pytorch-grad-cam's
 ``NoisyLinearImputer`` builds it as a sparse matrix and calls ``spsolve`` per image and
-level) by conjugate gradients on the whole batch of images and levels at once, with the
-system written as two 3 x 3 convolutions, started from a coarse-to-fine guess; it
-agrees with ``spsolve`` to about 1e-4 (tests) and needs no SciPy.
+level) by conjugate gradients with a multilevel (BPX) preconditioner, the system written as
+two 3 x 3 convolutions, started from a coarse-to-fine guess; it agrees with
+``spsolve`` to about 1e-4 (tests) and needs no SciPy.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -52,11 +52,44 @@ def _neighbours(v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return F.conv2d(v, w.expand(c, 1, 3, 3), padding=1, groups=c)
 
 
+def _multilevel(m: torch.Tensor, levels: int) -> Callable[[torch.Tensor], torch.Tensor]:
+    """An additive multilevel preconditioner for the imputation system (BPX, Bramble,
+    Pasciak & Xu 1990): ``M r = m * sum_l P_l (P_l^T r) / 2^l``, with ``P_l`` the
+    piecewise-constant prolongation from blocks of 2^l x 2^l pixels (its transpose sums
+    a block) and ``1 / 2^l`` the inverse of the block's diagonal in the Galerkin operator
+    (a block's coupling grows with its perimeter).  Every term is positive
+    semi-definite and the first is the identity on the removed pixels, so ``M`` is
+    symmetric positive definite there and conjugate gradients stay valid; it cuts the
+    iterations a large hole needs from hundreds to tens, because the smooth part of
+    the error is corrected on the coarse blocks."""
+
+    def down(v: torch.Tensor) -> torch.Tensor:  # P^T: sum over 2 x 2 blocks
+        h, w = v.shape[-2:]
+        v = F.pad(v, (0, w % 2, 0, h % 2))
+        return F.avg_pool2d(v, 2) * 4
+
+    def apply(r: torch.Tensor) -> torch.Tensor:
+        pyramid = [r]
+        for _ in range(levels):
+            if min(pyramid[-1].shape[-2:]) < 2:
+                break
+            pyramid.append(down(pyramid[-1]))
+        acc = pyramid[-1] / 2 ** (len(pyramid) - 1)
+        for lev in range(len(pyramid) - 2, -1, -1):
+            h, w = pyramid[lev].shape[-2:]
+            up = F.interpolate(acc, scale_factor=2.0, mode="nearest")[..., :h, :w]
+            acc = up + pyramid[lev] / 2 ** lev
+        return m * acc
+
+    return apply
+
+
 def _solve(x: torch.Tensor, removed: torch.Tensor, tol: float, max_iter: int) -> torch.Tensor:
     """The noiseless imputation: for every removed pixel i, ``s_i x_i - sum_j w_ij x_j
     = 0`` (its value is the weighted mean of its in-image neighbours, removed or not),
-    solved for all removed pixels of every image by batched conjugate gradients.
-    ``x``: N x C x H x W; ``removed``: N x 1 x H x W bool."""
+    solved for all removed pixels of every image by batched conjugate gradients with
+    the multilevel preconditioner above, until the residual is ``tol`` of the right-hand
+    side's.  ``x``: N x C x H x W; ``removed``: N x 1 x H x W bool."""
     x = x.float()
     m = removed.float().expand_as(x)
     w = _W.to(device=x.device, dtype=x.dtype)[None, None]
@@ -65,22 +98,25 @@ def _solve(x: torch.Tensor, removed: torch.Tensor, tol: float, max_iter: int) ->
     def A(v):  # symmetric positive definite on the removed pixels
         return m * (s * v - _neighbours(m * v, w))
 
+    precondition = _multilevel(m, levels=12)
     b = m * _neighbours((1 - m) * x, w)
     v = _initial_guess(x, removed, tol, max_iter) * m
     r = b - A(v)
-    p = r.clone()
-    rr = (r * r).sum(dim=(2, 3), keepdim=True)
+    z = precondition(r)
+    p = z.clone()
+    rz = (r * z).sum(dim=(2, 3), keepdim=True)
     bnorm = (b * b).sum(dim=(2, 3), keepdim=True).clamp_min(1e-30)
     for _ in range(max_iter):
-        if bool((rr <= (tol * tol) * bnorm).all()):
+        if bool(((r * r).sum(dim=(2, 3), keepdim=True) <= (tol * tol) * bnorm).all()):
             break
         Ap = A(p)
-        alpha = rr / (p * Ap).sum(dim=(2, 3), keepdim=True).clamp_min(1e-30)
+        alpha = rz / (p * Ap).sum(dim=(2, 3), keepdim=True).clamp_min(1e-30)
         v = v + alpha * p
         r = r - alpha * Ap
-        rr_new = (r * r).sum(dim=(2, 3), keepdim=True)
-        p = r + (rr_new / rr.clamp_min(1e-30)) * p
-        rr = rr_new
+        z = precondition(r)
+        rz_new = (r * z).sum(dim=(2, 3), keepdim=True)
+        p = z + (rz_new / rz.clamp_min(1e-30)) * p
+        rz = rz_new
     return v * m + x * (1 - m)
 
 

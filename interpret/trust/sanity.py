@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import InputError, Progress, report
 from ..methods.registry import Cost
-from ._common import spearman, ssim
+from ._common import _pearson, rankdata, ssim
 from .registry import measure
 
 __all__ = ["SanityCheck", "ModelRandomisation", "sanity_check", "randomisation_units",
@@ -288,11 +288,12 @@ class ModelRandomisation:
         twin.memo("layers", lambda: layers_table)  # same architecture: no dry forward
         total = len(steps)
         rhos, ssims, final = [], [], original
+        ranks = rankdata(original)  # Spearman = Pearson on ranks: the original's once
         for i, unit in enumerate(steps):
             randomise(module, [unit], self.seed)
             e = explain(twin, x, method, layer=layer, target=target, contrast=contrast, **params)
             final = e.heatmap
-            rhos.append(_nan_to_zero(spearman(original, final)))
+            rhos.append(_nan_to_zero(_pearson(ranks, rankdata(final))))
             ssims.append(float(ssim(original, final)))
             report(progress, i + 1, total)
         with session(handle):
