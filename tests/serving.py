@@ -86,6 +86,17 @@ def streamlit_server(log_name: str, script: str = "app.py",
             stop(proc, timeout=15)
 
 
+def browser_api():
+    """Playwright's sync API for a browser test module, or skip the module (at import)
+    when Debian's Chromium or the playwright package is missing."""
+    import pytest
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser test)",
+                    allow_module_level=True)
+    return pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
 @contextlib.contextmanager
 def chromium(sync_api) -> Iterator[object]:
     """Debian's Chromium driven by playwright (``sync_api``: playwright.sync_api)."""

@@ -9,18 +9,14 @@ otherwise), like tests/test_browser.py.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
-from serving import ARTIFACTS, CHROMIUM, assert_no_exception, chromium, settle, streamlit_server
+from serving import ARTIFACTS, assert_no_exception, browser_api, chromium, settle, streamlit_server
 
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser test)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+sync_api = browser_api()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from serving import ARTIFACTS, CHROMIUM, assert_no_exception, chromium, settle, streamlit_server
+from serving import ARTIFACTS, assert_no_exception, browser_api, chromium, settle, streamlit_server
 
 import tiny_models as tm
 
@@ -23,10 +23,7 @@ import tiny_models as tm
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser test)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+sync_api = browser_api()
 
 
 @pytest.fixture(scope="module")

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
 
 import pytest
-from serving import ARTIFACTS, CHROMIUM, chromium, settle, streamlit_server
+from serving import ARTIFACTS, browser_api, chromium, settle, streamlit_server
 
 SCRIPT = os.environ.get("INTERPRET_TRUST_PAGE", "app.py")
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (install Debian's chromium to run the browser test)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+sync_api = browser_api()
 
 from ui import trust  # noqa: E402  (the visible texts)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 from dataclasses import dataclass
@@ -22,6 +23,29 @@ from ..handle import ModelInfo
 from ..preprocessing import Preprocessing
 
 MAX_MODEL_BYTES = 2 * 1024**3
+
+
+def safe_zip_members(zf: zipfile.ZipFile, fname: str, max_files: int,
+                     too_many: str) -> List[zipfile.ZipInfo]:
+    """The files of an uploaded zip, refusing what could escape the folder it unpacks to
+    (absolute paths, Windows drive letters, ``..``, with either slash), symbolic links,
+    more than ``max_files`` files (``too_many`` says what the zip should hold) and more
+    than :data:`MAX_MODEL_BYTES` unpacked.  Shared by the Hugging Face and ONNX readers."""
+    members = [m for m in zf.infolist() if not m.is_dir()]
+    if len(members) > max_files:
+        raise InputError(f"{fname} holds {len(members)} files; {too_many}.")
+    total = 0
+    for m in members:
+        parts = re.split(r"[\\/]+", m.filename)
+        if m.filename.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", m.filename) or ".." in parts:
+            raise InputError(f"{fname} holds a file outside its folder ({m.filename!r}): refused.")
+        if (m.external_attr >> 16) & 0o170000 == 0o120000:
+            raise InputError(f"{fname} holds a symbolic link ({m.filename!r}): refused.")
+        total += m.file_size
+    if total > MAX_MODEL_BYTES:
+        raise InputError(f"{fname} unpacks to more than the 2 GiB limit.")
+    return members
+
 
 UNTRUSTED_WHY = (
     "it runs Python code from the file when loaded, so a hostile file could take over "

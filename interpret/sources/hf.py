@@ -28,7 +28,7 @@ from ..errors import InputError
 from ..handle import ModelInfo
 from ..preprocessing import Preprocessing
 from ..tokens import TokenLayout
-from .files import MAX_MODEL_BYTES, UNTRUSTED_WHY
+from .files import MAX_MODEL_BYTES, UNTRUSTED_WHY, safe_zip_members
 
 CONFIG = "config.json"
 SAFE_WEIGHTS = "model.safetensors"
@@ -253,20 +253,7 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
 
 
 def _safe_members(zf: zipfile.ZipFile, fname: str) -> List[zipfile.ZipInfo]:
-    members = [m for m in zf.infolist() if not m.is_dir()]
-    if len(members) > MAX_ZIP_FILES:
-        raise InputError(f"{fname} holds {len(members)} files; a saved model folder has a few.")
-    total = 0
-    for m in members:
-        p = PurePosixPath(m.filename)
-        if p.is_absolute() or ".." in p.parts or m.filename.startswith(("/", "\\")):
-            raise InputError(f"{fname} holds a file outside its folder ({m.filename!r}).")
-        if (m.external_attr >> 16) & 0o170000 == 0o120000:
-            raise InputError(f"{fname} holds a symbolic link ({m.filename!r}).")
-        total += m.file_size
-    if total > MAX_MODEL_BYTES:
-        raise InputError(f"{fname} unpacks to more than the 2 GiB limit.")
-    return members
+    return safe_zip_members(zf, fname, MAX_ZIP_FILES, "a saved model folder has a few")
 
 
 def load_zip(data: bytes, fname: str, allow_untrusted: bool = False,

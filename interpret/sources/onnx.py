@@ -60,7 +60,7 @@ from ..errors import InputError
 from ..handle import ModelInfo
 from ..preprocessing import Preprocessing
 from ..tokens import TokenLayout
-from .files import MAX_MODEL_BYTES
+from .files import MAX_MODEL_BYTES, safe_zip_members
 
 #: an ONNX zip is one .onnx file and its data files (``onnx.save(...,
 #: all_tensors_to_one_file=False)`` writes one per tensor: a few hundred for a ResNet)
@@ -256,23 +256,9 @@ def load_external_data(model, folder: Path, fname: str) -> int:
 
 
 def _safe_members(zf: zipfile.ZipFile, fname: str) -> List[zipfile.ZipInfo]:
-    """The zip's files, refusing absolute paths, ``..``, links, too many files and more
-    than the size limit unpacked (as the Hugging Face zip reader does)."""
-    members = [m for m in zf.infolist() if not m.is_dir()]
-    if len(members) > MAX_ZIP_FILES:
-        raise InputError(f"{fname} holds {len(members)} files; an ONNX model is one .onnx file "
-                         f"and its data files (at most {MAX_ZIP_FILES}).")
-    total = 0
-    for m in members:
-        parts = re.split(r"[\\/]+", m.filename)
-        if m.filename.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", m.filename) or ".." in parts:
-            raise InputError(f"{fname} holds a file outside its folder ({m.filename!r}): refused.")
-        if (m.external_attr >> 16) & 0o170000 == 0o120000:
-            raise InputError(f"{fname} holds a symbolic link ({m.filename!r}): refused.")
-        total += m.file_size
-    if total > MAX_MODEL_BYTES:
-        raise InputError(f"{fname} unpacks to more than the 2 GiB limit.")
-    return members
+    """The zip's files (see :func:`~interpret.sources.files.safe_zip_members`)."""
+    return safe_zip_members(zf, fname, MAX_ZIP_FILES, "an ONNX model is one .onnx file and its "
+                            f"data files (at most {MAX_ZIP_FILES})")
 
 
 def _unpack(zf: zipfile.ZipFile, member: zipfile.ZipInfo, fname: str, out=None):
