@@ -260,8 +260,9 @@ class ModelHandle:
         return x
 
     def fingerprint(self) -> str:
-        """A content hash of the weights and preprocessing (for caching by content across
-        sessions), computed once."""
+        """A content hash of the weights, the class labels and the preprocessing (for
+        caching by content across sessions: two uploads of the same weights with other
+        label files must not share figures titled with labels), computed once."""
         rt = self.runtime
         if rt.fingerprint is None:
             h = hashlib.blake2b(digest_size=16)
@@ -272,6 +273,7 @@ class ModelHandle:
                 h.update(str(t.dtype).encode() + str(tuple(t.shape)).encode())
                 h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
             h.update(repr(self.preprocessing).encode())
+            h.update("\x00".join(self.labels).encode())
             rt.fingerprint = h.hexdigest()
         return rt.fingerprint
 

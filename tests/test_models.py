@@ -296,3 +296,17 @@ def test_accepted_sources_follow_the_settings():
         assert word in default, word
     opened = accepted_sources_markdown(Settings(allow_untrusted=True, model_folder="/srv/models"))
     assert "run code when loaded" in opened and "team models" in opened and "**refused**" not in opened
+
+
+def test_the_content_fingerprint_covers_the_labels():
+    """Results shared across sessions are keyed by the content fingerprint; figures carry
+    class names, so the same weights with another label file must not share them."""
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=3).eval()
+    a = interpret.load_model(net, labels=["cat", "dog", "cow"])
+    b = interpret.load_model(net, labels=["cat", "dog", "cow"])
+    c = interpret.load_model(net, labels=["ant", "bee", "fly"])
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+    assert a.with_info(labels=("ant", "bee", "fly")).fingerprint() == c.fingerprint()
