@@ -164,7 +164,9 @@ def test_batched_cams_equal_one_image_explanations(tiny, tmp_path):
             ref = e.attribution[0, 0].numpy()
             scale = float(np.abs(ref).max())
             assert scale > 0
-            np.testing.assert_allclose(maps[j], ref, rtol=0, atol=1e-5 * scale, err_msg=f"{m} {row['path']}")
+            # float32: a batch of 4 and one image sum in other orders; seen up to 1.1e-5
+            # of the map's scale (XGrad-CAM divides by the activations' sum), so 1e-4
+            np.testing.assert_allclose(maps[j], ref, rtol=0, atol=1e-4 * scale, err_msg=f"{m} {row['path']}")
     # the predictions are the model's own
     probs = torch.softmax(torch.stack([interpret.capture.logits(tiny, tiny.preprocess(
         interpret.load_image(folder / p)))[0] for p in df["path"]]), 1)
