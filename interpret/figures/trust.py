@@ -30,22 +30,16 @@ def faithfulness_figure(result, height: int = 260, title: Optional[str] = None,
         return f"{label} (area {value:.2f})" if numbers else label
 
     c = TRUST_COLORS
-    fig.add_trace(go.Scatter(x=f, y=np.asarray(result.deletion) * 100, mode="lines",
-                             name=name("hiding the map's pixels first", result.deletion_auc),
-                             line=dict(color=c["deletion"], width=2.5),
-                             hovertemplate="%{x:.0f}% hidden: %{y:.1f}%<extra>deletion</extra>"))
-    fig.add_trace(go.Scatter(x=f, y=np.asarray(result.random_deletion) * 100, mode="lines",
-                             name=name("hiding random pixels", result.random_deletion_auc),
-                             line=dict(color=c["deletion"], width=1.5, dash="dot"),
-                             hovertemplate="%{x:.0f}% hidden at random: %{y:.1f}%<extra></extra>"))
-    fig.add_trace(go.Scatter(x=f, y=np.asarray(result.insertion) * 100, mode="lines",
-                             name=name("showing the map's pixels first", result.insertion_auc),
-                             line=dict(color=c["insertion"], width=2.5),
-                             hovertemplate="%{x:.0f}% shown: %{y:.1f}%<extra>insertion</extra>"))
-    fig.add_trace(go.Scatter(x=f, y=np.asarray(result.random_insertion) * 100, mode="lines",
-                             name=name("showing random pixels", result.random_insertion_auc),
-                             line=dict(color=c["insertion"], width=1.5, dash="dot"),
-                             hovertemplate="%{x:.0f}% shown at random: %{y:.1f}%<extra></extra>"))
+    # the map's curve, then random maps' dotted one; deletion (hiding), then insertion
+    for kind, verb, done in (("deletion", "hiding", "hidden"), ("insertion", "showing", "shown")):
+        fig.add_trace(go.Scatter(x=f, y=np.asarray(getattr(result, kind)) * 100, mode="lines",
+                                 name=name(f"{verb} the map's pixels first", getattr(result, f"{kind}_auc")),
+                                 line=dict(color=c[kind], width=2.5),
+                                 hovertemplate=f"%{{x:.0f}}% {done}: %{{y:.1f}}%<extra>{kind}</extra>"))
+        fig.add_trace(go.Scatter(x=f, y=np.asarray(getattr(result, f"random_{kind}")) * 100, mode="lines",
+                                 name=name(f"{verb} random pixels", getattr(result, f"random_{kind}_auc")),
+                                 line=dict(color=c[kind], width=1.5, dash="dot"),
+                                 hovertemplate=f"%{{x:.0f}}% {done} at random: %{{y:.1f}}%<extra></extra>"))
     fig.update_xaxes(title=dict(text="% of the photo hidden / shown", font=dict(size=12)),
                      range=[0, 100], ticksuffix="%", showgrid=True, gridcolor="rgba(128,128,128,.2)")
     fig.update_yaxes(title=dict(text="probability", font=dict(size=12)),

@@ -10,7 +10,9 @@ import io
 import json
 import os
 import re
+import shutil
 import zipfile
+import zlib
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -23,6 +25,27 @@ from ..handle import ModelInfo
 from ..preprocessing import Preprocessing
 
 MAX_MODEL_BYTES = 2 * 1024**3
+
+
+def open_zip(data: bytes, fname: str) -> zipfile.ZipFile:
+    """An uploaded zip's archive (InputError when it is not one)."""
+    try:
+        return zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise InputError(f"{fname} is not a valid zip file.") from None
+
+
+def unpack_member(zf: zipfile.ZipFile, member: zipfile.ZipInfo, fname: str, out=None):
+    """Copy ``member`` into ``out`` (a new BytesIO when None, returned) in chunks; a
+    damaged or oddly compressed member is an InputError."""
+    out = io.BytesIO() if out is None else out
+    try:
+        with zf.open(member) as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise InputError(f"{fname}'s {member.filename!r} could not be unpacked: {first}") from None
+    return out
 
 
 def safe_zip_members(zf: zipfile.ZipFile, fname: str, max_files: int,

@@ -14,7 +14,6 @@ is explained is the output's ``.logits``.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tempfile
@@ -28,7 +27,7 @@ from ..errors import InputError
 from ..handle import ModelInfo
 from ..preprocessing import Preprocessing
 from ..tokens import TokenLayout
-from .files import MAX_MODEL_BYTES, UNTRUSTED_WHY, safe_zip_members
+from .files import UNTRUSTED_WHY, open_zip, safe_zip_members, unpack_member
 
 CONFIG = "config.json"
 SAFE_WEIGHTS = "model.safetensors"
@@ -260,11 +259,7 @@ def load_zip(data: bytes, fname: str, allow_untrusted: bool = False,
              pre: Optional[Preprocessing] = None, name: Optional[str] = None):
     """(module, info) of a zipped Hugging Face folder (``config.json`` at the top or in
     one folder), unpacked into a temporary folder that is removed afterwards."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise InputError(f"{fname} is not a valid zip file.") from None
-    with zf:
+    with open_zip(data, fname) as zf:
         members = _safe_members(zf, fname)
         configs = [m.filename for m in members if PurePosixPath(m.filename).name == CONFIG]
         top = min(configs, key=lambda n: len(PurePosixPath(n).parts))
@@ -277,8 +272,8 @@ def load_zip(data: bytes, fname: str, allow_untrusted: bool = False,
                 inside = rel.relative_to(root) if root not in ("", ".") else rel
                 dest = Path(tmp, *inside.parts)
                 dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(m) as src, open(dest, "wb") as out:
-                    out.write(src.read(MAX_MODEL_BYTES + 1))
+                with open(dest, "wb") as out:
+                    unpack_member(zf, m, fname, out)
             stem = os.path.splitext(fname)[0] if fname != "uploaded file" else None
             label = name or (PurePosixPath(root).name if root not in ("", ".") else stem) or "model"
             return load_folder(tmp, allow_untrusted, pre, label, what=fname)

@@ -42,14 +42,11 @@ mean/std) and said in the model's notes.
 
 from __future__ import annotations
 
-import io
 import os
 import re
-import shutil
 import stat
 import tempfile
 import zipfile
-import zlib
 from pathlib import Path, PurePosixPath
 from typing import Dict, Iterator, List, Optional, Tuple
 
@@ -60,7 +57,7 @@ from ..errors import InputError
 from ..handle import ModelInfo
 from ..preprocessing import Preprocessing
 from ..tokens import TokenLayout
-from .files import MAX_MODEL_BYTES, safe_zip_members
+from .files import MAX_MODEL_BYTES, open_zip, safe_zip_members, unpack_member
 
 #: an ONNX zip is one .onnx file and its data files (``onnx.save(...,
 #: all_tensors_to_one_file=False)`` writes one per tensor: a few hundred for a ResNet)
@@ -261,29 +258,12 @@ def _safe_members(zf: zipfile.ZipFile, fname: str) -> List[zipfile.ZipInfo]:
                             f"data files (at most {MAX_ZIP_FILES})")
 
 
-def _unpack(zf: zipfile.ZipFile, member: zipfile.ZipInfo, fname: str, out=None):
-    """Copy ``member`` into ``out`` (a new BytesIO when None, returned) in chunks; a
-    damaged or oddly compressed member is an InputError."""
-    out = io.BytesIO() if out is None else out
-    try:
-        with zf.open(member) as src:
-            shutil.copyfileobj(src, out, 1 << 20)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
-        raise InputError(f"{fname}'s {member.filename!r} could not be unpacked: "
-                         f"{_first_line(exc)}") from None
-    return out
-
-
 def read_zip(data: bytes, fname: str) -> Tuple[object, str]:
     """(ModelProto with its weights loaded, the .onnx member's file name) of a zip holding
     one ``.onnx`` file and the data files it names, located relative to it.  Only those
     files are unpacked, into a temporary folder removed afterwards, and read with onnx's
     loader as from a path."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise InputError(f"{fname} is not a valid zip file.") from None
-    with zf:
+    with open_zip(data, fname) as zf:
         members = _safe_members(zf, fname)
         graphs = [m for m in members if m.filename.lower().endswith(".onnx")]
         if not graphs:
@@ -295,7 +275,7 @@ def read_zip(data: bytes, fname: str) -> Tuple[object, str]:
                              "(its .onnx file and its .data file) at a time.")
         graph = graphs[0]
         what = f"{fname} ({graph.filename})"
-        model = _parse(_unpack(zf, graph, fname).getvalue(), what)
+        model = _parse(unpack_member(zf, graph, fname).getvalue(), what)
         base = PurePosixPath(graph.filename.replace("\\", "/")).parent
         by_name = {str(PurePosixPath(m.filename.replace("\\", "/"))): m for m in members}
         locations = list(external_locations(model))
@@ -313,7 +293,7 @@ def read_zip(data: bytes, fname: str) -> Tuple[object, str]:
                 dest = Path(tmp, *rel.parts)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with open(dest, "wb") as out:
-                    _unpack(zf, member, fname, out)
+                    unpack_member(zf, member, fname, out)
             load_external_data(model, Path(tmp), what)
         return model, PurePosixPath(graph.filename).name
 
