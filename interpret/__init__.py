@@ -9,8 +9,10 @@
 
 from .errors import Cancelled, InputError
 from .capture import LayerMaps
-from .explain import (Explanation, LayerSummary, ModelInput, Prediction, estimate_cost, explain,
-                      layer_maps, layer_summary, model_input, predict, resolve_target)
+from .explain import (Explanation, LayerSummary, ModelInput, Prediction, SegmentClass, Segmentation,
+                      estimate_cost, explain, layer_maps, layer_summary, model_input, predict,
+                      resolve_target)
+from . import targets  # noqa: F401  (interpret.targets.region, ...)
 from . import features  # noqa: F401  (interpret.features.channel, ...)
 from .features import (FeatureVisualization, embed, export_tensorboard, images_from_folder,
                        images_from_zip, top_activating, visualize_channel)
@@ -27,6 +29,7 @@ from . import trust  # noqa: F401  (interpret.trust.measures(), ...)
 from .trust import (Agreement, Faithfulness, Localization, Road, SanityCheck, agreement,
                     faithfulness, localization, road, sanity_check)
 from .report import report  # the function (the module is interpret.report too)
+from .concepts import concepts  # the function (the package is interpret.concepts too)
 
 __version__ = "0.1.0"
 
@@ -43,4 +46,6 @@ __all__ = [
     "trust", "faithfulness", "Faithfulness", "road", "Road", "sanity_check", "SanityCheck",
     "agreement", "Agreement", "localization", "Localization", "report",
     "analyze_dataset", "open_dataset", "DatasetResult",
+    "targets", "Segmentation", "SegmentClass",
+    "concepts",
 ]

@@ -5,6 +5,8 @@ activation and gradient, the logits, the target it resolved and its score.  When
 layer gradient is needed (the CAMs), the forward builds no autograd graph before the
 layer and the backward stops at it; the input gradient is computed the first time an
 input-gradient method asks for it (then the capture is recorded again, with both).
+The score is a :class:`~interpret.targets.Target`'s (a class, a label, an output, a
+segment's region); its ``key`` is part of the cache key.
 :func:`layer_maps` is a forward alone, stopped at the layer.  Both are cached on the
 handle per (model state, input, layer[, target, contrast]).
 
@@ -25,6 +27,7 @@ from .errors import InputError
 from .handle import ModelHandle
 from .hooks import Tap, record
 from .layers import resolve_layer
+from .targets import ClassTarget, Target, resolve
 from .tensors import target_score, tensor_key
 
 __all__ = ["Capture", "LayerMaps", "capture", "layer_maps", "logits", "tensor_key", "target_score"]
@@ -36,7 +39,9 @@ class Capture:
     1 x C x h x w (token outputs already on their grid), detached; ``raw_shape`` is the
     layer's own output shape; ``input_grad`` is d score / d input, or None when this
     capture back-propagated to the layer only; ``target`` is the class explained (the
-    top class of this very forward when none was given) and ``score`` its score."""
+    top class of this very forward when none was given), ``contrast`` its contrast,
+    ``score`` its score and ``explained`` the whole :class:`~interpret.targets.Target`
+    (a label, an output, a region...)."""
 
     layer: Optional[str]
     target: int
@@ -48,6 +53,7 @@ class Capture:
     gradient: Optional[torch.Tensor]
     raw_shape: Optional[Tuple[int, ...]]
     score: float
+    explained: Optional[Target] = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,7 @@ def logits(handle: ModelHandle, x: torch.Tensor) -> torch.Tensor:
     if out is None:
         out = record(handle, x, (), logits=True, grad="none").logits.detach()
         handle.cache_put(key, out)
+        _note_shape(handle, out)
     return out
 
 
@@ -101,31 +108,51 @@ def _maps_key(handle: ModelHandle, tkey: str, layer: str) -> tuple:
     return ("maps", handle.fingerprint_fast(), tkey, layer)
 
 
-def capture(handle: ModelHandle, x: torch.Tensor, layer: Optional[str], target: Optional[int],
+def _goal(handle: ModelHandle, x: torch.Tensor, target, contrast, out=None) -> Optional[Target]:
+    """The resolved :class:`~interpret.targets.Target` for ``target`` (a Target, an int
+    or a label), or None when that needs the model's output and ``out`` is None."""
+    if isinstance(target, Target) and target.resolved and contrast in (None, target.contrast):
+        return target
+    if out is None:
+        return None
+    return resolve(handle, target, x, contrast=contrast, output=out)
+
+
+def _note_shape(handle: ModelHandle, out: torch.Tensor) -> None:
+    """Remember the output's shape from a real forward, so that ``handle.task`` and
+    ``num_classes`` need no forward of their own."""
+    with handle.runtime.lock:
+        handle.runtime.memos.setdefault("output_shape", (1,) + tuple(int(s) for s in out.shape[1:]))
+
+
+def capture(handle: ModelHandle, x: torch.Tensor, layer: Optional[str], target,
             contrast: Optional[int] = None, *, input_grad: bool = False) -> Capture:
     """Run (or reuse from the handle's cache) the one forward/backward pass.
 
-    ``input_grad``: the caller needs d score / d input (saliency, input x gradient);
-    otherwise (CAMs) the pass back-propagates to ``layer`` only.  ``target=None`` takes
-    the top class of this very forward (no extra pass).  The logits and the layer maps
-    are cached too, so :func:`interpret.predict` and :func:`layer_maps` on the same
-    input are free."""
+    ``target``: what is explained, a :class:`~interpret.targets.Target` or what
+    :func:`interpret.targets.resolve` takes (a class index or label; None: the top
+    class of this very forward, no extra pass).  ``input_grad``: the caller needs
+    d score / d input (saliency, input x gradient); otherwise (CAMs) the pass
+    back-propagates to ``layer`` only.  The logits and the layer maps are cached too,
+    so :func:`interpret.predict` and :func:`layer_maps` on the same input are free."""
     fp, tkey = handle.fingerprint_fast(), tensor_key(x)
     need_input = input_grad or layer is None
-    if target is not None:
-        cached = handle.cache_get(("capture", fp, tkey, layer, target, contrast))
+    goal = _goal(handle, x, target, contrast, handle.cache_get(("logits", fp, tkey)))
+    if goal is not None:  # else it is resolved from this very forward's output
+        cached = handle.cache_get(("capture", fp, tkey, layer, goal.key))
         if cached is not None and (cached.input_grad is not None or not need_input):
             return cached
     taps = [Tap(layer, resolve_layer(handle, layer))] if layer is not None else []
     rec = record(handle, x, taps, logits=True, grad="input" if need_input else "taps")
     out = rec.logits
     handle.cache_put(("logits", fp, tkey), out.detach())
-    if target is None:
-        target = int(out.detach()[0].argmax())
-        cached = handle.cache_get(("capture", fp, tkey, layer, target, contrast))
+    _note_shape(handle, out)
+    if goal is None:
+        goal = _goal(handle, x, target, contrast, out.detach())
+        cached = handle.cache_get(("capture", fp, tkey, layer, goal.key))
         if cached is not None and (cached.input_grad is not None or not need_input):
             return cached
-    score = target_score(out, target, contrast).sum()
+    score = goal.score(out).sum()
     act = rec.values.get(layer) if layer is not None else None
     if act is not None and not act.requires_grad:
         raise InputError(f"Layer '{layer}' is not on the path to the output (no gradient).")
@@ -144,9 +171,9 @@ def capture(handle: ModelHandle, x: torch.Tensor, layer: Optional[str], target: 
         a = _spatial(handle, act.detach(), layer)
         g = _spatial(handle, gact.detach(), layer)
         handle.cache_put(_maps_key(handle, tkey, layer), LayerMaps(layer, a, raw_shape))
-    cap = Capture(layer, target, contrast, out.detach(), x.detach(), gin, a, g, raw_shape,
-                  float(score.detach()))
-    handle.cache_put(("capture", fp, tkey, layer, target, contrast), cap)
+    cap = Capture(layer, goal.index, goal.contrast, out.detach(), x.detach(), gin, a, g, raw_shape,
+                  float(score.detach()), goal)
+    handle.cache_put(("capture", fp, tkey, layer, goal.key), cap)
     return cap
 
 

@@ -1,10 +1,12 @@
-"""The public entry points: :func:`predict`, :func:`explain`, :func:`layer_maps`,
+"""The public entry points: :func:`predict` (in the model's task's terms),
+:func:`explain`, :func:`layer_maps`,
 :func:`layer_summary`, :func:`estimate_cost` and :func:`model_input`."""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
@@ -22,15 +24,98 @@ from .methods.common import Context
 from .methods.registry import get_method
 from .models import load_model
 from .scaling import heatmap as to_heatmap
-from .tensors import target_score, tensor_key
+from .targets import Target, resolve
+from .tensors import tensor_key
 
 
 @dataclass(frozen=True)
 class Prediction:
+    """One answer of a model, in its task's terms: ``probability`` is the softmax
+    probability of a class (classification), a label's own sigmoid (multi-label; they
+    need not sum to 1), the positive class's sigmoid (binary), and None for a
+    regressor, whose answer is ``value``; ``logit`` is the raw output."""
+
     index: int
     label: str
-    probability: float
+    probability: Optional[float]
     logit: float
+    value: Optional[float] = None
+    task: str = "classification"
+
+
+@dataclass(frozen=True)
+class SegmentClass:
+    """A class present in a segmentation: its index, label, number of pixels of the
+    photo and their share of the pixels the model sees."""
+
+    index: int
+    label: str
+    pixels: int
+    share: float
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """What a segmentation model says about a photo (see :func:`predict`).
+
+    ``mask``: H x W class indices at the photo's size (-1 where the photo lies outside
+    what the model sees, after its crop); ``classes``: each class present, with its
+    share of the seen pixels, largest first; ``probabilities``: C x H x W softmax
+    probabilities at the photo's size (computed when first read: C times the photo's
+    pixels in float32); ``scores``: the model's own 1 x C x h x w output on its input
+    grid; ``crop_box``: where that grid lies in the photo."""
+
+    mask: np.ndarray = field(repr=False)
+    classes: List[SegmentClass]
+    labels: tuple = field(repr=False)
+    scores: torch.Tensor = field(repr=False)
+    crop_box: tuple = ()
+    photo_size: tuple = ()
+
+    @property
+    def seen(self) -> np.ndarray:
+        """H x W bool: the photo's pixels the model sees."""
+        return self.mask >= 0
+
+    @cached_property
+    def probabilities(self) -> np.ndarray:
+        p = torch.softmax(self.scores.float(), dim=1)
+        return _to_photo(p, self.crop_box, self.photo_size, "bilinear")[0].numpy()
+
+    def segment_at(self, x: float, y: float, whole_class: bool = False):
+        """The :func:`interpret.targets.region` of the segment under photo pixel
+        (``x``, ``y``): its connected region of one class (4-connected), or with
+        ``whole_class`` every pixel of that class.  What a click on the mask means."""
+        from scipy import ndimage
+
+        from . import targets
+
+        h, w = self.mask.shape
+        col, row = int(x), int(y)
+        if not (0 <= col < w and 0 <= row < h):
+            raise InputError(f"({x:g}, {y:g}) is outside the photo ({w}x{h}).")
+        cls = int(self.mask[row, col])
+        if cls < 0:
+            raise InputError("That point lies outside the part of the photo the model sees.")
+        if whole_class:
+            return targets.region(cls)
+        comp, _ = ndimage.label(self.mask == cls)
+        return targets.region(cls, mask=comp == comp[row, col])
+
+
+def _to_photo(t: torch.Tensor, box, photo_size, mode: str) -> torch.Tensor:
+    """A 1 x C x h x w map on the model's input grid placed on the photo: resized onto
+    the crop box (in photo pixels) and padded (with -1 for masks, 0 else) outside it."""
+    W, H = int(photo_size[0]), int(photo_size[1])
+    l, t_, r, b = (int(round(v)) for v in box)
+    l, t_, r, b = max(l, 0), max(t_, 0), min(r, W), min(b, H)
+    bw, bh = max(1, int(round(box[2] - box[0]))), max(1, int(round(box[3] - box[1])))
+    kw = dict(mode=mode, align_corners=False) if mode == "bilinear" else dict(mode=mode)
+    inner = torch.nn.functional.interpolate(t.float(), size=(bh, bw), **kw)
+    ox, oy = int(round(box[0])), int(round(box[1]))
+    out = torch.full((t.shape[0], t.shape[1], H, W), -1.0 if mode == "nearest" else 0.0)
+    out[..., t_:b, l:r] = inner[..., t_ - oy:b - oy, l - ox:r - ox]
+    return out
 
 
 @dataclass(frozen=True)
@@ -42,6 +127,8 @@ class Explanation:
     methods, 1x1xhxw for CAMs, 1xCxhxw for activations).  ``score``: the explained
     score (target logit, minus the contrast's), NaN for class-independent methods.
     ``extras``: method-specific values (steps used, convergence delta...).
+    ``explained``: the whole :class:`~interpret.targets.Target` (``target`` is its
+    class, label or output index; a region's pixels are in ``explained.region``).
     """
 
     method: str
@@ -56,6 +143,7 @@ class Explanation:
     score: float
     seconds: float
     extras: Dict[str, Any] = field(default_factory=dict, repr=False)
+    explained: Optional[Target] = field(default=None, repr=False)
 
 
 def as_handle(model) -> ModelHandle:
@@ -119,16 +207,62 @@ def model_input(model, image) -> ModelInput:
                       photo_size=tuple(image.size))
 
 
-def predict(model, image, top_k: Optional[int] = 5) -> List[Prediction]:
-    """Top-k predictions (all classes with ``top_k=None``), most likely first."""
+def _photo(image):
+    """(what input_tensor takes, the photo's (width, height) or None for a tensor)."""
+    if isinstance(image, torch.Tensor):
+        return image, None
+    if not isinstance(image, Image.Image):
+        image = load_image(image)
+    return image, tuple(image.size)
+
+
+def predict(model, image, top_k: Optional[int] = 5) -> Union[List[Prediction], Segmentation]:
+    """What the model says, in its task's terms (``handle.task``):
+
+    * classification: the top-k classes by softmax probability (all with
+      ``top_k=None``), most likely first;
+    * multi-label: the top-k labels by their own sigmoid probability;
+    * binary: one :class:`Prediction`, the positive class's sigmoid probability (a
+      one-logit model never gets a softmax);
+    * regression: one :class:`Prediction` per output, its ``value`` (no probability);
+    * segmentation: a :class:`Segmentation` (mask and probabilities at the photo's size,
+      the classes present with their share of the pixels).
+    """
     handle = as_handle(model)
+    image, photo_size = _photo(image)
     x = input_tensor(handle, image)
     with session(handle):
-        out = _logits(handle, x)[0].float().cpu()
-    probs = torch.softmax(out, 0)
+        out = _logits(handle, x).float().cpu()
+    task = handle.task
+    if task == "segmentation":
+        return _segmentation(handle, out, x, image, photo_size)
+    out = out[0]
+    if task == "regression":
+        return [Prediction(i, handle.label(i), None, float(v), float(v), task) for i, v in enumerate(out)]
+    if task == "binary":
+        return [Prediction(0, handle.label(0), float(torch.sigmoid(out[0])), float(out[0]), None, task)]
+    probs = torch.softmax(out, 0) if task == "classification" else torch.sigmoid(out)
     k = out.numel() if top_k is None else max(1, min(int(top_k), out.numel()))
     vals, idx = torch.topk(probs, k)
-    return [Prediction(int(i), handle.label(int(i)), float(p), float(out[i])) for p, i in zip(vals, idx)]
+    return [Prediction(int(i), handle.label(int(i)), float(p), float(out[i]), None, task)
+            for p, i in zip(vals, idx)]
+
+
+def _segmentation(handle: ModelHandle, out: torch.Tensor, x: torch.Tensor, image, photo_size) -> Segmentation:
+    h, w = int(x.shape[-2]), int(x.shape[-1])
+    if photo_size is None:
+        photo_size, box = (w, h), (0.0, 0.0, float(w), float(h))
+    else:
+        box = handle.preprocessing.crop_box(photo_size)
+    grid = out.argmax(1, keepdim=True).float()
+    mask = _to_photo(grid, box, photo_size, "nearest")[0, 0].numpy().astype(np.int64)
+    seen = mask >= 0
+    n_seen = max(1, int(seen.sum()))
+    counts = np.bincount(mask[seen].ravel(), minlength=out.shape[1])
+    present = [SegmentClass(int(i), handle.label(int(i)), int(counts[i]), float(counts[i] / n_seen))
+               for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+    return Segmentation(mask=mask, classes=present, labels=tuple(handle.labels), scores=out,
+                        crop_box=tuple(float(v) for v in box), photo_size=tuple(photo_size))
 
 
 def resolve_target(handle: ModelHandle, target, x: Optional[torch.Tensor] = None, what: str = "target") -> int:
@@ -171,13 +305,17 @@ def explain(
     image,
     method: str = "gradcam",
     layer: Optional[str] = None,
-    target: Union[int, str, None] = None,
+    target: Union[int, str, Target, None] = None,
     contrast: Union[int, str, None] = None,
     progress: Optional[Progress] = None,
     **params,
 ) -> Explanation:
-    """Explain the model's score for ``target`` (default: the top prediction) on ``image``.
+    """Explain the model's score for ``target`` on ``image``.
 
+    ``target``: an :mod:`interpret.targets` target (``targets.classes``, ``label``,
+    ``output``, ``region``: a segment given in the photo's pixels), or a class index or
+    label (meaning the model's task's own kind), or None (the top class; for a binary
+    or regression model its output; for segmentation the class covering most pixels).
     ``method`` is a registry id (see :func:`interpret.methods`); ``layer`` a module name
     (default: the suggested layer, for methods that need one); ``contrast`` a second class
     to explain "target rather than contrast" (the logit difference); ``progress(done,
@@ -191,40 +329,42 @@ def explain(
     if why:
         raise InputError(f"{spec.label} cannot run on '{handle.name}': {why}")
     resolved = spec.resolve_params(params)
+    image, photo_size = _photo(image)
     x = input_tensor(handle, image)
     if spec.needs_layer or (layer is not None and spec.accepts_layer):
         layer = check_layer(handle, layer)
     else:
         layer = None
-    if contrast is not None and not spec.contrastive:
+    if (contrast is not None or getattr(target, "contrast", None) is not None) and not spec.contrastive:
         raise InputError(f"{spec.label} does not depend on a class, so a contrast class has no effect.")
     t0 = time.perf_counter()
     with session(handle, exclusive=spec.exclusive):
-        con = resolve_target(handle, contrast, x, "contrast") if contrast is not None else None
         fp, tkey = handle.fingerprint_fast(), tensor_key(x)
-        if (target is None and spec.uses in ("layer", "input")
+        if (not isinstance(target, Target) and spec.uses in ("layer", "input")
                 and handle.cache_get(("logits", fp, tkey)) is None):
-            # the capture's own forward finds the top class: one forward, not two
-            tgt = capture(handle, x, layer, None, con, input_grad=spec.uses == "input").target
+            # the capture's own forward resolves the target (the top class, the task):
+            # one forward, not two
+            goal = capture(handle, x, layer, target, contrast, input_grad=spec.uses == "input").explained
         else:
-            tgt = resolve_target(handle, target, x)
-        if con is not None and con == tgt:
+            goal = resolve(handle, target, x, contrast=contrast, photo_size=photo_size)
+        if goal.contrast is not None and goal.contrast == goal.index:
             raise InputError("The contrast class must differ from the target class.")
-        ctx = Context(handle, x, layer, tgt, con, resolved, progress)
+        ctx = Context(handle, x, layer, goal, goal.contrast, resolved, progress)
         result = spec.fn(ctx)
         if ctx.captured is not None:
             score = ctx.captured.score
         elif spec.contrastive:
-            score = float(target_score(_logits(handle, x), tgt, con)[0])
+            score = float(goal.score(_logits(handle, x))[0])
         else:
             score = float("nan")
     shown = result.display if result.display is not None else result.attribution
+    con = goal.contrast
     return Explanation(
-        method=spec.name, layer=layer, target=tgt, target_label=handle.label(tgt),
+        method=spec.name, layer=layer, target=goal.index, target_label=handle.label(goal.index),
         contrast=con, contrast_label=handle.label(con) if con is not None else None,
         params=resolved, heatmap=to_heatmap(shown, spec.heatmap, tuple(x.shape[-2:])),
         attribution=result.attribution, score=score, seconds=time.perf_counter() - t0,
-        extras=result.extras,
+        extras=result.extras, explained=goal,
     )
 
 

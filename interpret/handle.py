@@ -22,7 +22,7 @@ from torch import nn
 from .errors import InputError
 from .locks import RWLock
 from .preprocessing import Preprocessing
-from .tensors import first_tensor
+from .tensors import task_output
 from .tokens import TokenLayout
 
 
@@ -34,7 +34,9 @@ class ModelInfo:
     photo becomes its input; ``source`` / ``weights`` / ``notes``: where it came from, for
     people; ``tokens``: how its layer outputs map onto the image; ``suggested_layer``:
     the layer CAMs default to when the loader knows it (timm families), None to have
-    :func:`interpret.default_layer` find it."""
+    :func:`interpret.default_layer` find it; ``task``: what the output means, when the
+    loader or the caller knows it (None: read from the output's shape, see
+    :attr:`ModelHandle.task`)."""
 
     name: str
     labels: Optional[Tuple[str, ...]] = None
@@ -45,6 +47,7 @@ class ModelInfo:
     tokens: TokenLayout = field(default_factory=TokenLayout)
     suggested_layer: Optional[str] = None
     is_transformer: bool = False
+    task: Optional[str] = None
 
     def __post_init__(self):
         if self.labels is not None:
@@ -185,18 +188,40 @@ class ModelHandle:
         return sum(p.numel() for p in self.module.parameters())
 
     @property
-    def num_classes(self) -> int:
-        def count() -> int:
+    def output_shape(self) -> Tuple[int, ...]:
+        """The shape of the model's task output for one input (B x C, or B x C x H x W
+        for segmentation; see :func:`~interpret.tensors.task_output`), from one forward
+        of zeros, remembered."""
+        def probe() -> Tuple[int, ...]:
             with torch.no_grad():
-                out = first_tensor(self.module(torch.zeros(1, 3, *self.input_size, device=self.device)))
-            if out is None or out.dim() != 2:
+                raw = self.module(torch.zeros(1, 3, *self.input_size, device=self.device))
+            out = task_output(raw, self.input_size)
+            if out is None or out.dim() not in (2, 4):
                 raise InputError(
-                    f"Model '{self.name}' does not return class scores of shape "
-                    f"[batch, classes] (got {None if out is None else tuple(out.shape)})."
+                    f"Model '{self.name}' does not return class scores of shape [batch, classes] "
+                    f"or a segmentation map [batch, classes, height, width] "
+                    f"(got {type(raw).__name__ if out is None else tuple(out.shape)})."
                 )
-            return int(out.shape[1])
+            return tuple(int(s) for s in out.shape)
 
-        return self.runtime.memo("num_classes", count)
+        return self.runtime.memo("output_shape", probe)
+
+    @property
+    def num_classes(self) -> int:
+        """Outputs per image (classes, labels, 1 for a binary model or a regressor) or,
+        for segmentation, classes per pixel."""
+        return self.output_shape[1]
+
+    @property
+    def task(self) -> str:
+        """What the output means: ``"classification"`` (softmax over classes),
+        ``"multilabel"`` (a sigmoid per label), ``"binary"`` (one logit),
+        ``"regression"`` (values) or ``"segmentation"`` (class scores per pixel).  The
+        loader's or caller's word (``info.task``) if the output fits it, else read from
+        the output's shape (B x C x H x W: segmentation; one output: binary)."""
+        from .targets import task_of_output
+
+        return self.runtime.memo("task", lambda: task_of_output(self.output_shape, self.info.task))
 
     @property
     def labels(self) -> List[str]:
@@ -334,6 +359,7 @@ class ModelHandle:
             "parameters": self.num_params,
             "input_size": list(self.input_size),
             "classes": len(self.labels),
+            "task": self.task,
             "preprocessing": self.preprocessing.describe(),
             "notes": list(self.notes),
         }

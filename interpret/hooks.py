@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
-from .tensors import first_tensor
+from .tensors import check_output, first_tensor, task_output
 
 GRAD_MODES = ("none", "keep", "input", "taps")
 
@@ -50,6 +50,20 @@ class HookSet:
                 "the model as a state dict with its architecture."
             )
         self._handles.append(module.register_forward_hook(hook))
+
+    def forward_pre(self, module: nn.Module, fn: Callable) -> None:
+        """``fn(module, inputs)`` before ``module`` runs, in the registering thread only
+        (the compute gate's time limit checks its deadline here)."""
+        tid = self._tid
+
+        def hook(mod, inputs):
+            if threading.get_ident() != tid:
+                return None
+            return fn(mod, inputs)
+
+        if isinstance(module, torch.jit.ScriptModule):
+            raise InputError("This is a TorchScript model: TorchScript modules take no hooks.")
+        self._handles.append(module.register_forward_pre_hook(hook))
 
     def remove(self) -> None:
         while self._handles:
@@ -92,7 +106,9 @@ class Recording:
     (or the ``reduce`` result); ``calls``: how often each tap fired; ``order``: tap keys
     in the order they first fired; ``input``: the tensor that went in (with
     ``grad="input"``, the leaf to differentiate against); ``logits``: the class scores
-    (None when not asked for: the forward may have stopped early)."""
+    (B x C, or B x C x H x W at the input's size for segmentation;
+    :func:`~interpret.tensors.task_output`), None when not asked for (the forward may
+    have stopped early)."""
 
     values: Dict[str, Any]
     calls: Dict[str, int]
@@ -196,9 +212,7 @@ def record(handle, x: torch.Tensor, taps: Sequence[Tap], *, logits: bool = True,
         raise InputError(f"Layer '{missing[0].replace(' (input)', '')}' did not run in the forward pass.")
     scores = None
     if logits:
-        scores = first_tensor(out)
-        if scores is None or scores.dim() != 2:
-            raise InputError("The model must return class scores of shape [batch, classes].")
+        scores = check_output(task_output(out, x.shape[-2:]), out)
     return Recording(values, calls, order, xin, scores)
 
 

@@ -9,6 +9,8 @@ arch = "resnet18"                     # torchvision (resnet18 or torchvision:res
                                       # timm:<name>, or efficientnet_lite0
 labels = "xray_labels.txt"            # optional: .txt one per line, or .json
 description = "Fine-tuned on ..."     # optional
+task = "multilabel"                   # optional: classification, multilabel, binary,
+                                      # regression or segmentation (default: from the output)
 # optional preprocessing: resize = 256, crop = 224, mean = [...], std = [...]
 
 [[model]]
@@ -50,12 +52,14 @@ class ModelEntry:
     std: Optional[Tuple[float, float, float]] = None
     factory: Optional[str] = None
     kwargs: Optional[Dict[str, Any]] = None
+    task: Optional[str] = None
 
     def load(self, allow_untrusted: bool = False) -> ModelHandle:
         return load_model(
             self.file, arch=self.factory or self.arch, arch_kwargs=self.kwargs,
             labels=self.labels, allow_untrusted=allow_untrusted,
             resize=self.resize, crop=self.crop, mean=self.mean, std=self.std, name=self.name,
+            task=self.task,
         )
 
 
@@ -95,7 +99,7 @@ def read_model_folder(folder: Optional[str]) -> List[ModelEntry]:
         if "file" not in item:
             raise InputError(f"{manifest}: model '{name}' has no file.")
         unknown = set(item) - {"name", "file", "arch", "labels", "description", "resize", "crop",
-                               "mean", "std", "factory", "kwargs"}
+                               "mean", "std", "factory", "kwargs", "task"}
         if unknown:
             raise InputError(f"{manifest}: model '{name}' has unknown key(s) {', '.join(sorted(unknown))}.")
         factory = item.get("factory")
@@ -120,5 +124,16 @@ def read_model_folder(folder: Optional[str]) -> List[ModelEntry]:
             mean=tuple(item["mean"]) if "mean" in item else None,
             std=tuple(item["std"]) if "std" in item else None,
             factory=factory, kwargs=dict(kwargs) if kwargs else None,
+            task=_task(item.get("task"), manifest, name),
         ))
     return entries
+
+
+def _task(task, manifest, name) -> Optional[str]:
+    from .targets import TASKS
+
+    if task is None:
+        return None
+    if task not in TASKS:
+        raise InputError(f"{manifest}: model '{name}': task must be one of {', '.join(TASKS)}, not {task!r}.")
+    return str(task)

@@ -56,6 +56,7 @@ def load_model(
     name: Optional[str] = None,
     download: bool = True,
     progress=None,
+    task: Optional[str] = None,
 ) -> ModelHandle:
     """Load a model and return a :class:`ModelHandle`.
 
@@ -80,7 +81,17 @@ def load_model(
 
     ``labels``: a list, or a ``.txt`` (one per line) / ``.json`` file.  Preprocessing can
     be given whole (``preprocessing=``) or by field (``resize``, ``crop``, ``mean``, ``std``).
+    ``task``: what the output means (``"classification"``, ``"multilabel"``,
+    ``"binary"``, ``"regression"``, ``"segmentation"``; see :attr:`ModelHandle.task`);
+    None reads it from the loader (Hugging Face's ``problem_type``, torchvision's
+    segmentation models) or from the output's shape.  A task that does not fit the
+    output is an :class:`InputError` that describes the output.
     """
+    if task is not None:
+        from .targets import TASKS
+
+        if task not in TASKS:
+            raise InputError(f"Unknown task '{task}'; one of {', '.join(TASKS)}.")
     pre = _preprocessing(preprocessing, resize, crop, mean, std)
     label_list = files.load_labels(labels)
 
@@ -115,10 +126,15 @@ def load_model(
         changes["labels"] = tuple(label_list)
     if name:
         changes["name"] = name
+    if task is not None:
+        changes["task"] = task
     if changes:
         info = dataclasses.replace(info, **changes)
     handle = ModelHandle(module, info=info)
-    return _check_labels(handle, explicit=label_list is not None)
+    handle = _check_labels(handle, explicit=label_list is not None)
+    if task is not None and not handle.scripted:
+        handle.task  # noqa: B018 - one forward: a task that does not fit the output is refused now
+    return handle
 
 
 def _check_labels(handle: ModelHandle, explicit: bool) -> ModelHandle:

@@ -9,6 +9,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .errors import InputError
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -27,6 +29,51 @@ def _pair(size: Size) -> Tuple[int, int]:
         return size, size
     h, w = size
     return int(h), int(w)
+
+
+def input_pixel_limit() -> int:
+    """The ``max_input_pixels`` setting: the most pixels a preprocessing step may make."""
+    from .settings import current
+
+    return current().max_input_pixels
+
+
+def input_too_large(h: int, w: int, limit: int, what: str = "The model's input",
+                    tensor: bool = True) -> str:
+    """Why an input (``tensor``: the model's float32 RGB input; else an intermediate
+    image) of ``h`` x ``w`` pixels is refused (``h * w > limit``)."""
+    cost = (f"; its input tensor alone would take {h * w * 12 / 2**20:,.0f} MiB per image"
+            if tensor else "")
+    return (f"{what} is {h}x{w} pixels ({h * w:,}), more than the limit of {limit:,} pixels "
+            f"per image (setting max_input_pixels){cost}. Use a model with a smaller input, "
+            "or ask the server's operator to raise the limit.")
+
+
+def shorter_side_too_large(side: int, limit: int, what: str = "The model's preprocessing") -> str:
+    """Why a resize of every image's shorter side to ``side`` is refused (``side**2 > limit``)."""
+    return (f"{what} resizes every image's shorter side to {side} pixels, so even a square "
+            f"photo would become {side}x{side} ({side * side:,} pixels), more than the limit "
+            f"of {limit:,} pixels per image (setting max_input_pixels). Use a model with a "
+            "smaller input, or ask the server's operator to raise the limit.")
+
+
+def resize_too_large(size: Tuple[int, int], resized: Tuple[int, int], resize, limit: int,
+                     step: str = "resize") -> str:
+    """Why an image of ``size`` (width, height), resized (``step="resize"``) or padded
+    (``"pad"``) to ``resized`` (width, height) by ``resize`` (a shorter side, an exact
+    (h, w) or None), is refused (``resized`` has more than ``limit`` pixels)."""
+    w, h = size
+    rw, rh = resized
+    msg = (f"The image is {w}x{h} pixels; the model's preprocessing would {step} it to "
+           f"{rw}x{rh} ({rw * rh:,} pixels) before cropping, more than the limit of "
+           f"{limit:,} pixels per image (setting max_input_pixels), so it was refused before "
+           f"any {'resizing' if step == 'resize' else 'padding'}.")
+    if step == "resize" and isinstance(resize, int) and resize > 0 and min(w, h) > 0:
+        ratio = max(w, h) / min(w, h)
+        most = limit / (resize * resize)  # the longest side a resize keeps, in shorter sides
+        msg += (f" Its long side is {ratio:,.1f} times its short side; for this model it may "
+                f"be at most about {most:,.1f} times. Crop it to a less elongated shape first.")
+    return msg
 
 
 @dataclass(frozen=True)
@@ -83,17 +130,56 @@ class Preprocessing:
         sx, sy = w / rw, h / rh
         return (left * sx, top * sy, (left + cw) * sx, (top + ch) * sy)
 
-    def model_view(self, image: Image.Image) -> Image.Image:
+    def check_declared(self, source: Optional[str] = None, limit: Optional[int] = None) -> None:
+        """InputError when what the preprocessing declares (the model's input, an exact
+        resize, a shorter side whose square) is more than ``limit`` pixels (default: the
+        ``max_input_pixels`` setting).  ``source``: the file that declared it (named in
+        the message), for a model refused when it is loaded."""
+        limit = input_pixel_limit() if limit is None else limit
+        h, w = self.input_size
+        if h * w > limit:
+            what = f"The input that {source} declares" if source else "The model's input"
+            raise InputError(input_too_large(h, w, limit, what))
+        if isinstance(self.resize, int):
+            if self.resize * self.resize > limit:
+                raise InputError(shorter_side_too_large(self.resize, limit, source or "The model's preprocessing"))
+        elif self.resize is not None:
+            rh, rw = _pair(self.resize)
+            if rh * rw > limit:
+                what = (f"The resize before the crop that {source} declares" if source
+                        else "The model's resize before the crop")
+                raise InputError(input_too_large(rh, rw, limit, what, tensor=False))
+
+    def check_size(self, size: Tuple[int, int], limit: Optional[int] = None) -> None:
+        """InputError, before any pixel is made, when preprocessing an image of ``size``
+        (width, height) would make an image of more than ``limit`` pixels (default: the
+        ``max_input_pixels`` setting): the resize before the crop (a thin photo resized
+        by its shorter side) or the model's input itself."""
+        limit = input_pixel_limit() if limit is None else limit
+        self.check_declared(None, limit)
+        rw, rh = self._resized_size(size)
+        if self.resize is not None and rw * rh > limit:  # no resize: only the crop is made
+            raise InputError(resize_too_large(size, (rw, rh), self.resize, limit))
+        if self.crop is not None:
+            ch, cw = self.input_size
+            if (cw > rw or ch > rh) and max(cw, rw) * max(ch, rh) > limit:  # the zero padding
+                raise InputError(resize_too_large(size, (max(cw, rw), max(ch, rh)), self.resize, limit, "pad"))
+
+    def model_view(self, image: Image.Image, resample: Optional[str] = None) -> Image.Image:
         """The image resized and cropped exactly as the model sees it (before scaling
-        and normalisation); RGB, of size ``input_size``."""
+        and normalisation), of size ``input_size``, in the image's own mode.
+        ``resample``: another interpolation for the resize (``"nearest"`` for a mask).
+        Refused (InputError) before resizing when it would exceed ``max_input_pixels``
+        (:meth:`check_size`)."""
+        self.check_size(image.size)
         rw, rh = self._resized_size(image.size)
         out = image
         if (rw, rh) != image.size:
-            out = image.resize((rw, rh), _RESAMPLE[self.interpolation])
+            out = image.resize((rw, rh), _RESAMPLE[resample or self.interpolation])
         if self.crop is not None:
             ch, cw = self.input_size
             if cw > rw or ch > rh:  # pad like torchvision's CenterCrop, with zeros
-                canvas = Image.new("RGB", (max(cw, rw), max(ch, rh)))
+                canvas = Image.new(out.mode, (max(cw, rw), max(ch, rh)))
                 canvas.paste(out, ((max(cw, rw) - rw) // 2, (max(ch, rh) - rh) // 2))
                 out, rw, rh = canvas, canvas.size[0], canvas.size[1]
             left = int(round((rw - cw) / 2.0))

@@ -8,6 +8,8 @@ from typing import Any, Optional
 
 import torch
 
+from .errors import InputError
+
 
 def first_tensor(out: Any) -> Optional[torch.Tensor]:
     """The class scores in a model's (or a module's) output: the tensor itself, the first
@@ -45,9 +47,40 @@ def tensor_key(x: torch.Tensor) -> str:
     return key
 
 
-def target_score(logits: torch.Tensor, target: int, contrast: Optional[int] = None) -> torch.Tensor:
-    """Per-sample score that every method explains: the target logit, or target minus
+def task_output(out: Any, size=None) -> Optional[torch.Tensor]:
+    """The tensor a task reads from a model's output (:func:`first_tensor`): B x C
+    scores, or B x C x H x W class maps for segmentation, upsampled bilinearly to the
+    input's ``size`` (h, w) when the model returns them smaller (Hugging Face's
+    SegFormer and others: a quarter of the input, as their own post-processing
+    upsamples them).  A B x C x 1 x 1 output is read as B x C."""
+    t = first_tensor(out)
+    if t is None or t.dim() != 4:
+        return t
+    if t.shape[-2:] == (1, 1):
+        return t.flatten(1)
+    if size is not None and tuple(t.shape[-2:]) != tuple(int(s) for s in size):
+        t = torch.nn.functional.interpolate(t, size=tuple(int(s) for s in size), mode="bilinear",
+                                            align_corners=False)
+    return t
+
+
+def check_output(t: Optional[torch.Tensor], out: Any = None) -> torch.Tensor:
+    """``t`` (a :func:`task_output`) if it is B x C or B x C x H x W, else an
+    :class:`~interpret.InputError` that says what the model returned."""
+    if t is None or t.dim() not in (2, 4):
+        got = tuple(t.shape) if t is not None else type(out).__name__
+        raise InputError(
+            f"The model must return class scores of shape [batch, classes] or a segmentation map "
+            f"[batch, classes, height, width] (got {got}).")
+    return t
+
+
+def target_score(logits: torch.Tensor, target, contrast: Optional[int] = None) -> torch.Tensor:
+    """Per-sample score that every method explains: a :class:`interpret.targets.Target`'s
+    score of the output, or, for a class index, the target logit, or target minus
     contrast ("A rather than B")."""
+    if hasattr(target, "score"):
+        return target.score(logits)
     s = logits[:, target]
     if contrast is not None:
         s = s - logits[:, contrast]

@@ -33,6 +33,8 @@ def load_model(args):
         kwargs["labels"] = args.labels
     if getattr(args, "allow_untrusted", False):
         kwargs["allow_untrusted"] = True
+    if getattr(args, "task", None):
+        kwargs["task"] = args.task
     if src.startswith(_BY_NAME):
         if getattr(args, "random_init", False):
             kwargs["weights"] = None
@@ -59,6 +61,10 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-untrusted", action="store_true",
                    help="allow pickled modules / TorchScript / .pt2 / Hugging Face remote code "
                         "(they run code from the file)")
+    p.add_argument("--task", choices=("classification", "multilabel", "binary", "regression",
+                                      "segmentation"),
+                   help="what the model's output means (default: read from the model and its "
+                        "output's shape; one output means binary)")
 
 
 def add_explanation_args(p: argparse.ArgumentParser) -> None:
@@ -68,4 +74,42 @@ def add_explanation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer")
     p.add_argument("--target", help="class index or label (default: the top prediction)")
     p.add_argument("--contrast", help="explain the target *rather than* this class")
+    p.add_argument("--lower", action="store_true",
+                   help="binary and regression models: explain what lowers the output")
+    p.add_argument("--region", metavar="X0,Y0,X1,Y1",
+                   help="segmentation models: explain the target class inside this box "
+                        "(in the photo's pixels)")
     p.add_argument("--param", "-p", action="append", help="method parameter NAME=VALUE (repeatable)")
+
+
+def target_of(args, model):
+    """``--target`` / ``--lower`` / ``--region`` as what :func:`interpret.explain` takes:
+    an :mod:`interpret.targets` target where the task needs one, else the text."""
+    import interpret
+    from interpret import targets
+
+    task = model.task
+    box = getattr(args, "region", None)
+    lower = getattr(args, "lower", False)
+    if box:
+        if task != "segmentation":
+            raise interpret.InputError(f"--region applies to segmentation models; this one is {task}.")
+        try:
+            coords = tuple(float(v) for v in box.split(","))
+        except ValueError:
+            coords = ()
+        if len(coords) != 4:
+            raise interpret.InputError(f"--region takes X0,Y0,X1,Y1 in the photo's pixels, got '{box}'.")
+        if args.target is None:
+            raise interpret.InputError("--region needs --target: the class to explain inside the box.")
+        return targets.region(args.target, mask=coords, contrast=getattr(args, "contrast", None))
+    if lower:
+        if task not in ("binary", "regression"):
+            raise interpret.InputError(f"--lower applies to binary and regression models; this one is {task}.")
+        idx = 0 if args.target is None else args.target
+        if isinstance(idx, str) and idx.strip().isdigit():
+            idx = int(idx)
+        if isinstance(idx, str):
+            idx = interpret.resolve_target(model, idx, None, "output")
+        return targets.output(idx, sign=-1)
+    return args.target

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import add_explanation_args, add_model_args, load_model as _model
+from .common import add_explanation_args, add_model_args, load_model as _model, target_of
 
 
 def cmd_predict(args) -> int:
@@ -13,12 +13,24 @@ def cmd_predict(args) -> int:
 
     model = _model(args)
     preds = interpret.predict(model, interpret.load_image(args.image), top_k=args.top_k)
+    if isinstance(preds, interpret.Segmentation):
+        rows = preds.classes[:args.top_k] if args.top_k else preds.classes
+        if args.json:
+            print(json.dumps({"task": "segmentation", "classes": [c.__dict__ for c in rows]}, indent=2))
+            return 0
+        width = max(len(c.label) for c in rows)
+        for c in rows:
+            print(f"{c.index:>5}  {c.label:<{width}}  {c.share * 100:6.2f}% of the pixels")
+        return 0
     if args.json:
         print(json.dumps([p.__dict__ for p in preds], indent=2))
     else:
         width = max(len(p.label) for p in preds)
         for p in preds:
-            print(f"{p.index:>5}  {p.label:<{width}}  {p.probability * 100:6.2f}%  logit {p.logit:8.3f}")
+            if p.probability is None:
+                print(f"{p.index:>5}  {p.label:<{width}}  value {p.value:10.4f}")
+            else:
+                print(f"{p.index:>5}  {p.label:<{width}}  {p.probability * 100:6.2f}%  logit {p.logit:8.3f}")
     return 0
 
 
@@ -79,8 +91,8 @@ def cmd_explain(args) -> int:
     model = _model(args)
     image = interpret.load_image(args.image)
     params = dict(_parse_param(p) for p in (args.param or []))
-    target = args.target
-    contrast = args.contrast
+    target = target_of(args, model)
+    contrast = None if isinstance(target, interpret.targets.Target) else args.contrast
     e = interpret.explain(model, image, args.method, layer=args.layer, target=target,
                           contrast=contrast, **params)
     out = Path(args.out)
@@ -96,14 +108,15 @@ def cmd_explain(args) -> int:
     summary = {
         "method": e.method, "layer": e.layer, "target": e.target, "target_label": e.target_label,
         "contrast": e.contrast, "contrast_label": e.contrast_label, "params": e.params,
+        "explained": e.explained.describe(model.labels) if e.explained is not None else None,
         "score": e.score, "seconds": round(e.seconds, 4), "out": str(out),
         "extras": {k: v for k, v in e.extras.items() if isinstance(v, (int, float, str))},
     }
     if args.json:
         print(json.dumps(summary, indent=2))
     else:
-        what = e.target_label + (f" rather than {e.contrast_label}" if e.contrast is not None else "")
-        print(f"{e.method} for '{what}'" + (f" at layer {e.layer}" if e.layer else "")
+        what = e.explained.describe(model.labels)
+        print(f"{e.method} for {what}" + (f" at layer {e.layer}" if e.layer else "")
               + f": wrote {out} ({e.seconds:.2f}s)")
     return 0
 

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import add_explanation_args, add_model_args, load_model as _model
+from .common import add_explanation_args, add_model_args, load_model as _model, target_of
 
 
 def _parse_box(text: str):
@@ -51,8 +51,10 @@ def cmd_trust(args) -> int:
             print(f"\r{label}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr)
         return report
 
-    e = interpret.explain(model, image, args.method, layer=args.layer, target=args.target,
-                          contrast=args.contrast, **_params(args.param))
+    target = target_of(args, model)
+    e = interpret.explain(model, image, args.method, layer=args.layer, target=target,
+                          contrast=None if isinstance(target, interpret.targets.Target) else args.contrast,
+                          **_params(args.param))
     f = interpret.faithfulness(model, image, e, steps=args.steps, baseline=args.baseline,
                                seeds=args.seeds, road=args.road,
                                progress=progress("deletion and insertion"))

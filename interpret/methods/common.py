@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from ..capture import Capture, LayerMaps, capture, layer_maps
 from ..errors import Cancelled, InputError, Progress, report
 from ..handle import ModelHandle
-from ..tensors import first_tensor, target_score
+from ..targets import ClassTarget, Target
+from ..tensors import check_output, task_output
 
 __all__ = ["Cancelled", "Context", "Result", "BASELINES", "baseline"]
 
@@ -20,7 +21,8 @@ __all__ = ["Cancelled", "Context", "Result", "BASELINES", "baseline"]
 @dataclass
 class Context:
     """One explanation's inputs: the model, the input tensor ``x`` (1 x 3 x H x W,
-    normalised, on the model's device), the layer (or None), the class and contrast,
+    normalised, on the model's device), the layer (or None), the target (a resolved
+    :class:`~interpret.targets.Target`; a class index is read as one) and its contrast,
     the resolved parameters and the progress callback.  Methods read the shared pass
     through :meth:`capture` / :meth:`maps` and run their own through :meth:`scores`,
     :meth:`score_fn` and :meth:`gradients`."""
@@ -28,11 +30,16 @@ class Context:
     handle: ModelHandle
     x: torch.Tensor
     layer: Optional[str]
-    target: int
+    target: Target
     contrast: Optional[int]
     params: Dict[str, Any]
     progress: Optional[Progress] = None
     captured: Optional[Capture] = field(default=None, repr=False)
+
+    def __post_init__(self):
+        if not isinstance(self.target, Target):  # a class index, as before targets existed
+            self.target = ClassTarget(int(self.target), self.contrast)
+        self.contrast = self.target.contrast
 
     def capture(self, input_grad: bool = False, with_layer: bool = True) -> Capture:
         """The recorded pass for this input, layer (``with_layer``) and class: the
@@ -50,11 +57,10 @@ class Context:
         report(self.progress, done, total)
 
     def score_of(self, out) -> torch.Tensor:
-        """The explained score per sample of a model output (target, minus contrast)."""
-        logits = first_tensor(out)
-        if logits is None or logits.dim() != 2:
-            raise InputError("The model must return class scores of shape [batch, classes].")
-        return target_score(logits, self.target, self.contrast)
+        """The explained score per sample of a model output: the target's score (a
+        class logit minus the contrast's, a label's logit, an output times its sign, a
+        class's mean logit over a region)."""
+        return self.target.score(check_output(task_output(out, self.x.shape[-2:]), out))
 
     def scores(self, batch: torch.Tensor) -> torch.Tensor:
         """The score of each sample of a batch (no gradients, no hooks)."""

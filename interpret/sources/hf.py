@@ -96,7 +96,41 @@ def _check_folder(folder: Path, what: str, allow_untrusted: bool) -> Tuple[Dict[
         if not pickled:
             raise InputError(f"{what} has no {SAFE_WEIGHTS}: save the model with "
                              "model.save_pretrained(folder).")
+    _check_declared_size(folder, what, config, proc)
+    if safe and (folder / SAFE_WEIGHTS).is_file():
+        from .files import check_safetensors
+
+        with open(folder / SAFE_WEIGHTS, "rb") as fh:  # the header only: the tensor count
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            if 0 < n <= 100 * 2**20:  # safetensors' own header limit
+                check_safetensors(head + fh.read(n), f"{what}'s {SAFE_WEIGHTS}")
     return config, safe
+
+
+def _check_declared_size(folder: Path, what: str, config: Dict[str, Any], proc: Dict[str, Any]) -> None:
+    """Refuse, before the model is built, a config whose ``image_size`` or an image
+    processor config whose sizes are more than ``max_input_pixels`` (an 8000x8000
+    ``size`` costs gigabytes per prediction)."""
+    from ..preprocessing import input_pixel_limit, input_too_large
+
+    limit = input_pixel_limit()
+    image = config.get("image_size")
+    try:
+        ih, iw = (image, image) if isinstance(image, int) else (int(image[0]), int(image[1]))
+    except (TypeError, ValueError, IndexError, KeyError):
+        ih = iw = None
+    if ih is not None and iw is not None and ih * iw > limit:
+        raise InputError(input_too_large(ih, iw, limit, f"The input that {what}'s {CONFIG} declares "
+                                                        "(image_size)"))
+    if not proc:
+        return
+    try:
+        declared = preprocessing_from(proc)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        declared = None  # transformers' own processor reads it; checked again after loading
+    if declared is not None:
+        declared.check_declared(f"{what}'s {PROCESSOR}", limit)
 
 
 def preprocessing_from(proc) -> Optional[Preprocessing]:
@@ -204,7 +238,18 @@ def info_fields(module: nn.Module, proc=None) -> Dict[str, Any]:
     if not isinstance(vit, str):
         suggested = vit.blocks[-1].norm
     return {"labels": _labels(module.config), "preprocessing": pre, "tokens": layout,
-            "suggested_layer": suggested, "is_transformer": layout.prefix_tokens is not None}
+            "suggested_layer": suggested, "is_transformer": layout.prefix_tokens is not None,
+            "task": task_of(module)}
+
+
+def task_of(module: nn.Module) -> Optional[str]:
+    """What the model's output means, where transformers records it: its
+    ``*ForSemanticSegmentation`` class, or ``config.problem_type``."""
+    if type(module).__name__.endswith("ForSemanticSegmentation"):
+        return "segmentation"
+    return {"multi_label_classification": "multilabel", "regression": "regression",
+            "single_label_classification": "classification"}.get(
+        getattr(module.config, "problem_type", None) or "")
 
 
 # ----------------------------------------------------------------------------------
@@ -219,8 +264,11 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
     what = what or f"the folder {folder.name}"
     config, safe = _check_folder(folder, what, allow_untrusted)
     remote = "auto_map" in config
+    segmenter = any(str(a).endswith("ForSemanticSegmentation") for a in config.get("architectures") or [])
+    auto = (transformers.AutoModelForSemanticSegmentation if segmenter
+            else transformers.AutoModelForImageClassification)
     try:
-        module = transformers.AutoModelForImageClassification.from_pretrained(
+        module = auto.from_pretrained(
             str(folder), use_safetensors=safe, trust_remote_code=bool(allow_untrusted and remote),
             local_files_only=True)
     except ValueError as exc:
@@ -242,6 +290,7 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
     fields = info_fields(module, proc)
     if pre is not None:
         fields["preprocessing"] = pre
+    fields["preprocessing"].check_declared(f"{what}'s {PROCESSOR if proc is not None else CONFIG}")
     notes = () if proc is not None else (
         f"no {PROCESSOR} in the folder: ImageNet mean/std assumed at the config's image size",)
     label = name or folder.name
@@ -251,15 +300,21 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
                              **fields)
 
 
+def _max_files() -> int:
+    from ..settings import current
+
+    return min(MAX_ZIP_FILES, current().max_zip_files)
+
+
 def _safe_members(zf: zipfile.ZipFile, fname: str) -> List[zipfile.ZipInfo]:
-    return safe_zip_members(zf, fname, MAX_ZIP_FILES, "a saved model folder has a few")
+    return safe_zip_members(zf, fname, _max_files(), "a saved model folder has a few")
 
 
 def load_zip(data: bytes, fname: str, allow_untrusted: bool = False,
              pre: Optional[Preprocessing] = None, name: Optional[str] = None):
     """(module, info) of a zipped Hugging Face folder (``config.json`` at the top or in
     one folder), unpacked into a temporary folder that is removed afterwards."""
-    with open_zip(data, fname) as zf:
+    with open_zip(data, fname, _max_files()) as zf:
         members = _safe_members(zf, fname)
         configs = [m.filename for m in members if PurePosixPath(m.filename).name == CONFIG]
         top = min(configs, key=lambda n: len(PurePosixPath(n).parts))

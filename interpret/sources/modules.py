@@ -2,7 +2,8 @@
 suggested layer, preprocessing and labels where its library records them) for a
 module given directly (``load_model(module)``), built by a factory, or built for a
 state dict.  timm and Hugging Face models are read from their own metadata
-(:mod:`.timm`, :mod:`.hf`); torchvision's vision transformers from their attributes."""
+(:mod:`.timm`, :mod:`.hf`); torchvision's vision transformers from their attributes,
+its segmentation models from their class (``task="segmentation"``)."""
 
 from __future__ import annotations
 
@@ -35,4 +36,7 @@ def info_fields(module: nn.Module) -> Dict[str, Any]:
     if hf.is_hf_module(module):
         return hf.info_fields(module)
     layout = torchvision_tokens(module)
-    return {"tokens": layout, "is_transformer": layout.prefix_tokens is not None or layout.channels_last}
+    fields = {"tokens": layout, "is_transformer": layout.prefix_tokens is not None or layout.channels_last}
+    if type(module).__module__.startswith("torchvision.models.segmentation"):
+        fields["task"] = "segmentation"
+    return fields

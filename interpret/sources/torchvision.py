@@ -1,4 +1,4 @@
-"""torchvision classifiers: by name, with pretrained weights from the local torch cache
+"""torchvision classifiers and semantic-segmentation models: by name, with pretrained weights from the local torch cache
 (downloaded with a time limit when missing), or randomly initialised; preprocessing
 and labels from torchvision's own weight metadata."""
 
@@ -34,6 +34,18 @@ def classifiers() -> List[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
+def segmenters() -> List[str]:
+    """Names of every torchvision semantic-segmentation model (``deeplabv3_resnet50``,
+    ``deeplabv3_mobilenet_v3_large``, ``lraspp_mobilenet_v3_large``, ``fcn_resnet50``...)."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models.segmentation))
+
+
+def is_segmenter(arch: str) -> bool:
+    return arch_name(arch) in segmenters()
+
+
 def arch_name(arch: str) -> str:
     """``resnet18`` or ``torchvision:resnet18`` -> ``resnet18``."""
     arch = arch.strip()
@@ -55,6 +67,12 @@ def preprocessing(arch: str) -> Preprocessing:
     if enum is None:
         return Preprocessing()
     t = enum.DEFAULT.transforms()
+    if is_segmenter(arch):
+        # torchvision's SemanticSegmentation preset: the shorter side to 520, no crop;
+        # here an exact square resize, so that every photo gives one input size
+        side = int(t.resize_size[0]) if t.resize_size else 520
+        interp = getattr(t.interpolation, "value", str(t.interpolation)).lower()
+        return Preprocessing((side, side), None, tuple(t.mean), tuple(t.std), interp)
     interp = getattr(t.interpolation, "value", str(t.interpolation)).lower()
     resize = t.resize_size[0] if len(t.resize_size) == 1 else tuple(t.resize_size)
     crop = t.crop_size[0] if len(t.crop_size) == 1 else tuple(t.crop_size)
@@ -64,12 +82,12 @@ def preprocessing(arch: str) -> Preprocessing:
 def check_arch(arch: str) -> str:
     """The architecture name, or an InputError with close matches."""
     name = arch_name(arch)
-    names = classifiers()
+    names = classifiers() + segmenters()
     if name not in names:
         close = difflib.get_close_matches(name, names, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise InputError(
-            f"'{arch}' is not a torchvision classification architecture.{hint} "
+            f"'{arch}' is not a torchvision classification or segmentation architecture.{hint} "
             "See interpret.torchvision_classifiers() for the list."
         )
     return name
@@ -104,6 +122,8 @@ def build(arch: str, num_classes: int = 1000, state: Optional[Dict[str, torch.Te
     from torchvision.models import get_model
 
     kwargs = {"num_classes": num_classes}
+    if is_segmenter(arch):
+        return _segmenter(arch, num_classes, state)
     if arch.startswith(("inception", "googlenet")):
         kwargs["aux_logits"] = any("Aux" in k for k in (state or {}))
         kwargs["init_weights"] = False
@@ -111,6 +131,17 @@ def build(arch: str, num_classes: int = 1000, state: Optional[Dict[str, torch.Te
         return get_model(arch, weights=None, **kwargs)
     except TypeError:
         return get_model(arch, weights=None, num_classes=num_classes)
+
+
+def _segmenter(arch: str, num_classes: int = 21, state: Optional[Dict[str, torch.Tensor]] = None) -> nn.Module:
+    """A torchvision segmentation model, randomly initialised, with no backbone weights
+    (never a download), with its auxiliary head only if ``state`` has one."""
+    from torchvision.models import get_model
+
+    kwargs = {"weights": None, "weights_backbone": None, "num_classes": num_classes}
+    if not arch.startswith("lraspp"):
+        kwargs["aux_loss"] = any(k.startswith("aux_classifier.") for k in (state or {}))
+    return get_model(arch, **kwargs)
 
 
 def load(arch: str, weights: Optional[str], pre: Optional[Preprocessing], download: bool,
@@ -146,9 +177,10 @@ def load(arch: str, weights: Optional[str], pre: Optional[Preprocessing], downlo
                 raise InputError(weights_help(arch, w.url, path, f"download failed: {exc}")) from None
         from torchvision.models import get_model
 
-        module = get_model(arch, weights=None)
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
+            module = (_segmenter(arch, len(w.meta.get("categories") or []) or 21, state)
+                      if is_segmenter(arch) else get_model(arch, weights=None))
             module.load_state_dict(state)
         except Exception as exc:
             raise InputError(
@@ -159,9 +191,13 @@ def load(arch: str, weights: Optional[str], pre: Optional[Preprocessing], downlo
     else:
         from torchvision.models import get_model
 
-        module = get_model(arch, weights=None)
         notes.append("random initialisation (no pretrained weights): predictions are meaningless")
-        labels = imagenet_labels()
+        if is_segmenter(arch):
+            module = _segmenter(arch)
+            labels = list(enum.DEFAULT.meta.get("categories") or []) or None if enum is not None else None
+        else:
+            module = get_model(arch, weights=None)
+            labels = imagenet_labels()
         weights_name = None
     module.eval()
     layout = tokens_for(module)
@@ -169,7 +205,8 @@ def load(arch: str, weights: Optional[str], pre: Optional[Preprocessing], downlo
         name=arch, labels=tuple(labels) if labels else None,
         preprocessing=pre or preprocessing(arch), source="torchvision", weights=weights_name,
         notes=tuple(notes), tokens=layout,
-        is_transformer=layout.prefix_tokens is not None or layout.channels_last)
+        is_transformer=layout.prefix_tokens is not None or layout.channels_last,
+        task="segmentation" if is_segmenter(arch) else None)
 
 
 def tokens_for(module: nn.Module):

@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from ..errors import InputError, Progress, report
 from ..handle import ModelHandle
 from ..scaling import heatmap as to_heatmap
-from ..tensors import first_tensor
+from .. import targets as _targets
+from ..tensors import check_output, task_output
 
 __all__ = ["Target", "MapInput", "read_map", "probabilities", "reference", "BASELINES",
            "order_of", "rankdata", "spearman", "ssim", "Forwards", "cache"]
@@ -35,13 +36,14 @@ BASELINES = ("blur", "mean", "constant")
 BLUR_KERNEL = 31
 
 
-@dataclass(frozen=True)
-class Target:
-    """The class a measure follows: ``index`` and, for "A rather than B" explanations,
-    ``contrast``."""
-
-    index: int
-    contrast: Optional[int] = None
+def Target(index, contrast: Optional[int] = None) -> _targets.Target:
+    """What a measure follows: an :class:`interpret.targets.Target` (a class, a label,
+    an output, a segment's region).  ``Target(index, contrast)`` is a classifier's class
+    ``index`` ("rather than ``contrast``"), as before targets had kinds; a Target is
+    returned as it is."""
+    if isinstance(index, _targets.Target):
+        return index
+    return _targets.ClassTarget(int(index), None if contrast is None else int(contrast))
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,9 @@ def read_map(handle: ModelHandle, x: torch.Tensor, explanation, target=None) -> 
     bilinearly to the input, its own shape is then its grid) as a :class:`MapInput`.
     ``target``: the class to follow (an array: default the top class; an explanation:
     default its own class and contrast; another class asks how much the map's order
-    matters to *that* class, e.g. the espresso's map for the cat)."""
-    from ..explain import Explanation, resolve_target
+    matters to *that* class, e.g. the espresso's map for the cat; any
+    :mod:`interpret.targets` target: a label, an output, a segment's region)."""
+    from ..explain import Explanation
 
     size = (int(x.shape[-2]), int(x.shape[-1]))
     if isinstance(explanation, Explanation):
@@ -98,8 +101,12 @@ def read_map(handle: ModelHandle, x: torch.Tensor, explanation, target=None) -> 
                 f"The explanation's heatmap is {hm.shape[0]}x{hm.shape[1]} but the model's input "
                 f"is {size[0]}x{size[1]}: was it made with another model or photo?")
         rule = get_method(explanation.method).heatmap
-        tgt = (Target(explanation.target, explanation.contrast) if target is None
-               else Target(resolve_target(handle, target, x)))
+        if target is not None:
+            tgt = _targets.resolve(handle, target, x)
+        elif getattr(explanation, "explained", None) is not None:
+            tgt = explanation.explained
+        else:
+            tgt = _targets.resolve(handle, explanation.target, x, contrast=explanation.contrast)
         return MapInput(hm, _grid_of(explanation, size, rule), rule, tgt, explanation.method,
                         explanation.method)
     if isinstance(explanation, torch.Tensor):
@@ -116,9 +123,9 @@ def read_map(handle: ModelHandle, x: torch.Tensor, explanation, target=None) -> 
         raise InputError("The heatmap contains NaN or infinite values.")
     grid = (int(arr.shape[0]), int(arr.shape[1]))
     hm = arr if grid == size else to_heatmap(torch.from_numpy(arr), "maps", size)
-    tgt = resolve_target(handle, target, x)
+    tgt = _targets.resolve(handle, target, x)
     return MapInput(hm.astype(np.float32), grid, "maps" if grid != size else "abs_max",
-                    Target(tgt), None, "map")
+                    tgt, None, "map")
 
 
 def random_heatmap(m: MapInput, size: Tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -145,14 +152,14 @@ def order_of(heatmap: np.ndarray, seed: int = 0) -> np.ndarray:
     return rank.reshape(np.shape(heatmap))
 
 
-def probabilities(logits: torch.Tensor, target: Target) -> torch.Tensor:
-    """What every curve is drawn in: the softmax probability of the class, or, for "A
-    rather than B", the probability that A beats B, ``sigmoid(logit_A - logit_B)``
-    (the logistic of the explained score)."""
-    logits = logits.float()
-    if target.contrast is not None:
-        return torch.sigmoid(logits[:, target.index] - logits[:, target.contrast])
-    return torch.softmax(logits, dim=1)[:, target.index]
+def probabilities(logits: torch.Tensor, target) -> torch.Tensor:
+    """What every curve is drawn in: the target's own probability
+    (:meth:`interpret.targets.Target.probability`): the softmax probability of a class,
+    or, for "A rather than B", the probability that A beats B, ``sigmoid(logit_A -
+    logit_B)`` (the logistic of the explained score); a label's sigmoid; a binary
+    model's sigmoid; a regressor's value; a segment's mean class probability.
+    ``logits``: model outputs or their :meth:`~interpret.targets.Target.reduce`."""
+    return Target(target).probability(logits)
 
 
 def reference(handle: ModelHandle, x: torch.Tensor, kind: str, constant: float = 0.0) -> torch.Tensor:
@@ -190,7 +197,8 @@ class Forwards:
         self.count = 0
 
     def run(self, n: int, build: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
-        """The logits (n x classes, float32, on the CPU) of ``n`` images,
+        """The logits (n x classes, float32, on the CPU; for a segmentation model the
+        target's :meth:`~interpret.targets.Target.reduce` of its maps) of ``n`` images,
         ``build(start, stop)`` making images ``start..stop-1`` as one batch (so that no
         more than ``batch_size`` perturbed images exist at once)."""
         import time
@@ -201,10 +209,11 @@ class Forwards:
             batch = build(start, min(int(n), start + self.batch_size))
             t0 = time.perf_counter()
             with torch.inference_mode():
-                logits = first_tensor(self.handle.module(batch))
+                raw = self.handle.module(batch)
+                logits = check_output(task_output(raw, batch.shape[-2:]), raw)
+                if logits.dim() != 2 and self.target is not None:
+                    logits = self.target.reduce(logits)  # a segment: its summary, not the map
             speed.update((time.perf_counter() - t0) / max(1, int(batch.shape[0])))
-            if logits is None or logits.dim() != 2:
-                raise InputError("The model must return class scores of shape [batch, classes].")
             out.append(logits.detach().float().cpu().clone())
             self.count += int(batch.shape[0])
             report(self.progress, min(self.count, self.total), self.total)

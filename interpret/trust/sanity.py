@@ -286,6 +286,7 @@ class ModelRandomisation:
         _clear_hooks(module)
         twin = ModelHandle(module, info=handle.info)
         twin.memo("layers", lambda: layers_table)  # same architecture: no dry forward
+        twin.memo("output_shape", lambda: handle.output_shape)
         total = len(steps)
         rhos, ssims, final = [], [], original
         ranks = rankdata(original)  # Spearman = Pearson on ranks: the original's once
@@ -349,8 +350,9 @@ def sanity_check(model, image, method: Any = "gradcam", layers=None, seed: int =
         e = method
     else:
         e = explain(handle, x, method, layer=layer, target=target, contrast=contrast, **params)
-    out = runner(handle, x, e.method, e.layer, e.target, e.contrast, dict(e.params), e.heatmap,
-                 progress)
+    goal = getattr(e, "explained", None)  # the whole target (a label, an output, a region)
+    out = runner(handle, x, e.method, e.layer, goal if goal is not None else e.target,
+                 None if goal is not None else e.contrast, dict(e.params), e.heatmap, progress)
     rho = float(out["spearman"][-1])
     mean = float(np.mean(out["spearman"]))
     return SanityCheck(
