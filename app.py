@@ -7,7 +7,8 @@ pixels made it decide.
 ``streamlit run app.py`` first *imports* this file to look for an ASGI app: it finds
 ``app`` below, a ``st.App`` serving this same file with a warm start (the bundled model,
 the heavy imports and the default views are ready before the server answers, see
-ui/warmup.py).  Each visitor's session then runs this file as its script
+ui/warmup.py) and a perimeter (ui/perimeter.py: uploads only after sign-in, metrics
+closed, ended sessions' uploads dropped).  Each visitor's session then runs this file as its script
 (``__name__ == "__main__"``) and draws the page.
 """
 
@@ -132,7 +133,12 @@ def main() -> None:
 if __name__ == "__main__":  # a visitor's session: draw the page
     with ui.guard("this page"):  # the last safety net: never a traceback
         main()
-else:  # imported by `streamlit run app.py`: the server, with a warm start
+else:  # imported by `streamlit run app.py`: the server, with a warm start and a perimeter
+    from starlette.middleware import Middleware
+
+    from ui.perimeter import Perimeter
     from ui.warmup import lifespan
 
-    app = st.App(__file__, lifespan=lifespan)
+    # the perimeter checks what never runs this script: no upload before sign-in, no
+    # open /_stcore/metrics, ended sessions' uploads dropped (why a middleware: ui/perimeter.py)
+    app = st.App(__file__, lifespan=lifespan, middleware=[Middleware(Perimeter)])

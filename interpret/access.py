@@ -23,7 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Any, Mapping, Optional, Sequence
+import math
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 OIDC_KEYS = ("client_id", "client_secret", "server_metadata_url", "redirect_uri", "cookie_secret")
 
@@ -87,3 +91,127 @@ def email_allowed(email: Optional[str], allowed_domains: Optional[Sequence[str]]
         return False
     domain = email.rsplit("@", 1)[1].lower()
     return domain in {d.lower().lstrip("@") for d in allowed_domains}
+
+
+# ----------------------------------------------------------------------------------
+# Wrong passwords are slowed down
+
+
+class PasswordThrottle:
+    """Exponential waits after wrong passwords, per client (its address) and for the
+    whole server.
+
+    A client's first ``free`` wrong passwords cost nothing; each one after that makes it
+    wait ``base_s``, then twice as long, and so on, up to ``cap_s``.  The server as a whole
+    allows ``global_free`` wrong passwords (from anyone) before every client waits, in
+    the same way, up to ``global_cap_s`` (shorter: a crowd of addresses slows everyone
+    down a little, it cannot lock the team out for long).  A wait is a lockout, not a
+    sleep: nothing holds a thread, and an attempt made during it is refused without
+    being checked or counted (:meth:`retry_after` first).  Counts are forgotten after
+    ``forget_s`` without a failure; at most ``max_clients`` clients are remembered
+    (the oldest forgotten first).  Thread-safe."""
+
+    def __init__(self, free: int = 3, base_s: float = 2.0, cap_s: float = 900.0,
+                 global_free: int = 30, global_cap_s: float = 60.0, forget_s: float = 3600.0,
+                 max_clients: int = 10_000, clock: Callable[[], float] = time.monotonic):
+        self.free, self.base_s, self.cap_s = free, base_s, cap_s
+        self.global_free, self.global_cap_s = global_free, global_cap_s
+        self.forget_s, self.max_clients = forget_s, max_clients
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._clients: "OrderedDict[str, list]" = OrderedDict()  # key -> [count, last, until]
+        self._global = [0, -math.inf, -math.inf]
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def _wait(self, count: int, free: int, cap: float) -> float:
+        if count <= free:
+            return 0.0
+        return float(min(cap, self.base_s * 2.0 ** min(count - free - 1, 60)))
+
+    def _fresh(self, rec: list, now: float) -> list:
+        if now - rec[1] > self.forget_s:
+            rec[:] = [0, -math.inf, -math.inf]
+        return rec
+
+    def retry_after(self, client: str) -> float:
+        """Seconds before ``client`` may try a password (0: now)."""
+        now = self._clock()
+        with self._lock:
+            rec = self._clients.get(client)
+            own = self._fresh(rec, now)[2] - now if rec is not None else 0.0
+            shared = self._fresh(self._global, now)[2] - now
+        return max(0.0, own, shared)
+
+    def failed(self, client: str) -> float:
+        """Count a wrong password from ``client``; returns how long it must now wait."""
+        now = self._clock()
+        with self._lock:
+            rec = self._fresh(self._clients.pop(client, [0, -math.inf, -math.inf]), now)
+            rec[0] += 1
+            rec[1] = now
+            rec[2] = now + self._wait(rec[0], self.free, self.cap_s)
+            self._clients[client] = rec
+            while len(self._clients) > self.max_clients:
+                self._clients.popitem(last=False)
+            g = self._fresh(self._global, now)
+            g[0] += 1
+            g[1] = now
+            g[2] = now + self._wait(g[0], self.global_free, self.global_cap_s)
+            return max(0.0, rec[2] - now, g[2] - now)
+
+    def succeeded(self, client: str) -> None:
+        """A right password: ``client``'s count starts again (the server's does not)."""
+        with self._lock:
+            self._clients.pop(client, None)
+
+
+def throttle_message(seconds: float) -> str:
+    """What the password form says while a client must wait ``seconds`` ("" for none)."""
+    if seconds <= 0:
+        return ""
+    if seconds <= 60:
+        n = max(1, math.ceil(seconds))
+        return f"Too many wrong passwords. Try again in {n} second{'s' if n != 1 else ''}."
+    n = math.ceil(seconds / 60)
+    return f"Too many wrong passwords. Try again in {n} minute{'s' if n != 1 else ''}."
+
+
+# ----------------------------------------------------------------------------------
+# Which sessions have passed the door (read by the server's upload route)
+
+
+class SignedInSessions:
+    """The ids of the Streamlit sessions that have passed the access gate in this
+    process.  The script adds its session at sign-in; the server's perimeter
+    (ui/perimeter.py) accepts uploads only for these, and drops the ids (and their
+    uploads) of sessions that have ended.  Thread-safe."""
+
+    def __init__(self):
+        self._ids: set = set()
+        self._lock = threading.Lock()
+
+    def add(self, session_id: str) -> None:
+        with self._lock:
+            self._ids.add(session_id)
+
+    def discard(self, session_id: str) -> None:
+        with self._lock:
+            self._ids.discard(session_id)
+
+    def allowed(self, session_id: str) -> bool:
+        with self._lock:
+            return session_id in self._ids
+
+    def keep_only(self, live) -> int:
+        """Forget every session not in ``live``; returns how many were forgotten."""
+        live = set(live)
+        with self._lock:
+            gone = self._ids - live
+            self._ids -= gone
+        return len(gone)
+
+
+#: this server process's signed-in sessions
+SIGNED_IN = SignedInSessions()

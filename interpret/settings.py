@@ -53,6 +53,25 @@ class Settings:
     #: load the bundled model and build the default views when the server starts, so
     #: that the first visitor does not wait for them (a few seconds of CPU per start)
     warm_start: bool = True
+    #: answer Streamlit's /_stcore/metrics (active sessions, page runs, uploaded bytes) to
+    #: anyone who can reach the server, without the password: off unless you open it
+    open_metrics: bool = False
+    #: largest image a preprocessing step may make, in pixels (width x height): the resize
+    #: before the crop and the model's input.  A 114-byte 1x10000 PNG resized to a shorter
+    #: side of 256 would be 256 x 2,560,000 pixels (3.3 GB), and a model file declaring a
+    #: 13000x13000 input would cost gigabytes per prediction: both are refused before any
+    #: pixel is made.  Default 4,194,304 = 2048 x 2048.
+    max_input_pixels: int = 2048 * 2048
+    #: most tensors a state-dict file may hold, counted from the file's index (the
+    #: safetensors header, the torch zip's directory) before any tensor is read; vision
+    #: models have a few hundred to a few thousand
+    max_state_tensors: int = 20_000
+    #: most files in an uploaded zip (a Hugging Face folder, an ONNX graph and its data
+    #: files, a torch state dict), counted from the zip's end record before it is parsed
+    max_zip_files: int = 1024
+    #: most bytes, MiB, unpacked from an uploaded zip, and most bytes of tensors in a
+    #: state dict
+    max_unpacked_mb: int = 2048
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -133,6 +152,28 @@ def load_settings(path: Optional[os.PathLike] = None, env: Optional[Mapping[str,
     if values["max_concurrent_heavy"] < 1:
         raise InputError("max_concurrent_heavy must be at least 1.")
     return Settings(**values)
+
+
+_CURRENT: Dict[tuple, Settings] = {}
+
+
+def current() -> Settings:
+    """The settings in force now, as :func:`load_settings` reads them (the settings file
+    and ``INTERPRET_*`` variables), re-read only when the file or those variables change.
+    The backend reads its bounds (``max_input_pixels``, ``max_state_tensors``...) here,
+    so that the app, the CLI and a notebook obey the same operator's file."""
+    p = settings_path()
+    try:
+        stamp = p.stat().st_mtime_ns if p is not None else None
+    except OSError:
+        stamp = None
+    key = (str(p), stamp, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(ENV_PREFIX))))
+    hit = _CURRENT.get(key)
+    if hit is None:
+        hit = load_settings(p)
+        _CURRENT.clear()
+        _CURRENT[key] = hit
+    return hit
 
 
 def cpu_quota(root: str = "/sys/fs/cgroup") -> Optional[float]:

@@ -101,6 +101,9 @@ def start_section(ctx: ui.PageContext) -> None:
         return
     upload = None
     if kind == "upload":
+        from ui.access import mode as access_mode
+
+        st.caption(ds.sharing_note(ds.runs_are_kept(), access_mode()))
         f = st.file_uploader("A zip of class folders (tabby/1.jpg, espresso/2.jpg, ...)", type=["zip"],
                              key="w_ds_zip", max_upload_size=min(ds.MAX_ZIP_MB, compute_max_mb()),
                              help=f"Up to {interpret.dataset.MAX_UPLOAD_IMAGES} images. Folder names must be "

@@ -3,7 +3,12 @@ password, or open with a plain statement that it is.  The logic (mode, constant-
 password check, e-mail domains) is in :mod:`interpret.access`; this module only draws.
 
 The password is typed into a form and remembered in this session only: never in the
-URL, never in a cookie, never shared between sessions.
+URL, never in a cookie, never shared between sessions.  Wrong passwords are slowed
+down per client address and for the whole server (:class:`interpret.access.PasswordThrottle`):
+the form then says when to try again and checks nothing until then.  A session that
+passes the door is registered (:data:`interpret.access.SIGNED_IN`), and only registered
+sessions may upload files: the server's perimeter (ui/perimeter.py) refuses the others'
+uploads before reading them.
 """
 
 from __future__ import annotations
@@ -12,9 +17,40 @@ import logging
 
 import streamlit as st
 
-from interpret.access import auth_mode, configured_password, email_allowed, password_ok
+from interpret.access import (SIGNED_IN, PasswordThrottle, auth_mode, configured_password, email_allowed,
+                              password_ok, throttle_message)
 
 log = logging.getLogger("interpret.app")
+
+#: wrong passwords of this server process, per client address and in all
+THROTTLE = PasswordThrottle()
+
+
+def session_id() -> str | None:
+    """This script run's Streamlit session id (None outside a session)."""
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        return ctx.session_id if ctx is not None else None
+    except Exception:  # noqa: BLE001 - outside a script run
+        return None
+
+
+def _signed_in(yes: bool) -> None:
+    sid = session_id()
+    if sid:
+        (SIGNED_IN.add if yes else SIGNED_IN.discard)(sid)
+
+
+def client_address() -> str:
+    """The client's address as the server sees it (a proxy's, behind one), "local" for
+    a loopback connection: the key of the wrong-password count."""
+    try:
+        ip = st.context.ip_address
+    except Exception:  # noqa: BLE001 - no client context (tests)
+        ip = None
+    return ip if isinstance(ip, str) and ip else "local"
 
 
 def _secrets():
@@ -34,9 +70,9 @@ def gate() -> bool:
     m = auth_mode(secrets)
     if m == "open":
         return True
-    if m == "oidc":
-        return _oidc(secrets)
-    return _password(secrets)
+    ok = _oidc(secrets) if m == "oidc" else _password(secrets)
+    _signed_in(ok)
+    return ok
 
 
 def _oidc(secrets) -> bool:
@@ -66,13 +102,21 @@ def _password(secrets) -> bool:
         given = st.text_input("Password", type="password", key="w_access_password")
         ok = st.form_submit_button("Enter", type="primary")
     if ok:
-        if password_ok(given, configured_password(secrets)):
+        client = client_address()
+        wait = THROTTLE.retry_after(client)
+        if wait > 0:  # not even checked (nor counted) before then
+            st.error(throttle_message(wait), icon=":material/timer:")
+        elif password_ok(given, configured_password(secrets)):
+            THROTTLE.succeeded(client)
             st.session_state["access_ok"] = True
             st.session_state.pop("w_access_password", None)
+            _signed_in(True)
             st.rerun()
         else:
-            log.warning("wrong password on the access form")
-            st.error("That password is not right.", icon=":material/lock:")
+            wait = THROTTLE.failed(client)
+            log.warning("wrong password on the access form from %s", client)
+            st.error(" ".join(filter(None, ["That password is not right.", throttle_message(wait)])),
+                     icon=":material/lock:")
     return False
 
 
@@ -92,4 +136,5 @@ def sidebar_note() -> None:
         st.caption(":material/lock: Password-protected team server.")
         if st.button("Lock", key="w_lock", help="Forget the password in this browser tab."):
             st.session_state.pop("access_ok", None)
+            _signed_in(False)
             st.rerun()

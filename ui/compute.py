@@ -10,10 +10,14 @@ everything is a call into :mod:`interpret`.
   image's pixels (``image_hash``), so two people looking at the same photo share the
   work and nobody can reach another's upload.  :func:`cached` is the one way in.
   Cached values are shared: nobody may change them (figures included).
-* Methods that take more than one pass go through the server's compute gate
-  (:mod:`interpret.gate`: at most ``max_concurrent_heavy`` at once, the others queue,
-  each stopped after ``heavy_timeout_s``) with a progress bar: :func:`run_with_progress`,
-  on the Attributions and Features pages alike.  Settings come from
+* Everything a visitor can start goes through the server's compute gate
+  (:mod:`interpret.gate`, :func:`run_gated`): methods that take more than one pass at
+  most ``max_concurrent_heavy`` at once, with a progress bar (:func:`run_with_progress`,
+  on the Attributions and Features pages alike), the others queue; predictions, instant
+  CAMs and layer maps in a light lane of their own (they never wait behind an
+  Integrated Gradients); model uploads in the heavy lane.  Each is stopped
+  ``heavy_timeout_s`` after it starts: the deadline is checked before every module of
+  the model runs, so the limit ends the work, not only the wait.  Settings come from
   :mod:`interpret.settings` (interpret.toml and INTERPRET_* variables, e.g.
   INTERPRET_ALLOW_UNTRUSTED=1).
 """
@@ -35,7 +39,7 @@ import streamlit as st
 from PIL import Image
 
 import interpret
-from interpret.gate import ComputeGate, deadline
+from interpret.gate import ComputeGate
 from interpret.images import image_hash
 from interpret.models import weights_cached
 from interpret.settings import Settings, apply_runtime, load_settings
@@ -88,26 +92,53 @@ def heavy_gate() -> ComputeGate:
 # Results cache
 
 
-def _nbytes(value: Any, depth: int = 0) -> int:
-    """Rough memory size of a result: its arrays and tensors (what dominates)."""
-    if hasattr(value, "nbytes") and not isinstance(value, type):
-        return int(value.nbytes)
-    if hasattr(value, "element_size") and hasattr(value, "nelement"):
-        return int(value.element_size() * value.nelement())
-    if isinstance(value, (bytes, str)):
+def _nbytes(value: Any, depth: int = 0, seen: Optional[set] = None) -> int:
+    """Memory held by a result, counted as it really is: arrays and tensors (their
+    bytes), PIL images (width x height x bands x bytes per band), figures (their data
+    URIs and arrays), strings, and containers and dataclasses of those, nested (each
+    object counted once)."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or value is None or isinstance(value, (bool, int, float, type)):
+        return 0 if id(value) in seen else 16
+    seen.add(id(value))
+    if isinstance(value, Image.Image):
+        return 64 + _image_bytes(value)
+    if hasattr(value, "element_size") and hasattr(value, "nelement"):  # a tensor: its storage
+        try:  # a view holds its whole storage
+            return 64 + max(int(value.element_size() * value.nelement()),
+                            int(value.untyped_storage().nbytes()))
+        except (AttributeError, RuntimeError):
+            return 64 + int(value.element_size() * value.nelement())
+    if hasattr(value, "nbytes") and hasattr(value, "dtype"):  # a numpy array (a view: its base)
+        base = getattr(value, "base", None)
+        return 64 + max(int(value.nbytes), int(getattr(base, "nbytes", 0) or 0))
+    if isinstance(value, (bytes, bytearray, str)):
         return 64 + len(value)
-    if hasattr(value, "to_plotly_json"):  # a figure: its images (data URIs) dominate
-        return 4096 + sum(len(getattr(t, "source", None) or "") for t in value.data) + \
-            sum(len(i.source or "") for i in value.layout.images)
-    if depth > 3:
+    if hasattr(value, "to_plotly_json"):  # a figure: its data URIs and arrays
+        total = 4096
+        for trace in value.data:
+            total += sum(_nbytes(v, depth + 1, seen) for v in trace.to_plotly_json().values())
+        total += sum(len(i.source or "") if isinstance(i.source, str) else _nbytes(i.source, depth + 1, seen)
+                     for i in value.layout.images)
+        return total
+    if depth > 8:
         return 64
     if isinstance(value, dict):
-        return 64 + sum(_nbytes(v, depth + 1) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return 64 + sum(_nbytes(v, depth + 1) for v in value)
+        return 64 + sum(_nbytes(k, depth + 1, seen) + _nbytes(v, depth + 1, seen) for k, v in value.items())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return 64 + sum(_nbytes(v, depth + 1, seen) for v in value)
     if hasattr(value, "__dataclass_fields__"):
-        return 64 + sum(_nbytes(getattr(value, f), depth + 1) for f in value.__dataclass_fields__)
-    return 64
+        return 64 + sum(_nbytes(getattr(value, f, None), depth + 1, seen) for f in value.__dataclass_fields__)
+    return 64  # anything else (a model handle is shared, not held by the cache)
+
+
+#: bytes per band of PIL's modes (the rest: 1)
+_MODE_BYTES = {"I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "RGBX": 1}
+
+
+def _image_bytes(img: Image.Image) -> int:
+    w, h = img.size
+    return w * h * len(img.getbands()) * _MODE_BYTES.get(img.mode, 1)
 
 
 class ResultCache:
@@ -295,14 +326,21 @@ def load_uploaded_model(data: bytes, file_name: str, arch: str, labels: Optional
         raise interpret.InputError(
             f"'{arch}' names code to import; an upload can only use the architectures the "
             "form offers (a factory belongs in the server's models.toml).")
-    handle = interpret.load_model(
-        data, arch=arch or None, labels=labels, allow_untrusted=allow_untrusted(),
-        name=os.path.splitext(os.path.basename(file_name))[0] or None,
-    )
-    _to_device(handle)
-    handle.fingerprint()
-    interpret.list_layers(handle)
-    return handle
+    untrusted = allow_untrusted()
+
+    def load(_progress) -> interpret.ModelHandle:
+        handle = interpret.load_model(
+            data, arch=arch or None, labels=labels, allow_untrusted=untrusted,
+            name=os.path.splitext(os.path.basename(file_name))[0] or None,
+        )
+        _to_device(handle)
+        handle.fingerprint()
+        # nested in this slot: the layer table's forward is time-limited too
+        run_gated(lambda _p: interpret.list_layers(handle), handle=handle)
+        return handle
+
+    # a heavy slot: at most max_concurrent_heavy uploads are read at once
+    return run_gated(load)
 
 
 def current_model() -> ModelChoice:
@@ -392,31 +430,37 @@ def current_image() -> ImageChoice:
 
 
 def predictions(handle: interpret.ModelHandle, img: ImageChoice) -> List[interpret.Prediction]:
-    """Every class, most likely first (cached by content)."""
+    """Every class, most likely first (cached by content; through the gate's light lane)."""
     return cached(("predict", handle.fingerprint(), img.hash),
-                  lambda: interpret.predict(handle, img.image, top_k=None))
+                  lambda: run_gated(lambda _p: interpret.predict(handle, img.image, top_k=None),
+                                    handle=handle, light=True))
 
 
 def run_gated(work: Callable[[Callable[[int, int], Any]], Any],
               progress: Optional[Callable[[int, int], Any]] = None,
-              on_wait: Optional[Callable[[int], Any]] = None) -> Any:
+              on_wait: Optional[Callable[[int], Any]] = None, *,
+              handle: Optional[interpret.ModelHandle] = None, light: bool = False) -> Any:
     """``work(progress)`` in a slot of the server's compute gate (``on_wait(position)``
-    while queued), stopped at the per-computation time limit (the progress callback is
-    wrapped in :func:`interpret.gate.deadline`).  Every heavy computation of the app,
-    on the Attributions and Features pages alike, goes through here."""
+    while queued; ``light``: the lane of predictions and instant views), stopped
+    ``heavy_timeout_s`` after it starts: the deadline is checked in the progress
+    callback and, given the ``handle`` whose model the work runs, before every module
+    of that model runs (:meth:`interpret.gate.ComputeGate.run`), so a slow forward is
+    stopped too, with the reason in words (:class:`interpret.gate.TimeLimit`).
+    Everything a visitor can start goes through here."""
     limit = server_settings().heavy_timeout_s
-    with heavy_gate().slot(on_wait=on_wait):
-        return work(deadline(limit, progress))
+    return heavy_gate().run(work, limit, module=handle.module if handle is not None else None,
+                            progress=progress, on_wait=on_wait, light=light)
 
 
 def run_with_progress(label: str, work: Callable[[Callable[[int, int], Any]], T], *,
                       key: Optional[Hashable] = None, bar=None, share: Tuple[int, int] = (0, 1),
-                      unit: str = "step") -> T:
+                      unit: str = "step", handle: Optional[interpret.ModelHandle] = None) -> T:
     """``work(progress)`` through :func:`run_gated` with a progress bar that shows the
     queue position while waiting and ``label: step 3 of 8`` while running; the result
     is kept in the shared cache under ``key`` (None: not kept), and a cached result is
     returned at once, without queueing.  ``bar``: an ``st.progress`` to reuse (a
-    gallery of several runs); ``share = (i, n)``: this run is the i-th of n on it."""
+    gallery of several runs); ``share = (i, n)``: this run is the i-th of n on it;
+    ``handle``: the model the work runs (its forwards are then time-limited too)."""
     if key is not None:
         out = results().get(key, _MISSING)
         if out is not _MISSING:
@@ -437,7 +481,7 @@ def run_with_progress(label: str, work: Callable[[Callable[[int, int], Any]], T]
 
     try:
         t0 = time.perf_counter()
-        out = run_gated(work, progress=progress, on_wait=waiting)
+        out = run_gated(work, progress=progress, on_wait=waiting, handle=handle)
         log.info("%s took %.2fs", label, time.perf_counter() - t0)
     finally:
         if own:
@@ -497,28 +541,30 @@ def explain(
         return out
 
     if spec.speed == "instant":
-        return cached(key, work)
+        return cached(key, lambda: run_gated(work, handle=handle, light=True))
     if progress is not None or on_wait is not None:
-        return cached(key, lambda: run_gated(work, progress=progress, on_wait=on_wait))
-    return run_with_progress(spec.label, work, key=key)
+        return cached(key, lambda: run_gated(work, progress=progress, on_wait=on_wait, handle=handle))
+    return run_with_progress(spec.label, work, key=key, handle=handle)
 
 
 def layer_maps(handle: interpret.ModelHandle, img: ImageChoice, layer: str) -> interpret.LayerMaps:
     """The feature maps of ``layer`` for the photo: a forward alone, no backward
     (:func:`interpret.layer_maps`), cached by content."""
     return cached(("layer_maps", handle.fingerprint(), img.hash, layer),
-                  lambda: interpret.layer_maps(handle, img.image, layer))
+                  lambda: run_gated(lambda _p: interpret.layer_maps(handle, img.image, layer),
+                                    handle=handle, light=True))
 
 
 def layer_summary(handle: interpret.ModelHandle, img: ImageChoice) -> List[interpret.LayerSummary]:
     return cached(("layer_summary", handle.fingerprint(), img.hash),
-                  lambda: interpret.layer_summary(handle, img.image))
+                  lambda: run_gated(lambda _p: interpret.layer_summary(handle, img.image),
+                                    handle=handle, light=True))
 
 
 def model_input(handle: interpret.ModelHandle, img: ImageChoice) -> interpret.ModelInput:
     """Exactly what the model receives for the photo (:func:`interpret.model_input`)."""
     return cached(("model_input", handle.fingerprint(), img.hash),
-                  lambda: interpret.model_input(handle, img.image))
+                  lambda: run_gated(lambda _p: interpret.model_input(handle, img.image), light=True))
 
 
 def figure(key: Hashable, build: Callable[[], T]) -> T:

@@ -69,15 +69,35 @@ def runs_are_kept() -> bool:
     return bool((compute.server_settings().dataset_runs or "").strip())
 
 
+#: who started a run when nobody is signed in (an open server, or the shared password,
+#: which says nothing about who typed it); never the server's OS user
+VISITOR = "a visitor"
+
+
 def who() -> str:
-    """The signed-in person (e-mail or name), else "" (an open server)."""
+    """The signed-in person (e-mail or name), else :data:`VISITOR`."""
     try:
         user = st.user
         if getattr(user, "is_logged_in", False):
-            return str(getattr(user, "email", None) or getattr(user, "name", None) or "")
+            return str(getattr(user, "email", None) or getattr(user, "name", None) or VISITOR)
     except Exception:  # noqa: BLE001 - st.user is unavailable without auth configured
         pass
-    return ""
+    return VISITOR
+
+
+def sharing_note(shared_folder: bool, mode: str) -> str:
+    """What the uploader says about who will see a stored run (``shared_folder``: runs
+    go to the operator's ``dataset_runs`` folder, which outlives the server process;
+    ``mode``: the server's access mode, "open", "password" or "oidc")."""
+    audience = {"open": "everyone who can reach this server (it has no sign-in)",
+                "password": "everyone who has this server's team password",
+                "oidc": "everyone who can sign in to this server"}.get(mode, "everyone on this server")
+    where = ("kept in the server's shared runs folder" if shared_folder
+             else "kept on this server until it restarts")
+    return (f"Your zip, its file names and thumbnails, and the results are {where} and "
+            f"listed under **Stored runs** for {audience}, with \"by\" showing who started "
+            "the run (your sign-in name, or \"a visitor\"). Upload only images your "
+            "colleagues may see.")
 
 
 def stored_runs() -> List[RunInfo]:
@@ -217,7 +237,7 @@ def run(handle: interpret.ModelHandle, job: Job, bar) -> DatasetResult:
             created_by=who(), name=f"{job.label} ({', '.join(job.methods)})", **kw)
 
     t0 = time.perf_counter()
-    out = compute.run_gated(work, progress=progress, on_wait=waiting)
+    out = compute.run_gated(work, progress=progress, on_wait=waiting, handle=handle)
     log.info("dataset analysis of %s took %.1fs", job.source, time.perf_counter() - t0)
     return out
 

@@ -101,4 +101,20 @@ async def lifespan(app):
     # milliseconds instead of ~0.4 s (it would walk ~400,000 objects)
     gc.collect()
     gc.freeze()
-    yield
+    sweeper = asyncio.create_task(_sweep_forever())
+    try:
+        yield
+    finally:
+        sweeper.cancel()
+
+
+async def _sweep_forever() -> None:
+    """Every ``perimeter.SWEEP_S`` seconds, drop the uploads of sessions that ended."""
+    from .perimeter import SWEEP_S, sweep
+
+    while True:
+        await asyncio.sleep(SWEEP_S)
+        try:
+            sweep()
+        except Exception:  # noqa: BLE001 - never stop the server over a sweep
+            log.exception("dropping the uploads of ended sessions failed")

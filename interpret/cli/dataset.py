@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -93,6 +94,21 @@ def _summary(r, as_json: bool) -> None:
         print(f"... and {len(r.skipped) - 20} more skipped")
 
 
+@contextlib.contextmanager
+def _disk_errors(out: Path):
+    """A full disk or a read-only folder met outside the store's own writes (a
+    temporary folder, a copied zip) is said in one line, like the store's."""
+    from interpret.dataset.store import _write_error
+
+    try:
+        yield
+    except OSError as exc:
+        err = _write_error(exc, out, "the results")
+        if err is None:
+            raise
+        raise err from None
+
+
 def cmd_dataset(args) -> int:
     import interpret
     from interpret.dataset.store import Store
@@ -110,14 +126,15 @@ def cmd_dataset(args) -> int:
         torch.set_num_threads(args.threads)
     model = _model(args)
     engine = "ray" if args.ray is not None else "local"
-    result = interpret.analyze_dataset(
-        model, src, methods=args.method or ["gradcam"], out=args.out, engine=engine,
-        batch_size=args.batch_size, progress=_Printer(args.quiet or args.json), layer=args.layer,
-        target=args.target, top_k=args.top_k, boxes=_boxes(args.box) or None, trust=args.trust,
-        class_map=_pairs(args.class_map, "--class-map") or None,
-        unmatched="skip" if args.skip_unmatched else "error",
-        ray_address=None if args.ray in (None, "local") else args.ray, workers=args.workers,
-        overwrite=args.overwrite, name=args.name)
+    with _disk_errors(Path(args.out)):
+        result = interpret.analyze_dataset(
+            model, src, methods=args.method or ["gradcam"], out=args.out, engine=engine,
+            batch_size=args.batch_size, progress=_Printer(args.quiet or args.json), layer=args.layer,
+            target=args.target, top_k=args.top_k, boxes=_boxes(args.box) or None, trust=args.trust,
+            class_map=_pairs(args.class_map, "--class-map") or None,
+            unmatched="skip" if args.skip_unmatched else "error",
+            ray_address=None if args.ray in (None, "local") else args.ray, workers=args.workers,
+            overwrite=args.overwrite, name=args.name)
     _summary(result, args.json)
     return 0
 

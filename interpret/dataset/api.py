@@ -193,6 +193,19 @@ def analyze_dataset(
                         address=ray_address, workers=workers, num_gpus=num_gpus)
             status = "complete"
         finally:
-            store.update_manifest(status=status, seconds=manifest["seconds"] + time.perf_counter() - t0,
-                                  updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+            _close(store, status, manifest["seconds"] + time.perf_counter() - t0,
+                   failing=status != "complete")
     return DatasetResult(root)
+
+
+def _close(store: Store, status: str, seconds: float, failing: bool) -> None:
+    """Record how the job ended in the manifest.  When the job itself is failing (a full
+    disk, say) and this write fails too, the job's own error is the one raised: a second
+    error must not hide the first (readers take the status from the stored rows and the
+    lock, not from this field)."""
+    try:
+        store.update_manifest(status=status, seconds=seconds,
+                              updated_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    except (OSError, InputError):
+        if not failing:
+            raise

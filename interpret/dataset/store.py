@@ -25,9 +25,11 @@ selectively: the table view never loads the maps or thumbnails.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import uuid
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set
@@ -70,6 +72,50 @@ def row_schema(methods: Sequence[str]):
         ("batch", pa.string()), ("thumb", pa.binary()), ("features", pa.binary()),
     ] + [(f"map_{m}", pa.binary()) for m in methods]
     return pa.schema(fields)
+
+
+#: errno values that mean "this disk cannot take more" and "this folder cannot be written"
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+_READ_ONLY = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def _size(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"  # pragma: no cover
+
+
+def disk_full_message(root, what: str, free: Optional[int]) -> str:
+    """What a person reads when ``what`` could not be written to the runs folder ``root``
+    because its disk is full (``free``: bytes left, None when unknown)."""
+    left = f"{_size(free)} free" if free is not None else "free space unknown"
+    return (f"The disk holding the runs folder {root} is full ({left}): {what} could not be "
+            "written. The run so far is kept: free some space and run it again to resume "
+            "where it stopped.")
+
+
+def read_only_message(root, what: str, why: str) -> str:
+    """What a person reads when ``what`` could not be written because the runs folder
+    ``root`` is read-only (``why``: the system's reason)."""
+    return (f"The runs folder {root} cannot be written ({why}): {what} was not written. Its "
+            "stored runs can still be opened; to start or resume a run, use a folder this "
+            "server can write to (setting dataset_runs, or --out).")
+
+
+def _write_error(exc: OSError, root: Path, what: str) -> Optional[InputError]:
+    """The InputError for a failed write of ``what`` under ``root`` (a full disk, a
+    read-only folder), or None for any other failure."""
+    if exc.errno in _FULL:
+        try:
+            free: Optional[int] = shutil.disk_usage(root if root.exists() else root.parent).free
+        except OSError:
+            free = None
+        return InputError(disk_full_message(root, what, free))
+    if exc.errno in _READ_ONLY:
+        return InputError(read_only_message(root, what, exc.strerror or type(exc).__name__))
+    return None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -119,38 +165,55 @@ class Store:
         self._lock_fh = None
 
     # -- the folder ----------------------------------------------------------------
+    @contextlib.contextmanager
+    def writing(self, what: str) -> Iterator[None]:
+        """Turn a full disk or a read-only folder, while writing ``what``, into an
+        InputError that says so (other failures pass through as they are)."""
+        try:
+            yield
+        except OSError as exc:
+            err = _write_error(exc, self.root, what)
+            if err is None:
+                raise
+            raise err from None
+
     def exists(self) -> bool:
         return self.manifest_path.is_file()
 
     def create(self) -> None:
         if self.root.exists() and not self.root.is_dir():
             raise InputError(f"{self.root} is a file; give a folder for the results.")
-        self.parts.mkdir(parents=True, exist_ok=True)
+        with self.writing("the run's folder"):
+            self.parts.mkdir(parents=True, exist_ok=True)
 
     def clear(self) -> None:
         """Remove this store's own files (and nothing else in the folder)."""
-        for p in self.part_files():
-            p.unlink()
-        for p in (self.items_path, self.manifest_path):
-            if p.exists():
+        with self.writing("the removal of the old run"):
+            for p in self.part_files():
                 p.unlink()
+            for p in (self.items_path, self.manifest_path):
+                if p.exists():
+                    p.unlink()
 
     def clean_temporary(self) -> int:
         """Remove half-written files a killed job left (call with the lock held)."""
         n = 0
-        for folder in (self.root, self.parts):
-            if folder.is_dir():
-                for p in folder.glob(".tmp-*"):
-                    p.unlink()
-                    n += 1
+        with self.writing("the removal of half-written files"):
+            for folder in (self.root, self.parts):
+                if folder.is_dir():
+                    for p in folder.glob(".tmp-*"):
+                        p.unlink()
+                        n += 1
         return n
 
     # -- the lock --------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the folder for one writing job; InputError when another job holds it."""
+        """Hold the folder for one writing job; InputError when another job holds it
+        (or when the folder cannot be written: a full disk, a read-only folder)."""
         self.create()
-        fh = open(self.root / ".lock", "a+")
+        with self.writing("the run's lock file"):
+            fh = open(self.root / ".lock", "a+")
         try:
             if fcntl is not None:
                 try:
@@ -163,10 +226,17 @@ class Store:
             fh.close()  # releases the lock
 
     def is_running(self) -> bool:
-        """Whether a job holds the folder's lock at this moment."""
+        """Whether a job holds the folder's lock at this moment.  Opens the lock file
+        read-only (``flock`` needs no write access), so that a run on a read-only
+        folder opens and says its status; a lock file that cannot be opened at all
+        means no job can be writing through it."""
         if fcntl is None or not (self.root / ".lock").exists():
             return False
-        with open(self.root / ".lock", "a+") as fh:
+        try:
+            fh = open(self.root / ".lock", "rb")
+        except OSError:
+            return False
+        with fh:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
             except OSError:
@@ -190,7 +260,8 @@ class Store:
     def write_manifest(self, data: dict) -> None:
         data = {"format": FORMAT, **data}
         text = json.dumps(data, indent=1, sort_keys=True)
-        _atomic_write(self.manifest_path, lambda p: p.write_text(text, "utf-8"))
+        with self.writing("the run's manifest"):
+            _atomic_write(self.manifest_path, lambda p: p.write_text(text, "utf-8"))
 
     def update_manifest(self, **changes) -> dict:
         data = self.read_manifest()
@@ -205,7 +276,8 @@ class Store:
             "label": [i.label for i in items], "label_index": pa.array([i.label_index for i in items], pa.int32()),
             "box": pa.array([list(i.box) if i.box else None for i in items], pa.list_(pa.float32())),
         })
-        _atomic_write(self.items_path, lambda p: pq.write_table(table, p, compression="zstd"))
+        with self.writing("the run's list of images"):
+            _atomic_write(self.items_path, lambda p: pq.write_table(table, p, compression="zstd"))
 
     def read_items(self):
         _, pq = _pa()
@@ -223,7 +295,8 @@ class Store:
         cols: Dict[str, list] = {f.name: [r.get(f.name) for r in rows] for f in schema}
         table = pa.Table.from_pydict(cols, schema=schema)
         path = self.parts / f"{name}.parquet"
-        _atomic_write(path, lambda p: pq.write_table(table, p, compression="zstd"))
+        with self.writing(f"a batch of {len(rows)} results"):
+            _atomic_write(path, lambda p: pq.write_table(table, p, compression="zstd"))
         return path
 
     def stored_keys(self) -> Set[str]:

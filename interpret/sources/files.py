@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import shutil
+import threading
 import zipfile
 import zlib
 from pathlib import Path
@@ -27,8 +29,45 @@ from ..preprocessing import Preprocessing
 MAX_MODEL_BYTES = 2 * 1024**3
 
 
-def open_zip(data: bytes, fname: str) -> zipfile.ZipFile:
-    """An uploaded zip's archive (InputError when it is not one)."""
+def _limits():
+    from ..settings import current
+
+    return current()
+
+
+def zip_entries(data: bytes) -> Optional[int]:
+    """How many files a zip holds, without parsing its directory (which costs memory per
+    entry): the larger of the count its end record declares (zip64 too) and the entry
+    signatures in its central directory (a directory may hold more entries than its end
+    record says, and ``zipfile`` reads them all).  None when there is no end record."""
+    end = data.rfind(b"PK\x05\x06", max(0, len(data) - (22 + 65535)))
+    if end < 0 or end + 22 > len(data):
+        return None
+    declared = int.from_bytes(data[end + 10:end + 12], "little")
+    size = int.from_bytes(data[end + 12:end + 16], "little")
+    if (declared == 0xFFFF or size == 0xFFFFFFFF) and end >= 20 and data[end - 20:end - 16] == b"PK\x06\x07":
+        at = int.from_bytes(data[end - 12:end - 4], "little")  # the zip64 end record
+        if 0 <= at < end and data[at:at + 4] == b"PK\x06\x06":
+            declared = int.from_bytes(data[at + 32:at + 40], "little")
+            size = int.from_bytes(data[at + 40:at + 48], "little")
+    start = max(0, end - min(size, end) - 128)  # the directory lies just before the end records
+    return max(declared, data.count(b"PK\x01\x02", start, end))
+
+
+def check_zip_entries(data: bytes, fname: str, limit: int, setting: str = "max_zip_files") -> None:
+    """InputError when the zip ``data`` holds more than ``limit`` files, before its
+    directory is parsed."""
+    n = zip_entries(data)
+    if n is not None and n > limit:
+        raise InputError(f"{fname} is a zip of {n:,} files, more than the limit of {limit:,} "
+                         f"(setting {setting}); refused before unpacking it.")
+
+
+def open_zip(data: bytes, fname: str, max_files: Optional[int] = None) -> zipfile.ZipFile:
+    """An uploaded zip's archive (InputError when it is not one, or when it holds more
+    than ``max_files`` files, default the ``max_zip_files`` setting, counted before its
+    directory is parsed)."""
+    check_zip_entries(data, fname, _limits().max_zip_files if max_files is None else max_files)
     try:
         return zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
@@ -53,10 +92,12 @@ def safe_zip_members(zf: zipfile.ZipFile, fname: str, max_files: int,
     """The files of an uploaded zip, refusing what could escape the folder it unpacks to
     (absolute paths, Windows drive letters, ``..``, with either slash), symbolic links,
     more than ``max_files`` files (``too_many`` says what the zip should hold) and more
-    than :data:`MAX_MODEL_BYTES` unpacked.  Shared by the Hugging Face and ONNX readers."""
+    than the ``max_unpacked_mb`` setting unpacked.  Shared by the Hugging Face and ONNX
+    readers."""
     members = [m for m in zf.infolist() if not m.is_dir()]
     if len(members) > max_files:
         raise InputError(f"{fname} holds {len(members)} files; {too_many}.")
+    limit_mb = _limits().max_unpacked_mb
     total = 0
     for m in members:
         parts = re.split(r"[\\/]+", m.filename)
@@ -65,8 +106,9 @@ def safe_zip_members(zf: zipfile.ZipFile, fname: str, max_files: int,
         if (m.external_attr >> 16) & 0o170000 == 0o120000:
             raise InputError(f"{fname} holds a symbolic link ({m.filename!r}): refused.")
         total += m.file_size
-    if total > MAX_MODEL_BYTES:
-        raise InputError(f"{fname} unpacks to more than the 2 GiB limit.")
+    if total > limit_mb * 2**20:
+        raise InputError(f"{fname} unpacks to {total / 2**20:,.1f} MiB, more than the limit of "
+                         f"{limit_mb:,} MiB (setting max_unpacked_mb); refused before unpacking it.")
     return members
 
 
@@ -101,7 +143,7 @@ def read_source(src) -> Tuple[bytes, str]:
     return data, name
 
 
-def file_kind(data: bytes) -> str:
+def file_kind(data: bytes, fname: str = "The file") -> str:
     """'safetensors', 'torchscript', 'export', 'torch' (zip pickle), 'legacy', 'hf-zip'
     (a zipped Hugging Face folder), 'onnx', 'onnx-zip' (a .onnx file and its data files)
     or 'unknown'."""
@@ -110,6 +152,10 @@ def file_kind(data: bytes) -> str:
         if 0 < n < len(data):
             return "safetensors"
     if data[:2] == b"PK":
+        limits = _limits()  # a torch zip holds one file per tensor storage, plus a few
+        check_zip_entries(data, fname, max(limits.max_zip_files, limits.max_state_tensors + 16),
+                          "max_state_tensors" if limits.max_state_tensors + 16 > limits.max_zip_files
+                          else "max_zip_files")
         try:
             names = zipfile.ZipFile(io.BytesIO(data)).namelist()
         except zipfile.BadZipFile:
@@ -207,10 +253,100 @@ def load_labels(labels) -> Optional[List[str]]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def _too_many_tensors(fname: str, n: int, limit: int, what: str = "tensors") -> InputError:
+    return InputError(f"{fname} holds {n:,} {what}, more than the limit of {limit:,} tensors in "
+                      "a state dict (setting max_state_tensors); refused before reading them. "
+                      "Vision models have a few hundred to a few thousand.")
+
+
+def _too_many_bytes(fname: str, total: int, limit_mb: int) -> InputError:
+    return InputError(f"{fname}'s tensors take {total / 2**20:,.1f} MiB, more than the limit of "
+                      f"{limit_mb:,} MiB (setting max_unpacked_mb); refused before reading them.")
+
+
+def check_safetensors(data: bytes, fname: str) -> int:
+    """The tensor count of a safetensors file, read from its header before any tensor is
+    made; InputError when it holds more than ``max_state_tensors`` tensors or more than
+    ``max_unpacked_mb`` of them, or when its header is not valid."""
+    limits = _limits()
+    n = int.from_bytes(data[:8], "little")
+    header = data[8:8 + n]
+    rough = header.count(b'"data_offsets"')  # one per tensor: counted before parsing the JSON
+    if rough > limits.max_state_tensors:
+        raise _too_many_tensors(fname, rough, limits.max_state_tensors)
+    try:
+        entries = json.loads(header)
+        spans = [v["data_offsets"] for k, v in entries.items() if k != "__metadata__"]
+        total = sum(int(b) - int(a) for a, b in spans)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InputError(f"{fname} is not a valid safetensors file (its header: {exc}).") from None
+    if len(spans) > limits.max_state_tensors:
+        raise _too_many_tensors(fname, len(spans), limits.max_state_tensors)
+    if total > limits.max_unpacked_mb * 2**20:
+        raise _too_many_bytes(fname, total, limits.max_unpacked_mb)
+    return len(spans)
+
+
+def _count_persistent(stream, fname: str, limit: int, pickles: int = 1) -> int:
+    """Tensors referenced in the next ``pickles`` pickles of ``stream`` (one persistent id
+    per tensor in ``torch.save``'s format), read with :mod:`pickletools` (nothing is
+    built or run), stopping as soon as the count or the length passes what ``limit``
+    tensors need."""
+    import pickletools
+
+    max_ops = 128 * limit + 10_000  # a state dict's index takes about 35 per tensor
+    n = ops = 0
+    try:
+        for _ in range(pickles):
+            for op, _arg, _pos in pickletools.genops(stream):
+                ops += 1
+                if op.name in ("BINPERSID", "PERSID"):
+                    n += 1
+                    if n > limit:
+                        raise _too_many_tensors(fname, n, limit, "tensors or more")
+                if ops > max_ops:
+                    raise InputError(
+                        f"{fname}'s index of tensors (its pickle) is longer than a state dict of "
+                        f"{limit:,} tensors needs (setting max_state_tensors): more than "
+                        f"{max_ops:,} entries; refused before reading it.")
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pickletools raises ValueError and others
+        raise InputError(f"{fname} could not be read as a PyTorch file: {exc}") from None
+    return n
+
+
+def check_torch_file(data: bytes, fname: str, kind: str) -> int:
+    """The tensor count of a ``torch.save`` file, counted before ``torch.load`` builds
+    anything: the storages in the zip's ``data/`` folder and the tensors its
+    ``data.pkl`` references (legacy files: the tensors of the pickle before the data);
+    InputError over ``max_state_tensors`` tensors or ``max_unpacked_mb`` of storage."""
+    limits = _limits()
+    if kind == "legacy":  # magic number, protocol, sys info, then the object
+        return _count_persistent(io.BytesIO(data), fname, limits.max_state_tensors, pickles=4)
+    zf = zipfile.ZipFile(io.BytesIO(data))  # its entries were bounded by file_kind
+    storages = [m for m in zf.infolist() if re.search(r"(^|/)data/\d+$", m.filename)]
+    if len(storages) > limits.max_state_tensors:
+        raise _too_many_tensors(fname, len(storages), limits.max_state_tensors, "tensor storages")
+    total = sum(m.file_size for m in storages)
+    if total > limits.max_unpacked_mb * 2**20:
+        raise _too_many_bytes(fname, total, limits.max_unpacked_mb)
+    pkl = next((m for m in zf.infolist() if m.filename.endswith("data.pkl")), None)
+    if pkl is None:
+        return len(storages)
+    if pkl.file_size > 1024 * limits.max_state_tensors + 2**20:
+        raise InputError(
+            f"{fname}'s index of tensors (data.pkl) is {pkl.file_size / 2**20:,.1f} MiB, more than "
+            f"a state dict of {limits.max_state_tensors:,} tensors needs (setting "
+            "max_state_tensors); refused before reading it.")
+    return _count_persistent(io.BytesIO(unpack_member(zf, pkl, fname).getvalue()), fname,
+                             limits.max_state_tensors)
+
+
 def read_checkpoint(data: bytes, fname: str, allow_untrusted: bool):
     """The object stored in a checkpoint's bytes: a state dict (safe formats) or, with
     ``allow_untrusted``, a module.  Returns (object, kind)."""
-    kind = file_kind(data)
+    kind = file_kind(data, fname)
     if kind in ("torchscript", "export"):
         what = "a TorchScript archive" if kind == "torchscript" else "a torch.export (.pt2) archive"
         if not allow_untrusted:
@@ -228,10 +364,12 @@ def read_checkpoint(data: bytes, fname: str, allow_untrusted: bool):
     if kind == "safetensors":
         from safetensors.torch import load as st_load
 
+        check_safetensors(data, fname)
         try:
             return st_load(data), kind
         except Exception as exc:
             raise InputError(f"{fname} is not a valid safetensors file: {exc}") from None
+    check_torch_file(data, fname, kind)
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True), kind
     except Exception as exc:
@@ -263,15 +401,103 @@ def _common_prefix(keys: List[str], model_keys: set) -> Optional[Tuple[str, int]
     return prefix, n
 
 
+#: timm architectures whose keys are compared with a file that fits no torchvision one:
+#: a few of each common family (building all of timm's 1,300 would take a minute)
+TIMM_LOOKALIKES = (
+    "resnet18", "resnet50", "resnet50d", "convnext_tiny", "convnext_small", "convnextv2_tiny",
+    "efficientnet_b0", "tf_efficientnet_b0", "mobilenetv3_large_100", "mobilenetv4_conv_small",
+    "vit_tiny_patch16_224", "vit_small_patch16_224", "vit_base_patch16_224",
+    "deit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "regnety_040", "densenet121",
+    "efficientvit_b0", "levit_128", "mobilevit_s", "mixer_b16_224", "maxvit_tiny_tf_224",
+    "eva02_tiny_patch14_224", "fastvit_t8", "edgenext_small", "ghostnet_100", "rexnet_100",
+)
+_SIGNATURES: Dict[str, Dict[str, Tuple[int, ...]]] = {}
+_SIGNATURES_LOCK = threading.Lock()
+
+
+def _meta_signature(build: Callable[[], nn.Module]) -> Optional[Dict[str, Tuple[int, ...]]]:
+    """{key: shape} of an architecture's state dict, built on the meta device (no memory
+    for the weights, no initialisation work); None when it cannot be built there."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")
+            module = build()
+    except Exception:  # noqa: BLE001 - some builders compute with tensors (RegNet)
+        return None
+    return {k: tuple(v.shape) for k, v in module.state_dict().items()
+            if not k.endswith("num_batches_tracked")}
+
+
+def architecture_signatures(timm: bool = True) -> Dict[str, Dict[str, Tuple[int, ...]]]:
+    """{arch: {key: shape}} of every torchvision classifier (and the bundled
+    EfficientNet-Lite0, and :data:`TIMM_LOOKALIKES` as ``timm:<name>`` when timm is
+    installed), built once per process on the meta device (about 3 s, then cached)."""
+    with _SIGNATURES_LOCK:
+        if not _SIGNATURES:
+            from . import bundled, torchvision as tv
+            import torchvision
+
+            found: Dict[str, Dict[str, Tuple[int, ...]]] = {}
+            for name in tv.classifiers():
+                sig = _meta_signature(lambda name=name: torchvision.models.get_model(name, weights=None))
+                if sig:
+                    found[name] = sig
+            sig = _meta_signature(lambda: bundled.build(1000))
+            if sig:
+                found[bundled.NAME] = sig
+            try:
+                import timm as timm_lib
+            except ImportError:
+                timm_lib = None
+            if timm_lib is not None:
+                for name in TIMM_LOOKALIKES:
+                    sig = _meta_signature(lambda name=name: timm_lib.create_model(name, pretrained=False))
+                    if sig:
+                        found[f"timm:{name}"] = sig
+            _SIGNATURES.update(found)
+        sigs = dict(_SIGNATURES)
+    return sigs if timm else {k: v for k, v in sigs.items() if not k.startswith("timm:")}
+
+
+def _likeness(state: Dict[str, Tuple[int, ...]], sig: Dict[str, Tuple[int, ...]]) -> Tuple[float, float]:
+    """(shared keys / all keys of both, shared keys with equal shapes / shared keys)."""
+    shared = state.keys() & sig.keys()
+    if not shared:
+        return 0.0, 0.0
+    same = sum(1 for k in shared if state[k] == sig[k])
+    return len(shared) / len(state.keys() | sig.keys()), same / len(shared)
+
+
+def lookalike(state: Dict[str, torch.Tensor], min_keys: float = 0.9) -> Optional[Tuple[str, float, float]]:
+    """(arch, key likeness, shape likeness) of the known architecture whose state-dict
+    keys and shapes are closest to ``state``'s, when at least ``min_keys`` of the keys of
+    both are shared; None otherwise.  Ties in keys (ResNet-50 and ResNeXt-50 share every
+    key) go to the shapes."""
+    shapes = {k: tuple(v.shape) for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    if not shapes:
+        return None
+    best = None
+    for arch, sig in architecture_signatures().items():
+        keys, same = _likeness(shapes, sig)
+        if keys >= min_keys and (best is None or (keys, same) > best[1:]):
+            best = (arch, keys, same)
+    return best
+
+
 def _shape(t) -> str:
     return "[" + ", ".join(str(s) for s in t.shape) + "]"
 
 
-def mismatch_message(module: nn.Module, state: Dict[str, torch.Tensor]) -> Optional[str]:
+def mismatch_message(module: nn.Module, state: Dict[str, torch.Tensor],
+                     arch: Optional[str] = None) -> Optional[str]:
     """A sentence saying why ``state`` does not fit ``module`` (None when it fits): how
     many of the architecture's weights are missing from the file and how many of the
     file's entries the architecture does not have (a few of each named), the first
-    shape mismatch, and the prefix most of the file's keys carry when there is one."""
+    shape mismatch; when ``arch`` (the architecture asked for) is given, the known
+    architecture the file's keys look like instead, and the prefix most of the file's
+    keys carry when stripping it makes them fit."""
     own = module.state_dict()
     model_keys = set(own)
     missing = [k for k in own if k not in state]
@@ -297,22 +523,52 @@ def mismatch_message(module: nn.Module, state: Dict[str, torch.Tensor]) -> Optio
                      f"{_shape(ours)} in the architecture"
                      + (f" ({len(shapes)} mismatches in all)" if len(shapes) > 1 else ""))
     msg = "; ".join(parts)
+    return msg + _what_it_is(state, model_keys, arch)
+
+
+def _pct(x: float) -> str:
+    """A share as a whole percentage, rounded down (99.6% is not "100%")."""
+    return f"{math.floor(x * 100 + 1e-9)}%"
+
+
+def _what_it_is(state: Dict[str, torch.Tensor], model_keys: set, arch: Optional[str]) -> str:
+    """The end of a mismatch message: which architecture the file's keys look like when
+    it is another one (``arch``: the one asked for), and a prefix to strip only when the
+    stripped keys fit the architecture asked for (or look like another one)."""
+    own = {k for k in model_keys if not k.endswith("num_batches_tracked")}
+
+    def fits(keys) -> float:
+        keys = {k for k in keys if not k.endswith("num_batches_tracked")}
+        return len(keys & own) / max(1, len(keys | own))
+
+    like = lookalike(state) if arch is not None and fits(state) < 0.9 else None
+    if like is not None and like[0] != arch:
+        return (f". This is not a {arch} file: its keys and shapes look like {like[0]} "
+                f"({_pct(like[1])} of the keys of both shared, {_pct(like[2])} of the shared "
+                f"ones of the same shape); load it with arch='{like[0]}'")
     pre = _common_prefix(list(state), model_keys)
-    if pre is not None:
-        prefix, n = pre
-        stripped = {k[len(prefix):] for k in state if k.startswith(prefix)}
-        fit = len(stripped & model_keys)
-        msg += (f". {n} of the file's {len(state)} keys start with '{prefix}'"
-                + (f" ({fit} of them fit the architecture without it)" if fit else "")
-                + f": strip that prefix from the keys before saving "
-                  f"({{k.removeprefix('{prefix}'): v for k, v in state.items()}})")
-    return msg
+    if pre is None:
+        return ""
+    prefix, n = pre
+    inner = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    fit = len(set(inner) & model_keys)
+    head = f". {n} of the file's {len(state)} keys start with '{prefix}'"
+    strip = (f"strip that prefix from the keys before saving "
+             f"({{k.removeprefix('{prefix}'): v for k, v in state.items()}})")
+    if fits(inner) >= 0.9:
+        return f"{head} ({fit} of them fit the architecture without it): {strip}"
+    like = lookalike(inner) if arch is not None else None
+    if like is not None and like[0] != arch:
+        return (f"{head}; without it, they look like {like[0]} ({_pct(like[1])} of the keys of "
+                f"both shared), not {arch}: {strip} and load it with arch='{like[0]}'")
+    return head + (f" ({fit} of them fit the architecture without it)" if fit else "") + \
+        ", but even without it the file does not fit the architecture"
 
 
 def load_state(module: nn.Module, state: Dict[str, torch.Tensor], fname: str, arch: str) -> None:
     """``module.load_state_dict(state, strict=True)``, with a sentence a person can act
     on instead of a traceback when they do not fit (:func:`mismatch_message`)."""
-    why = mismatch_message(module, state)
+    why = mismatch_message(module, state, arch)
     if why is None:
         try:
             module.load_state_dict(state, strict=True)
@@ -409,7 +665,7 @@ def load(source, arch, allow_untrusted: bool, pre: Optional[Preprocessing],
     (told from the bytes); pickles, TorchScript and ``.pt2`` only with
     ``allow_untrusted``."""
     data, fname = read_source(source)
-    kind = file_kind(data)
+    kind = file_kind(data, fname)
     if kind == "hf-zip":
         from . import hf
 

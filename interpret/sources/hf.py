@@ -292,7 +292,9 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
         fields["preprocessing"] = pre
     fields["preprocessing"].check_declared(f"{what}'s {PROCESSOR if proc is not None else CONFIG}")
     notes = () if proc is not None else (
-        f"no {PROCESSOR} in the folder: ImageNet mean/std assumed at the config's image size",)
+        f"no {PROCESSOR} in the folder: ImageNet mean/std assumed at the config's image size; "
+        "if the model was trained otherwise, set its own under Preprocessing, below the model in "
+        "the dashboard's sidebar (load_model: mean=, std=, resize=, crop=)",)
     label = name or folder.name
     arch = (config.get("architectures") or [type(module).__name__])[0]
     return module, ModelInfo(name=label, source=f"Hugging Face folder ({arch})",

@@ -55,12 +55,13 @@ from torch import nn
 
 from ..errors import InputError
 from ..handle import ModelInfo
-from ..preprocessing import Preprocessing
+from ..preprocessing import Preprocessing, input_pixel_limit, input_too_large
 from ..tokens import TokenLayout
 from .files import MAX_MODEL_BYTES, open_zip, safe_zip_members, unpack_member
 
 #: an ONNX zip is one .onnx file and its data files (``onnx.save(...,
-#: all_tensors_to_one_file=False)`` writes one per tensor: a few hundred for a ResNet)
+#: all_tensors_to_one_file=False)`` writes one per tensor: a few hundred for a ResNet);
+#: the default of the ``max_zip_files`` setting, which is what is applied
 MAX_ZIP_FILES = 1024
 #: reductions whose ``noop_with_empty_axes`` (opset 18+) the version converter keeps
 _REDUCE = ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
@@ -252,10 +253,18 @@ def load_external_data(model, folder: Path, fname: str) -> int:
     return total
 
 
+def _max_files() -> int:
+    """Files an ONNX zip may hold: the ``max_zip_files`` setting (default 1024)."""
+    from ..settings import current
+
+    return current().max_zip_files
+
+
 def _safe_members(zf: zipfile.ZipFile, fname: str) -> List[zipfile.ZipInfo]:
     """The zip's files (see :func:`~interpret.sources.files.safe_zip_members`)."""
-    return safe_zip_members(zf, fname, MAX_ZIP_FILES, "an ONNX model is one .onnx file and its "
-                            f"data files (at most {MAX_ZIP_FILES})")
+    most = _max_files()
+    return safe_zip_members(zf, fname, most, "an ONNX model is one .onnx file and its "
+                            f"data files (at most {most}, setting max_zip_files)")
 
 
 def read_zip(data: bytes, fname: str) -> Tuple[object, str]:
@@ -552,6 +561,10 @@ def convert_model(model, fname: str = "model.onnx") -> Tuple[nn.Module, Dict[str
     weights in memory; ``model`` is changed (folded) on the way."""
     _, onnx2torch = _modules()
     batch, h, w = _input_shape(model)
+    if h and w:  # bounded before any conversion or probe forward (max_input_pixels)
+        limit = input_pixel_limit()
+        if h * w > limit:
+            raise InputError(input_too_large(h, w, limit, f"The input that {fname} declares"))
     opset = _default_opset(model)
     folded = prepare_graph(model)
     allowzero = drop_inert_allowzero(model, fname)
@@ -627,10 +640,14 @@ def load(data: bytes, fname: str, pre: Optional[Preprocessing], name: Optional[s
     if pre is None:
         side = min(h, w)
         resize = round(side * 256 / 224)
+        if resize * resize > input_pixel_limit():  # the margin would pass the limit
+            resize = side
         pre = Preprocessing(resize, (h, w) if h != w else h)
         notes.append("ONNX files carry no preprocessing: ImageNet mean/std and a resize "
-                     f"to {resize} then a {h}x{w} centre crop are assumed (give mean=, std=, "
-                     "resize=, crop= if the model was trained otherwise)")
+                     f"to {resize} then a {h}x{w} centre crop are assumed; if the model was trained "
+                     "otherwise, set its own under Preprocessing, below the model in the dashboard's "
+                     "sidebar (load_model: mean=, std=, resize=, crop=)")
+    pre.check_declared(inner)
     label = name or (os.path.splitext(inner)[0] if inner != "uploaded file" else "onnx model")
     opsets = f"opset {facts['opset']}" + (f", rewritten for {facts['converted_to']}"
                                           if facts["converted_to"] else "")
