@@ -163,7 +163,7 @@ def slow_compute(monkeypatch):
 def test_every_visitor_computation_is_stopped_by_the_time_limit(slow_compute, what, monkeypatch):
     """heavy_timeout_s = 1 s and a forward of five 0.4 s blocks (2 s): predictions,
     instant CAMs, layer maps and the heavy methods all end inside their first forward
-    (at most 3 blocks ran: 0.4 + 0.4 + 0.4 > 1), with the limit's sentence; the model
+    (at most 3 of its 5 blocks ran: 0.4 + 0.4 + 0.4 > 1), with the limit's sentence; the model
     keeps no hook and no gradient; with the limit raised, the same request works."""
     compute, gate = slow_compute
     counter = []
@@ -172,24 +172,30 @@ def test_every_visitor_computation_is_stopped_by_the_time_limit(slow_compute, wh
     pic = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
     img = compute.ImageChoice(pic, compute.image_hash(pic), "noise", "sample:noise")
 
-    def call():
+    def call(h=handle):
         if what == "predictions":
-            return compute.predictions(handle, img)
+            return compute.predictions(h, img)
         if what == "layer_maps":
-            return compute.layer_maps(handle, img, "blocks.4")
+            return compute.layer_maps(h, img, "blocks.4")
         layer = "conv" if what == "gradcam" else None
-        return compute.explain(handle, img, what, layer, 0, None, {}, progress=lambda d, t: None)
+        return compute.explain(h, img, what, layer, 0, None, {}, progress=lambda d, t: None)
 
-    handle.fingerprint()
+    def block_seconds(s):
+        handle.module.blocks.apply(lambda m: setattr(m, "seconds", s) if isinstance(m, Sleepy) else None)
+
+    # once on a fast twin with a long limit: imports and lazy set-up out of the way
+    monkeypatch.setenv("INTERPRET_HEAVY_TIMEOUT_S", "300")
+    assert call(interpret.ModelHandle(SlowNet([]).eval(), name="fast", labels=["a", "b", "c", "d"])) is not None
+    monkeypatch.setenv("INTERPRET_HEAVY_TIMEOUT_S", "1")
     counter.clear()
     with pytest.raises(TimeLimit, match="stopped after 1 s"):
         call()
-    assert 1 <= len(counter) <= 3, f"{len(counter)} blocks ran: the forward was not stopped"
+    assert len(counter) <= 3, f"{len(counter)} blocks ran: the forward was not stopped"
     assert _no_hooks(handle.module)
     assert all(p.grad is None for p in handle.module.parameters())
     assert gate.running == 0 and gate.light_running == 0
     # the next request works (a fast model, the same gate, a longer limit)
-    handle.module.blocks.apply(lambda m: setattr(m, "seconds", 0.0) if isinstance(m, Sleepy) else None)
+    block_seconds(0.0)
     monkeypatch.setenv("INTERPRET_HEAVY_TIMEOUT_S", "300")
     assert call() is not None
     assert _no_hooks(handle.module)
