@@ -9,7 +9,7 @@ import streamlit as st
 from . import access, compute, state
 from .errors import error_message, show_input_error
 from .pages import pages
-from .upload import classifiers, upload_model_form
+from .upload import classifiers, preprocessing_editor, upload_model_form
 
 MODEL_KINDS = {
     "bundled": "EfficientNet-Lite0 (bundled)",
@@ -136,8 +136,11 @@ def model_section() -> compute.ModelChoice:
             f"{len(h.labels)} classes")
         if not present:
             with st.expander("Preprocessing", icon=":material/tune:"):
-                st.caption(h.preprocessing.describe())
-                st.caption(f"Source: {h.source}" + (f" · weights: {h.weights}" if h.weights else ""))
+                st.caption(words.text(h.preprocessing.describe()))
+                st.caption(f"Source: {words.text(h.source)}"
+                           + (f" · weights: {words.text(h.weights)}" if h.weights else ""))
+                if state.get("model") == "upload":
+                    preprocessing_editor(h)  # an upload's preprocessing is editable (issue 17)
     return choice
 
 
