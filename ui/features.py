@@ -343,7 +343,8 @@ def visualize(handle: interpret.ModelHandle, layer: str, channel: int, s: OptSet
                                            seed=s.seed, progress=progress)
 
     fv = compute.run_with_progress(label or f"Optimizing channel {channel}", work,
-                                   key=fv_key(handle, layer, channel, s), bar=bar, share=share)
+                                   key=fv_key(handle, layer, channel, s), bar=bar, share=share,
+                                   handle=handle)
     st.session_state.setdefault("fv_speed", {})[(s.size, layer)] = fv.ms_per_step
     return fv
 
@@ -386,7 +387,8 @@ def top_examples(handle: interpret.ModelHandle, iset: ImageSet, layer: str, chan
         return [Patch(e.name, e.score, e.position, np.asarray(e.patch.convert("RGB"))) for e in ex]
 
     key = ("features.top", handle.fingerprint(), iset.key, layer, int(channel), k)
-    out = compute.run_with_progress(f"Searching {len(iset)} photos", work, key=key, unit="photo")
+    out = compute.run_with_progress(f"Searching {len(iset)} photos", work, key=key, unit="photo",
+                                    handle=handle)
     compute.results().put(_scan_key(handle, iset, "top", layer), True)
     return out
 
@@ -397,7 +399,7 @@ def embedding(handle: interpret.ModelHandle, iset: ImageSet, layer: Optional[str
     out = compute.run_with_progress(
         f"Placing {len(iset)} photos", lambda progress: interpret.embed(handle, iset, layer, method,
                                                                          progress=progress),
-        key=key, unit="photo")
+        key=key, unit="photo", handle=handle)
     compute.results().put(_scan_key(handle, iset, "embed", layer), True)
     return out
 
@@ -437,7 +439,7 @@ def tensorboard_available() -> bool:
 def export_zip(handle: interpret.ModelHandle, iset: ImageSet, layer: str, summaries: bool) -> bytes:
     """A TensorBoard log folder for the set as zip bytes, through the compute gate."""
     return compute.run_with_progress(
-        f"Exporting {len(iset)} photos", unit="photo",
+        f"Exporting {len(iset)} photos", unit="photo", handle=handle,
         work=lambda progress: interpret.features.export_tensorboard_zip(
             handle, iset, None, activation_layer=layer, summaries=summaries, progress=progress))
 

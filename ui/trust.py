@@ -114,13 +114,14 @@ def _waiting(bar, label: str) -> Callable[[int], None]:
     return wait
 
 
-def _gated(label: str, work: Callable[[Callable[[int, int], Any]], Any]) -> Any:
+def _gated(label: str, work: Callable[[Callable[[int, int], Any]], Any], handle=None) -> Any:
     """``work(progress)`` through the compute gate, with a progress bar that any click
     stops (Streamlit interrupts the run at the bar's next update; the backend leaves
     the model as it was)."""
     bar = st.progress(0.0, text=f"{label}: starting...")
     try:
-        return compute.run_gated(work, progress=_progress(bar, label), on_wait=_waiting(bar, label))
+        return compute.run_gated(work, progress=_progress(bar, label), on_wait=_waiting(bar, label),
+                                 handle=handle)  # its forwards time-limited too
     finally:
         bar.empty()
 
