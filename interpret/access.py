@@ -204,6 +204,10 @@ class SignedInSessions:
         with self._lock:
             return session_id in self._ids
 
+    def ids(self) -> list:
+        with self._lock:
+            return list(self._ids)
+
     def keep_only(self, live) -> int:
         """Forget every session not in ``live``; returns how many were forgotten."""
         live = set(live)

@@ -506,6 +506,8 @@ def test_live_server_refuses_uploads_before_sign_in(password_server):
             break
         time.sleep(0.1)
     assert status == 403 and "sign in first" in text.lower()
+    log = (ROOT / "test-artifacts" / "streamlit-hostile-server.log").read_text()
+    assert "dropped the uploads of 1 ended session(s) (1000 bytes)" in log  # the 1000-byte file
 
 
 def test_live_server_closes_metrics_unless_opened(password_server):
@@ -552,9 +554,7 @@ def test_sweep_drops_the_uploads_of_ended_sessions():
     mgr = MemoryUploadedFileManager("/_stcore/upload_file")
     mgr.add_file("live", UploadedFileRec("f1", "a.png", "image/png", b"1" * 100))
     mgr.add_file("gone", UploadedFileRec("f2", "b.pt", "application/octet-stream", b"2" * 5000))
-    runtime = SimpleNamespace(
-        uploaded_file_mgr=mgr, is_active_session=lambda sid: sid == "live",
-        _session_mgr=SimpleNamespace(list_active_sessions=lambda: [SimpleNamespace(session=SimpleNamespace(id="live"))]))
+    runtime = SimpleNamespace(uploaded_file_mgr=mgr, is_active_session=lambda sid: sid == "live")
     reg = SignedInSessions()
     reg.add("live"), reg.add("gone")
     assert sweep(runtime, reg) == 1

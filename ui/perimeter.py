@@ -82,19 +82,16 @@ def sweep(runtime=None, signed_in: SignedInSessions = SIGNED_IN) -> int:
         return 0
     mgr = getattr(runtime, "uploaded_file_mgr", None)
     storage = getattr(mgr, "file_storage", None)
-    dropped = 0
+    dropped, freed = 0, 0
     if storage is not None:
         for sid in list(storage.keys()):
             if not runtime.is_active_session(sid):
+                freed += _held_bytes(runtime, sid)
                 mgr.remove_session_files(sid)
                 dropped += 1
-    try:
-        live = [s.session.id for s in runtime._session_mgr.list_active_sessions()]
-    except Exception:  # noqa: BLE001 - another session manager: keep the registry
-        return dropped
-    signed_in.keep_only(live)
-    if dropped:
-        log.info("dropped the uploads of %d ended session(s)", dropped)
+    signed_in.keep_only([sid for sid in signed_in.ids() if runtime.is_active_session(sid)])
+    if dropped:  # a warning: the operator sees it with Streamlit's default log level
+        log.warning("dropped the uploads of %d ended session(s) (%d bytes)", dropped, freed)
     return dropped
 
 
@@ -135,6 +132,9 @@ class Perimeter:
         if m is None or scope.get("method") != "PUT":
             return await self.app(scope, receive, send)
         session = m.group("session")
+        runtime = self._runtime()
+        if runtime is not None:  # first forget the sessions that have ended
+            sweep(runtime, self._signed_in)
         try:
             mode = self._mode()
         except Exception:  # noqa: BLE001 - unreadable secrets: closed, not open
@@ -148,8 +148,6 @@ class Perimeter:
         except Exception:  # noqa: BLE001 - broken settings: the pages say why
             limit = 0
         limit += 64 * 1024  # the multipart framing around the file
-        runtime = self._runtime()
-        sweep(runtime, self._signed_in) if runtime is not None else None
         held = _held_bytes(runtime, session)
         headers = dict(scope.get("headers") or [])
         try:
