@@ -197,7 +197,57 @@ def cached(key: Hashable, compute: Callable[[], T]) -> T:
 
 
 def is_cached(key: Hashable) -> bool:
-    return key in results()
+    """Whether ``key``'s result is at hand: in the shared cache, or kept by this session
+    (:func:`keep`)."""
+    return key in results() or key in _session_kept()
+
+
+# Heavy results (slow explanations, trust checks, optimized images) are also kept in
+# the session that computed or used them: the shared LRU may drop them under other
+# visitors' load, and a person coming back to a page must find what they waited for
+# (issue 17).  Bounded per session in entries and bytes; values are shared, read-only.
+
+#: most heavy results one session keeps, and their total size (bytes)
+SESSION_KEEP_ITEMS = 32
+SESSION_KEEP_BYTES = 64 * 2**20
+
+
+def _session_kept() -> "OrderedDict[Hashable, Tuple[Any, int]]":
+    try:
+        return st.session_state.setdefault("heavy_results", OrderedDict())
+    except Exception:  # noqa: BLE001 - no session outside a script run (warm start, scripts)
+        return OrderedDict()
+
+
+def keep(key: Hashable, value: Any) -> None:
+    """Keep a heavy result for this session too (the newest ``SESSION_KEEP_ITEMS``
+    within ``SESSION_KEEP_BYTES``), besides the shared cache."""
+    kept = _session_kept()
+    kept.pop(key, None)
+    kept[key] = (value, _nbytes(value))
+    while len(kept) > 1 and (len(kept) > SESSION_KEEP_ITEMS
+                             or sum(n for _, n in kept.values()) > SESSION_KEEP_BYTES):
+        kept.popitem(last=False)
+
+
+def lookup(key: Hashable, default: Any = None) -> Any:
+    """A heavy result from the shared cache, else from this session's own (then put
+    back in the shared cache: the key holds content hashes, so only someone with the
+    same model and photo can reach it); ``default`` when neither has it."""
+    out = results().get(key, _MISSING)
+    if out is not _MISSING:
+        return out
+    kept = _session_kept().get(key)
+    if kept is None:
+        return default
+    results().put(key, kept[0])
+    return kept[0]
+
+
+def store(key: Hashable, value: Any) -> None:
+    """Put a heavy result in the shared cache and keep it for this session."""
+    results().put(key, value)
+    keep(key, value)
 
 
 # ----------------------------------------------------------------------------------
@@ -285,6 +335,21 @@ def load_named_model(source: str) -> ModelChoice:
     return choice
 
 
+#: models this process has loaded (a later use is a cache hit: no slot needed)
+_LOADED: set = set()
+
+
+def _gated_load(key: tuple, load: Callable[[], interpret.ModelHandle]) -> interpret.ModelHandle:
+    """``load()`` in a heavy slot of the compute gate the first time ``key`` is loaded
+    (a model a visitor picks is read from disk and its layers listed: seconds of CPU),
+    at once once it is in the server's model cache."""
+    if key in _LOADED:
+        return load()
+    handle = run_gated(lambda _p: load())
+    _LOADED.add(key)
+    return handle
+
+
 def _load_named_model(source: str) -> ModelChoice:
     try:
         if source.startswith("team:"):
@@ -293,21 +358,21 @@ def _load_named_model(source: str) -> ModelChoice:
             if entry is None:
                 return ModelChoice(None, error=f"This server has no team model named '{name}'.")
             with st.spinner(f"Loading {name}..."):
-                handle = _load_team(entry.name, str(entry.file), os.path.getmtime(entry.file),
-                                    allow_untrusted())
+                key = (entry.name, str(entry.file), os.path.getmtime(entry.file), allow_untrusted())
+                handle = _gated_load(("team",) + key, lambda: _load_team(*key))
             return ModelChoice(handle)
         if source.startswith("torchvision:"):
             arch = source.split(":", 1)[1]
             pretrained = pretrained_available(arch)
             with st.spinner(f"Loading {arch}..."):
-                handle = _load_named(source, pretrained)
+                handle = _gated_load((source, pretrained), lambda: _load_named(source, pretrained))
             note = None if pretrained else (
                 f"No pretrained weights for **{arch}** on this server, so it has random "
                 "weights: its predictions and explanations are meaningless (useful only to "
                 "try the tool). The server operator can add the weights to the torch cache.")
             return ModelChoice(handle, note=note)
         with st.spinner("Loading the model..."):
-            return ModelChoice(_load_named(source, True))
+            return ModelChoice(_gated_load((source, True), lambda: _load_named(source, True)))
     except interpret.InputError as exc:
         return ModelChoice(None, error=str(exc))
     except Exception:  # noqa: BLE001 - an unexpected failure must not take the app down

@@ -330,7 +330,9 @@ def fv_key(handle: interpret.ModelHandle, layer: str, channel: int, s: OptSettin
 
 
 def cached_visualization(handle, layer: str, channel: int, s: OptSettings):
-    return compute.results().get(fv_key(handle, layer, channel, s))
+    """The optimized image if it was made (shared cache, or kept by this session), else
+    None; never computes."""
+    return compute.lookup(fv_key(handle, layer, channel, s))
 
 
 def visualize(handle: interpret.ModelHandle, layer: str, channel: int, s: OptSettings, *,

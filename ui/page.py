@@ -52,7 +52,7 @@ class PageContext:
 
 def configure(title: str, icon: str) -> None:
     st.set_page_config(page_title=title, page_icon=icon, layout="wide",
-                       initial_sidebar_state="expanded")
+                       initial_sidebar_state="auto")  # "auto": collapsed on narrow screens
     st.html(_CSS)
 
 
@@ -80,7 +80,8 @@ def setup(title: str, icon: str, subtitle: str = "", tab_title: Optional[str] = 
     st.title(f"{title}")
     if subtitle:
         st.caption(subtitle)
-    for note in state.take_link_notes():
+    sidebar.main_area_errors()  # where the person is looking
+    for note in state.take_link_notes():  # markup, the link's values escaped (state._read_url)
         st.info(note, icon=":material/link:")
     if model.handle is None or image is None:
         st.error("No model could be loaded; pick another one in the sidebar.", icon=":material/error:")

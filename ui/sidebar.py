@@ -160,6 +160,17 @@ def store_photo_from(widget_key: str, slot: str, what: str) -> None:
         compute.store_image_bytes(slot, f.getvalue(), name)
     except Exception as exc:  # noqa: BLE001 - InputError shown as is, others logged
         st.session_state[f"{slot}_error"] = error_message(exc, f"reading the {what}")
+        if slot == "upload":  # the sidebar's message is below the fold: the page says it too
+            st.session_state["photo_error_main"] = st.session_state[f"{slot}_error"]
+
+
+def main_area_errors() -> None:
+    """At the top of the main area, on the run right after it: why the photo just
+    uploaded in the sidebar was refused (the sidebar's own message sits next to the
+    uploader, often below the fold, and the page would otherwise not change)."""
+    err = st.session_state.pop("photo_error_main", None)
+    if err:
+        show_input_error(f"{err} The photo shown is still the previous one.")
 
 
 def image_section() -> Optional[compute.ImageChoice]:

@@ -26,6 +26,8 @@ from .samples import DEFAULT_SAMPLE, sample
 
 DEFAULT_MODEL = "efficientnet_lite0"
 DEFAULT_COMPARE = ("gradcam", "gradcam_plus_plus", "layercam", "eigencam")
+#: most methods the Attributions page compares side by side (links included)
+COMPARE_MAX = 8
 
 DEFAULTS: Dict[str, Any] = {
     "model": DEFAULT_MODEL,      # "efficientnet_lite0" | "torchvision:<arch>" | "team:<name>" | "upload"
@@ -264,7 +266,7 @@ def _read_url(v: Dict[str, Any]) -> List[str]:
                 unknown = [x for x in items if x not in known]
                 if unknown:
                     bad(key, ",".join(unknown), "no such method")
-                v[name] = tuple(x for x in items if x in known)[:4]
+                v[name] = tuple(x for x in items if x in known)[:COMPARE_MAX]
             elif name == "method":
                 if raw not in _method_names():
                     raise ValueError("no such method (see the Attributions page for the list)")

@@ -90,14 +90,13 @@ def cached_faithfulness(ctx: PageContext, e: interpret.Explanation,
                         settings: Optional[Mapping[str, Any]] = None) -> Optional[interpret.Faithfulness]:
     """The map's faithfulness if anyone computed it (with ROAD when that was added)."""
     cfg = _settings(settings)
-    cache = compute.results()
-    return (cache.get(_key("faithfulness", ctx, e, cfg, road=True))
-            or cache.get(_key("faithfulness", ctx, e, cfg, road=False)))
+    return (compute.lookup(_key("faithfulness", ctx, e, cfg, road=True))
+            or compute.lookup(_key("faithfulness", ctx, e, cfg, road=False)))
 
 
 def cached_sanity(ctx: PageContext, e: interpret.Explanation,
                   settings: Optional[Mapping[str, Any]] = None) -> Optional[interpret.SanityCheck]:
-    return compute.results().get(_key("sanity", ctx, e, _settings(settings)))
+    return compute.lookup(_key("sanity", ctx, e, _settings(settings)))
 
 
 def _progress(bar, label: str) -> Callable[[int, int], None]:
@@ -131,13 +130,13 @@ def compute_faithfulness(ctx: PageContext, e: interpret.Explanation, road: bool 
     """Deletion and insertion (and ROAD with ``road``), computed now through the gate."""
     cfg = _settings(settings)
     key = _key("faithfulness", ctx, e, cfg, road=road)
-    out = compute.results().get(key)
+    out = compute.lookup(key)
     if out is None:
         label = "Checking the map with ROAD" if road else "Checking how faithful the map is"
         out = _gated(label, lambda prog: interpret.faithfulness(
             ctx.handle, ctx.image.image, e, steps=cfg["steps"], baseline=cfg["baseline"],
-            seeds=cfg["seeds"], road=road, progress=prog))
-        compute.results().put(key, out)
+            seeds=cfg["seeds"], road=road, progress=prog), handle=ctx.handle)
+    compute.store(key, out)  # shared, and kept for this session (it took seconds)
     return out
 
 
@@ -145,12 +144,12 @@ def compute_sanity(ctx: PageContext, e: interpret.Explanation,
                    settings: Optional[Mapping[str, Any]] = None) -> interpret.SanityCheck:
     cfg = _settings(settings)
     key = _key("sanity", ctx, e, cfg)
-    out = compute.results().get(key)
+    out = compute.lookup(key)
     if out is None:
         out = _gated("Sanity check: randomising the model's layers one by one",
                      lambda prog: interpret.sanity_check(ctx.handle, ctx.image.image, e,
                                                          layers=cfg["sanity_layers"], progress=prog))
-        compute.results().put(key, out)
+    compute.store(key, out)
     return out
 
 
@@ -179,8 +178,14 @@ def _run_flag(kind: str, e: interpret.Explanation) -> str:
     return f"trust_run_{kind}_{e.method}"
 
 
-def _request(kind: str, method: str) -> None:
+def _request(kind: str, method: str, rerun: Optional[Sequence[str]] = None) -> None:
+    """A check was asked for: noted for the panel's next run.  ``rerun``: the fragments
+    (``@st.fragment(key=...)``) to rerun, the panel's own first, then every other one
+    that shows the same badges, so that none of them is left saying "not checked" for
+    a map that was just checked (a click in a fragment reruns only that fragment)."""
     st.session_state[f"trust_run_{kind}_{method}"] = True
+    if rerun:
+        st.rerun(scope=list(rerun))
 
 
 # ----------------------------------------------------------------------------------
@@ -210,12 +215,15 @@ def _region_lines(ctx: PageContext, e: interpret.Explanation) -> Optional[str]:
 
 
 def trust_panel(ctx: PageContext, spec: interpret.MethodSpec, explanation: interpret.Explanation,
-                settings: Optional[Mapping[str, Any]] = None) -> Optional[interpret.Faithfulness]:
+                settings: Optional[Mapping[str, Any]] = None,
+                rerun: Optional[Sequence[str]] = None) -> Optional[interpret.Faithfulness]:
     """The Trust panel for one map: badges, the sentence, the curves (not in
     presentation mode), ROAD and the sanity check on request, and the drawn region's
     pointing game and relevance mass.  ``settings``: steps, baseline, seeds,
-    sanity_layers (default :data:`SETTINGS`).  Returns the faithfulness (or None when
-    not computed)."""
+    sanity_layers (default :data:`SETTINGS`).  ``rerun``: on a page made of fragments,
+    the keys of the fragments a check reruns (this panel's first, then those that show
+    the same badges, e.g. a comparison).  Returns the faithfulness (or None when not
+    computed)."""
     e = explanation
     cfg = _settings(settings)
     st.markdown(f"**{TITLE}**")
@@ -247,16 +255,17 @@ def trust_panel(ctx: PageContext, spec: interpret.MethodSpec, explanation: inter
         helptext = (f"About {est['forwards']} passes through the model (~{est['seconds']:.0f} s)."
                     if est else None)
         buttons.button(CHECK_BUTTON, icon=":material/fact_check:", on_click=_request,
-                       args=("faithfulness", e.method), key=f"trust_check_{e.method}", help=helptext)
+                       args=("faithfulness", e.method, rerun), key=f"trust_check_{e.method}",
+                       help=helptext)
     if s is None:
         buttons.button(SANITY_BUTTON, icon=":material/shuffle:", on_click=_request,
-                       args=("sanity", e.method), key=f"trust_sanity_{e.method}",
+                       args=("sanity", e.method, rerun), key=f"trust_sanity_{e.method}",
                        help="Replaces the model's weights by random ones, block after block from the "
                             "output down (on a copy), and checks that the map changes (Adebayo et al. "
                             "2018). One explanation per block: slow.")
     if f is not None and f.road is None and not ctx.present:
         buttons.button(ROAD_BUTTON, icon=":material/add_road:", on_click=_request,
-                       args=("road", e.method), key=f"trust_road_{e.method}",
+                       args=("road", e.method, rerun), key=f"trust_road_{e.method}",
                        help="ROAD (Rong et al. 2022) removes pixels and fills them in from their "
                             "neighbours, so the shape of the hole gives nothing away; it joins the verdict.")
     if ctx.present:
@@ -341,15 +350,29 @@ def current_region(ctx: PageContext) -> Optional[Tuple[float, float, float, floa
     return st.session_state.get(_region_key(ctx))
 
 
-def _clear_region(key: str) -> None:
+def _clear_region(key: str, rerun: Optional[Sequence[str]] = None) -> None:
     st.session_state.pop(key, None)
     st.session_state.pop("w_trust_region", None)
+    if rerun:
+        st.rerun(scope=list(rerun))
 
 
-def region_picker(ctx: PageContext) -> Optional[Tuple[float, float, float, float]]:
+def _on_region(key: str, size: Tuple[int, int], rerun: Optional[Sequence[str]] = None) -> None:
+    """A box was drawn: kept before the page runs, so the panels drawn above the picker
+    (and, with ``rerun``, the other fragments) show it in the same run."""
+    new = box_from_selection(st.session_state.get("w_trust_region"), size)
+    if new is not None:
+        st.session_state[key] = new
+    if rerun:
+        st.rerun(scope=list(rerun))
+
+
+def region_picker(ctx: PageContext, rerun: Optional[Sequence[str]] = None
+                  ) -> Optional[Tuple[float, float, float, float]]:
     """The photo as the model sees it, with box select: the box a person draws is kept
     for this photo in this session and returned as (x0, y0, x1, y1) in model-input
-    pixels (None until one is drawn)."""
+    pixels (None until one is drawn).  ``rerun``: the fragments a new box reruns (those
+    that show the pointing game), as in :func:`trust_panel`."""
     key = _region_key(ctx)
     box = st.session_state.get(key)
     size = tuple(int(v) for v in ctx.handle.input_size)  # (height, width) of the model's view
@@ -360,7 +383,7 @@ def region_picker(ctx: PageContext) -> Optional[Tuple[float, float, float, float
 
     fig = compute.figure(("trust_region", ctx.handle.fingerprint(), ctx.image.hash, box), build)
     event = st.plotly_chart(fig, key="w_trust_region",
-                            on_select="rerun", selection_mode=("box",),
+                            on_select=lambda: _on_region(key, size, rerun), selection_mode=("box",),
                             config={"displayModeBar": True, "modeBarButtonsToRemove": ["lasso2d"]})
     new = box_from_selection(event, size)
     if new is not None and new != box:
@@ -370,7 +393,7 @@ def region_picker(ctx: PageContext) -> Optional[Tuple[float, float, float, float
         st.caption(REGION_HELP)
     else:
         st.caption(f"Box: x {box[0]:.0f}–{box[2]:.0f}, y {box[1]:.0f}–{box[3]:.0f} (model-input pixels).")
-        st.button(CLEAR_REGION, on_click=_clear_region, args=(key,), key="trust_clear_region",
+        st.button(CLEAR_REGION, on_click=_clear_region, args=(key, rerun), key="trust_clear_region",
                   icon=":material/close:")
     return box
 

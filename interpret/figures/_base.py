@@ -119,15 +119,18 @@ def colorscale(colormap: str, steps: int = 11) -> list:
     return [[i / (steps - 1), f"rgb({lut[s][0]},{lut[s][1]},{lut[s][2]})"] for i, s in enumerate(idx)]
 
 
-def _colorbar_trace(colormap: str, title: str, low: str, high: str, cmin=0.0, cmax=1.0) -> go.Scatter:
-    """An invisible scatter whose only purpose is to draw a colour bar next to a PNG image."""
+def _colorbar_trace(colormap: str, title: str, low: str, high: str, cmin=0.0, cmax=1.0,
+                    length_px: Optional[int] = None) -> go.Scatter:
+    """An invisible scatter whose only purpose is to draw a colour bar next to a PNG image.
+    ``length_px``: the bar's length in pixels (default: 90% of the plot's height)."""
     scale = colorscale(colormap)
     return go.Scatter(
         x=[None], y=[None], mode="markers", hoverinfo="skip", showlegend=False,
         marker=dict(
             colorscale=scale, cmin=cmin, cmax=cmax, color=[cmin], showscale=True,
             colorbar=dict(
-                title=dict(text=title, side="right"), thickness=12, len=0.9,
+                title=dict(text=title, side="right"), thickness=12,
+                **(dict(len=0.9) if length_px is None else dict(len=int(length_px), lenmode="pixels")),
                 tickvals=[cmin, cmax], ticktext=[low, high], outlinewidth=0,
             ),
         ),

@@ -14,6 +14,11 @@ import plotly.graph_objects as go
 from ._base import ImageLike, _colorbar_trace, _hidden_axis, _layout, image_trace, to_uint8_rgb
 
 
+#: length of an overlay's colour bar (pixels): at most the height of the smallest map
+#: drawn (a 390-pixel phone shows a ~270-pixel map)
+COLORBAR_PX = 220
+
+
 def _image_axes() -> dict:
     """Hidden axes with square pixels, y downwards (image coordinates)."""
     return dict(xaxis=_hidden_axis(), yaxis=_hidden_axis(scaleanchor="x", autorange="reversed"))
@@ -62,10 +67,13 @@ def heatmap_overlay_figure(
     low: str = "low", high: str = "high", colorbar_title: str = "importance", photo: bool = True,
 ) -> go.Figure:
     """An overlay (or a colour-mapped heatmap) as one image, with a colour bar explaining
-    the colours."""
+    the colours.  The bar is :data:`COLORBAR_PX` long whatever the figure's height: in
+    a narrow column the square image shrinks with the width, and a bar of 90% of the
+    height stood twice as tall as the map beside it."""
     data = [image_trace(to_uint8_rgb(image), photo=photo)]
     if colorbar:
-        data.append(_colorbar_trace(colormap, colorbar_title, low, high))
+        data.append(_colorbar_trace(colormap, colorbar_title, low, high,
+                                    length_px=min(COLORBAR_PX, int(0.9 * height)) if height else COLORBAR_PX))
     return go.Figure(data=data, layout=_layout(title, height, **_image_axes()))
 
 
