@@ -235,6 +235,52 @@ def test_an_uploaded_model_is_loaded_in_a_heavy_slot(slow_compute):
     assert gate.waiting == 0 and gate.running == 0
 
 
+def test_a_model_picked_for_the_first_time_is_loaded_in_a_heavy_slot(slow_compute, monkeypatch):
+    """The first load of a named model waits for a heavy slot; once loaded (a cache hit)
+    it is served at once, even while every slot is taken."""
+    compute, gate = slow_compute
+    monkeypatch.setattr(compute, "_LOADED", set())
+    loads = []
+
+    def use():
+        return compute._gated_load(("torchvision:resnet18", False),
+                                   lambda: loads.append("resnet18") or "handle")
+
+    hold, release = threading.Event(), threading.Event()
+
+    def busy():
+        with gate.slot():
+            hold.set()
+            release.wait(60)
+
+    t = threading.Thread(target=busy)
+    t.start()
+    assert hold.wait(10)
+    first = threading.Thread(target=use)
+    try:
+        first.start()
+        for _ in range(600):
+            if gate.waiting == 1:
+                break
+            time.sleep(0.05)
+        assert gate.waiting == 1 and loads == []  # queued behind the busy slot
+    finally:
+        release.set()
+        t.join()
+        first.join(60)
+    assert loads == ["resnet18"]
+    hold.clear(), release.clear()
+    t = threading.Thread(target=busy)  # every slot taken again, by another thread
+    t.start()
+    try:
+        assert hold.wait(10)
+        assert use() == "handle" and loads == ["resnet18", "resnet18"]
+        assert t.is_alive() and gate.running == 1  # served while the slot was still held
+    finally:
+        release.set()
+        t.join()
+
+
 def _load(compute, data):
     try:
         return compute.load_uploaded_model(data, "x.safetensors", "", None)
