@@ -197,7 +197,57 @@ def cached(key: Hashable, compute: Callable[[], T]) -> T:
 
 
 def is_cached(key: Hashable) -> bool:
-    return key in results()
+    """Whether ``key``'s result is at hand: in the shared cache, or kept by this session
+    (:func:`keep`)."""
+    return key in results() or key in _session_kept()
+
+
+# Heavy results (slow explanations, trust checks, optimized images) are also kept in
+# the session that computed or used them: the shared LRU may drop them under other
+# visitors' load, and a person coming back to a page must find what they waited for
+# (issue 17).  Bounded per session in entries and bytes; values are shared, read-only.
+
+#: most heavy results one session keeps, and their total size (bytes)
+SESSION_KEEP_ITEMS = 32
+SESSION_KEEP_BYTES = 64 * 2**20
+
+
+def _session_kept() -> "OrderedDict[Hashable, Tuple[Any, int]]":
+    try:
+        return st.session_state.setdefault("heavy_results", OrderedDict())
+    except Exception:  # noqa: BLE001 - no session outside a script run (warm start, scripts)
+        return OrderedDict()
+
+
+def keep(key: Hashable, value: Any) -> None:
+    """Keep a heavy result for this session too (the newest ``SESSION_KEEP_ITEMS``
+    within ``SESSION_KEEP_BYTES``), besides the shared cache."""
+    kept = _session_kept()
+    kept.pop(key, None)
+    kept[key] = (value, _nbytes(value))
+    while len(kept) > 1 and (len(kept) > SESSION_KEEP_ITEMS
+                             or sum(n for _, n in kept.values()) > SESSION_KEEP_BYTES):
+        kept.popitem(last=False)
+
+
+def lookup(key: Hashable, default: Any = None) -> Any:
+    """A heavy result from the shared cache, else from this session's own (then put
+    back in the shared cache: the key holds content hashes, so only someone with the
+    same model and photo can reach it); ``default`` when neither has it."""
+    out = results().get(key, _MISSING)
+    if out is not _MISSING:
+        return out
+    kept = _session_kept().get(key)
+    if kept is None:
+        return default
+    results().put(key, kept[0])
+    return kept[0]
+
+
+def store(key: Hashable, value: Any) -> None:
+    """Put a heavy result in the shared cache and keep it for this session."""
+    results().put(key, value)
+    keep(key, value)
 
 
 # ----------------------------------------------------------------------------------
