@@ -142,7 +142,8 @@ class Preprocessing:
             raise InputError(input_too_large(h, w, limit, what))
         if isinstance(self.resize, int):
             if self.resize * self.resize > limit:
-                raise InputError(shorter_side_too_large(self.resize, limit, source or "The model's preprocessing"))
+                what = f"The preprocessing that {source} declares" if source else "The model's preprocessing"
+                raise InputError(shorter_side_too_large(self.resize, limit, what))
         elif self.resize is not None:
             rh, rw = _pair(self.resize)
             if rh * rw > limit:

@@ -251,7 +251,7 @@ def _zip_declaring_65535_files() -> bytes:
 def test_a_zip_declaring_more_entries_than_allowed_is_refused_before_its_directory_is_parsed(monkeypatch):
     data = _zip_declaring_65535_files()
     _spy(monkeypatch, zipfile, "ZipFile")
-    with pytest.raises(InputError, match=r"zip of 65,535 files, more than the limit of 20,016"):
+    with pytest.raises(InputError, match=r"zip of 65,535 files, more than an uploaded zip may hold \(1,024, setting max_zip_files\) and more than a state dict of at most 20,000 tensors needs"):
         interpret.load_model(data, arch="resnet18")
 
 
@@ -417,3 +417,22 @@ def test_a_prefix_is_suggested_only_when_the_stripped_keys_fit():
     with pytest.raises(InputError, match=r"without it, they look like mobilenet_v2 .* not resnet18: strip "
                                          r"that prefix .* and load it with arch='mobilenet_v2'"):
         interpret.load_model(other, arch="resnet18")
+
+
+def test_naming_a_huge_architecture_for_a_small_file_builds_it_on_the_meta_device_only(monkeypatch):
+    from interpret.sources import torchvision as tv_src
+
+    real = tv_src.build
+    devices = []
+
+    def build(*args, **kwargs):
+        devices.append(torch.get_default_device().type)
+        if devices[-1] != "meta":
+            raise Reached("the architecture was built with real weights for a file that does not fit it")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tv_src, "build", build)
+    data = _torch_bytes({"conv1.weight": torch.zeros(64, 3, 7, 7)})
+    with pytest.raises(InputError, match=r"does not match the architecture 'vit_h_14': 392 of the architecture's"):
+        interpret.load_model(data, arch="vit_h_14")  # 632 million parameters: 2.5 GB if built for real
+    assert devices and set(devices) == {"meta"}

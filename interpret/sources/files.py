@@ -29,6 +29,11 @@ from ..preprocessing import Preprocessing
 MAX_MODEL_BYTES = 2 * 1024**3
 
 
+def subject(fname: str) -> str:
+    """A file's name as the subject of a sentence ("The uploaded file" for bytes)."""
+    return "The uploaded file" if fname == "uploaded file" else fname
+
+
 def _limits():
     from ..settings import current
 
@@ -59,7 +64,7 @@ def check_zip_entries(data: bytes, fname: str, limit: int, setting: str = "max_z
     directory is parsed."""
     n = zip_entries(data)
     if n is not None and n > limit:
-        raise InputError(f"{fname} is a zip of {n:,} files, more than the limit of {limit:,} "
+        raise InputError(f"{subject(fname)} is a zip of {n:,} files, more than the limit of {limit:,} "
                          f"(setting {setting}); refused before unpacking it.")
 
 
@@ -107,7 +112,7 @@ def safe_zip_members(zf: zipfile.ZipFile, fname: str, max_files: int,
             raise InputError(f"{fname} holds a symbolic link ({m.filename!r}): refused.")
         total += m.file_size
     if total > limit_mb * 2**20:
-        raise InputError(f"{fname} unpacks to {total / 2**20:,.1f} MiB, more than the limit of "
+        raise InputError(f"{subject(fname)} unpacks to {total / 2**20:,.1f} MiB, more than the limit of "
                          f"{limit_mb:,} MiB (setting max_unpacked_mb); refused before unpacking it.")
     return members
 
@@ -153,9 +158,13 @@ def file_kind(data: bytes, fname: str = "The file") -> str:
             return "safetensors"
     if data[:2] == b"PK":
         limits = _limits()  # a torch zip holds one file per tensor storage, plus a few
-        check_zip_entries(data, fname, max(limits.max_zip_files, limits.max_state_tensors + 16),
-                          "max_state_tensors" if limits.max_state_tensors + 16 > limits.max_zip_files
-                          else "max_zip_files")
+        n = zip_entries(data)
+        if n is not None and n > max(limits.max_zip_files, limits.max_state_tensors + 16):
+            raise InputError(
+                f"{subject(fname)} is a zip of {n:,} files, more than an uploaded zip may hold "
+                f"({limits.max_zip_files:,}, setting max_zip_files) and more than a state dict "
+                f"of at most {limits.max_state_tensors:,} tensors needs (one file per tensor, "
+                "setting max_state_tensors); refused before reading it.")
         try:
             names = zipfile.ZipFile(io.BytesIO(data)).namelist()
         except zipfile.BadZipFile:
@@ -254,13 +263,13 @@ def load_labels(labels) -> Optional[List[str]]:
 
 
 def _too_many_tensors(fname: str, n: int, limit: int, what: str = "tensors") -> InputError:
-    return InputError(f"{fname} holds {n:,} {what}, more than the limit of {limit:,} tensors in "
+    return InputError(f"{subject(fname)} holds {n:,} {what}, more than the limit of {limit:,} tensors in "
                       "a state dict (setting max_state_tensors); refused before reading them. "
                       "Vision models have a few hundred to a few thousand.")
 
 
 def _too_many_bytes(fname: str, total: int, limit_mb: int) -> InputError:
-    return InputError(f"{fname}'s tensors take {total / 2**20:,.1f} MiB, more than the limit of "
+    return InputError(f"{subject(fname)}'s tensors take {total / 2**20:,.1f} MiB, more than the limit of "
                       f"{limit_mb:,} MiB (setting max_unpacked_mb); refused before reading them.")
 
 
@@ -279,7 +288,7 @@ def check_safetensors(data: bytes, fname: str) -> int:
         spans = [v["data_offsets"] for k, v in entries.items() if k != "__metadata__"]
         total = sum(int(b) - int(a) for a, b in spans)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise InputError(f"{fname} is not a valid safetensors file (its header: {exc}).") from None
+        raise InputError(f"{subject(fname)} is not a valid safetensors file (its header: {exc}).") from None
     if len(spans) > limits.max_state_tensors:
         raise _too_many_tensors(fname, len(spans), limits.max_state_tensors)
     if total > limits.max_unpacked_mb * 2**20:
@@ -306,13 +315,13 @@ def _count_persistent(stream, fname: str, limit: int, pickles: int = 1) -> int:
                         raise _too_many_tensors(fname, n, limit, "tensors or more")
                 if ops > max_ops:
                     raise InputError(
-                        f"{fname}'s index of tensors (its pickle) is longer than a state dict of "
+                        f"{subject(fname)}'s index of tensors (its pickle) is longer than a state dict of "
                         f"{limit:,} tensors needs (setting max_state_tensors): more than "
                         f"{max_ops:,} entries; refused before reading it.")
     except InputError:
         raise
     except Exception as exc:  # noqa: BLE001 - pickletools raises ValueError and others
-        raise InputError(f"{fname} could not be read as a PyTorch file: {exc}") from None
+        raise InputError(f"{subject(fname)} could not be read as a PyTorch file: {exc}") from None
     return n
 
 
@@ -336,7 +345,7 @@ def check_torch_file(data: bytes, fname: str, kind: str) -> int:
         return len(storages)
     if pkl.file_size > 1024 * limits.max_state_tensors + 2**20:
         raise InputError(
-            f"{fname}'s index of tensors (data.pkl) is {pkl.file_size / 2**20:,.1f} MiB, more than "
+            f"{subject(fname)}'s index of tensors (data.pkl) is {pkl.file_size / 2**20:,.1f} MiB, more than "
             f"a state dict of {limits.max_state_tensors:,} tensors needs (setting "
             "max_state_tensors); refused before reading it.")
     return _count_persistent(io.BytesIO(unpack_member(zf, pkl, fname).getvalue()), fname,
@@ -430,11 +439,52 @@ def _meta_signature(build: Callable[[], nn.Module]) -> Optional[Dict[str, Tuple[
             if not k.endswith("num_batches_tracked")}
 
 
+def _signature_file() -> Path:
+    """Where the signatures are kept between processes: the user's cache folder, one
+    file per version of torch, torchvision and timm (and of the list above)."""
+    import hashlib
+    from importlib import metadata
+
+    def version(dist: str) -> str:  # without importing it (timm takes seconds)
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "none"
+
+    stamp = hashlib.blake2b(repr((torch.__version__, version("torchvision"), version("timm"),
+                                  TIMM_LOOKALIKES, 1)).encode(), digest_size=8).hexdigest()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "interpret" / f"architecture-keys-{stamp}.json"
+
+
+def _read_signatures() -> Optional[Dict[str, Dict[str, Tuple[int, ...]]]]:
+    try:
+        data = json.loads(_signature_file().read_text("utf-8"))
+        return {a: {k: tuple(int(d) for d in v) for k, v in sig.items()} for a, sig in data.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _write_signatures(sigs: Dict[str, Dict[str, Tuple[int, ...]]]) -> None:
+    path = _signature_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+        tmp.write_text(json.dumps({a: {k: list(v) for k, v in sig.items()} for a, sig in sigs.items()}),
+                       "utf-8")
+        os.replace(tmp, path)
+    except OSError:  # a read-only home: build them again next time
+        pass
+
+
 def architecture_signatures(timm: bool = True) -> Dict[str, Dict[str, Tuple[int, ...]]]:
     """{arch: {key: shape}} of every torchvision classifier (and the bundled
     EfficientNet-Lite0, and :data:`TIMM_LOOKALIKES` as ``timm:<name>`` when timm is
-    installed), built once per process on the meta device (about 3 s, then cached)."""
+    installed), built on the meta device the first time (a few seconds of CPU), then
+    kept in the user's cache folder and in memory."""
     with _SIGNATURES_LOCK:
+        if not _SIGNATURES:
+            _SIGNATURES.update(_read_signatures() or {})
         if not _SIGNATURES:
             from . import bundled, torchvision as tv
             import torchvision
@@ -457,6 +507,7 @@ def architecture_signatures(timm: bool = True) -> Dict[str, Dict[str, Tuple[int,
                     if sig:
                         found[f"timm:{name}"] = sig
             _SIGNATURES.update(found)
+            _write_signatures(found)
         sigs = dict(_SIGNATURES)
     return sigs if timm else {k: v for k, v in sigs.items() if not k.startswith("timm:")}
 
@@ -591,6 +642,9 @@ class Arch:
     label: str
     build: Callable[[Dict[str, torch.Tensor]], nn.Module]
     info: Callable[[nn.Module], Dict[str, Any]]
+    #: whether ``build`` may first run on the meta device to compare the file with the
+    #: architecture before memory is spent on its weights (not for the operator's code)
+    meta_check: bool = True
 
 
 def _imagenet_if_1000(module: nn.Module, fields: Dict[str, Any], n: int) -> Dict[str, Any]:
@@ -624,7 +678,7 @@ def resolve_arch(arch, arch_kwargs: Optional[Dict[str, Any]] = None) -> Arch:
                 fields["preprocessing"] = Preprocessing()
             return fields
 
-        return Arch(label, build_factory, info_factory)
+        return Arch(label, build_factory, info_factory, meta_check=False)
     if not isinstance(arch, str):
         raise InputError(f"arch must be an architecture name or a function, not {type(arch).__name__}.")
     if arch_kwargs:
@@ -656,6 +710,27 @@ def resolve_arch(arch, arch_kwargs: Optional[Dict[str, Any]] = None) -> Arch:
         return _imagenet_if_1000(module, fields, n)
 
     return Arch(name, build_tv, info_tv)
+
+
+def _check_on_meta(spec: Arch, state: Dict[str, torch.Tensor], fname: str) -> None:
+    """Refuse a file that does not fit ``spec`` before its weights cost memory: the
+    architecture is built on the meta device (shapes only) and compared with the file,
+    so that naming a 600-million-parameter architecture for a small file costs nothing.
+    (When it fits, the real build costs what the file holds.)"""
+    import warnings
+
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")
+            probe = spec.build(state)
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - builders that compute with tensors (RegNet)
+        return
+    why = mismatch_message(probe, state, spec.label)
+    if why is not None:
+        raise InputError(f"{fname} does not match the architecture '{spec.label}': {why}. "
+                         "Check that you picked the architecture the checkpoint was trained with.")
 
 
 def load(source, arch, allow_untrusted: bool, pre: Optional[Preprocessing],
@@ -693,6 +768,8 @@ def load(source, arch, allow_untrusted: bool, pre: Optional[Preprocessing],
             "with arch=..., e.g. arch='resnet50' or arch='timm:convnext_tiny'."
         )
     spec = resolve_arch(arch, arch_kwargs)
+    if spec.meta_check:
+        _check_on_meta(spec, state, fname)
     module = spec.build(state)
     load_state(module, state, fname, spec.label)
     module.eval()
@@ -700,6 +777,7 @@ def load(source, arch, allow_untrusted: bool, pre: Optional[Preprocessing],
     if pre is not None:
         fields["preprocessing"] = pre
     fields.setdefault("preprocessing", Preprocessing())
+    fields["preprocessing"].check_declared(subject(fname) if fname != "uploaded file" else "the uploaded file")
     return module, ModelInfo(
         name=label, source=f"file ({kind if kind != 'torch' else 'state dict'}, arch={spec.label})",
         weights=fname, **fields)

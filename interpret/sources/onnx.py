@@ -70,6 +70,11 @@ _EXPORT_HINT = ("export it again with torch.onnx.export(..., dynamo=False, opset
                 "or load the PyTorch model itself")
 
 
+def _the(fname: str) -> str:
+    """A file's name inside a sentence ("the uploaded file" for bytes)."""
+    return "the uploaded file" if fname == "uploaded file" else fname
+
+
 def _modules():
     from ..optional import require
 
@@ -564,7 +569,7 @@ def convert_model(model, fname: str = "model.onnx") -> Tuple[nn.Module, Dict[str
     if h and w:  # bounded before any conversion or probe forward (max_input_pixels)
         limit = input_pixel_limit()
         if h * w > limit:
-            raise InputError(input_too_large(h, w, limit, f"The input that {fname} declares"))
+            raise InputError(input_too_large(h, w, limit, f"The input that {_the(fname)} declares"))
     opset = _default_opset(model)
     folded = prepare_graph(model)
     allowzero = drop_inert_allowzero(model, fname)
@@ -647,7 +652,7 @@ def load(data: bytes, fname: str, pre: Optional[Preprocessing], name: Optional[s
                      f"to {resize} then a {h}x{w} centre crop are assumed; if the model was trained "
                      "otherwise, set its own under Preprocessing, below the model in the dashboard's "
                      "sidebar (load_model: mean=, std=, resize=, crop=)")
-    pre.check_declared(inner)
+    pre.check_declared(_the(inner))
     label = name or (os.path.splitext(inner)[0] if inner != "uploaded file" else "onnx model")
     opsets = f"opset {facts['opset']}" + (f", rewritten for {facts['converted_to']}"
                                           if facts["converted_to"] else "")
