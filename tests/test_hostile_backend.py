@@ -436,3 +436,21 @@ def test_naming_a_huge_architecture_for_a_small_file_builds_it_on_the_meta_devic
     with pytest.raises(InputError, match=r"does not match the architecture 'vit_h_14': 392 of the architecture's"):
         interpret.load_model(data, arch="vit_h_14")  # 632 million parameters: 2.5 GB if built for real
     assert devices and set(devices) == {"meta"}
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"num_hidden_layers": 5000}, r"config.json asks for 5,000 layers, but its weights hold only \d+ tensors"),
+    ({"hidden_size": 2048}, r"config.json describes a model of [\d,]+ parameters, but its weights hold "
+                            r"[\d,]+ numbers: the other [\d,]+ would be random"),
+], ids=["layers", "width"])
+def test_an_hf_config_far_larger_than_its_weights_is_refused_before_it_is_built(
+        vit_folder, tmp_path, monkeypatch, change, message):
+    import transformers
+
+    evil = _copy(vit_folder, tmp_path / "evil")
+    cfg = json.loads((evil / "config.json").read_text())
+    cfg.update(change)
+    (evil / "config.json").write_text(json.dumps(cfg))
+    _spy(monkeypatch, transformers.AutoModelForImageClassification, "from_pretrained")
+    with pytest.raises(InputError, match=message):
+        interpret.load_model(evil)

@@ -267,6 +267,8 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
     segmenter = any(str(a).endswith("ForSemanticSegmentation") for a in config.get("architectures") or [])
     auto = (transformers.AutoModelForSemanticSegmentation if segmenter
             else transformers.AutoModelForImageClassification)
+    if safe and not remote:
+        _check_weights_cover(transformers, auto, folder, what, config)
     try:
         module = auto.from_pretrained(
             str(folder), use_safetensors=safe, trust_remote_code=bool(allow_untrusted and remote),
@@ -306,6 +308,74 @@ def _max_files() -> int:
     from ..settings import current
 
     return min(MAX_ZIP_FILES, current().max_zip_files)
+
+
+def _stored_tensors(folder: Path) -> Tuple[int, int]:
+    """(tensors, numbers) the folder's safetensors files hold, from their headers."""
+    files = [folder / SAFE_WEIGHTS] if (folder / SAFE_WEIGHTS).is_file() else []
+    index = folder / f"{SAFE_WEIGHTS}.index.json"
+    if not files and index.is_file():
+        weight_map = _read_json(index, index.name).get("weight_map") or {}
+        names = sorted({str(v) for v in weight_map.values()} if isinstance(weight_map, dict) else ())
+        files = [folder / n for n in names if PurePosixPath(n).name == n and (folder / n).is_file()]
+    tensors = numbers = 0
+    for f in files:
+        with open(f, "rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else 0
+            try:
+                entries = json.loads(fh.read(n)) if 0 < n <= 100 * 2**20 else {}
+            except ValueError:
+                entries = {}
+        for k, v in entries.items() if isinstance(entries, dict) else ():
+            if k == "__metadata__" or not isinstance(v, dict):
+                continue
+            tensors += 1
+            count = 1
+            for d in v.get("shape") or []:
+                count *= int(d)
+            numbers += count
+    return tensors, numbers
+
+
+def _check_weights_cover(transformers, auto, folder: Path, what: str, config: Dict[str, Any]) -> None:
+    """Refuse, before anything is built for real, a config that describes a model much
+    larger than the weights in the folder: ``from_pretrained`` fills every weight the
+    file lacks with random numbers, so a config asking for thousands of layers or a huge
+    width next to a small file would cost gigabytes.  The layer counts are compared with
+    the stored tensors first (a layer has at least one), then the model is built on the
+    meta device (no memory) and its parameters counted."""
+    import torch
+
+    tensors, numbers = _stored_tensors(folder)
+    if not tensors:
+        return  # from_pretrained says what is missing
+    layers = 0
+    for key, value in config.items():
+        if key in ("num_hidden_layers", "num_layers", "depths", "depth", "num_blocks"):
+            vals = value if isinstance(value, list) else [value]
+            layers = max(layers, sum(int(v) for v in vals if isinstance(v, int) and not isinstance(v, bool)))
+    if layers > tensors:
+        raise InputError(f"{what}'s {CONFIG} asks for {layers:,} layers, but its weights hold only "
+                         f"{tensors:,} tensors: the rest would be random numbers; refused before "
+                         "building it.")
+    try:
+        cfg = transformers.AutoConfig.from_pretrained(str(folder), local_files_only=True,
+                                                      trust_remote_code=False)
+        with torch.device("meta"):
+            probe = auto.from_config(cfg)
+    except Exception:  # noqa: BLE001 - from_pretrained reports an unbuildable config
+        return
+    seen, need = set(), 0
+    for p in probe.parameters():
+        if id(p) not in seen:
+            seen.add(id(p))
+            need += p.numel()
+    if need > 1.1 * numbers + 10**6:
+        raise InputError(
+            f"{what}'s {CONFIG} describes a model of {need:,} parameters, but its weights hold "
+            f"{numbers:,} numbers: the other {need - numbers:,} would be random "
+            f"({(need - numbers) * 4 / 2**20:,.0f} MiB); refused before building it.")
 
 
 def _safe_members(zf: zipfile.ZipFile, fname: str) -> List[zipfile.ZipInfo]:
