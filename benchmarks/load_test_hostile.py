@@ -76,14 +76,14 @@ def huge_input_onnx(folder: Path) -> Path:
     return p
 
 
-def many_tensors(cache: Path) -> Path:
-    """torch.save of 10^6 one-element tensors (kept in ``cache``: it takes a minute)."""
-    p = cache / "million_tensors.pth"
+def many_tensors(cache: Path, n: int = TENSORS) -> Path:
+    """torch.save of ``n`` one-element tensors (kept in ``cache``: 10^6 take a minute)."""
+    p = cache / f"tensors_{n}.pth"
     if not p.exists():
         import torch
 
         tmp = p.with_suffix(".tmp")
-        torch.save({f"t{i}": torch.zeros(1) for i in range(TENSORS)}, tmp)
+        torch.save({f"t{i}": torch.zeros(1) for i in range(n)}, tmp)
         os.replace(tmp, p)
     return p
 
@@ -92,13 +92,21 @@ def many_tensors(cache: Path) -> Path:
 # The hostile session
 
 
+ICONS = {"error", "warning", "info", "lock", "timer", "stop_circle", "block"}
+
+
 async def _alerts(page) -> str:
-    texts = await page.locator("[data-testid=stAlert]").all_inner_texts()
-    return " | ".join(" ".join(t.split()) for t in texts)[:300]
+    """The page's alert boxes, as text (without the Material icon's name)."""
+    texts = []
+    for t in await page.locator("[data-testid=stAlert]").all_inner_texts():
+        words = t.split()
+        texts.append(" ".join(words[1:] if words and words[0] in ICONS else words))
+    return " | ".join(texts)[:300]
 
 
 async def _choose(page, box, option: str) -> None:
-    await box.click()
+    """Pick ``option`` in a selectbox (a combobox: its value is an <input>'s)."""
+    await box.locator("input").click()
     await page.get_by_role("option", name=option).first.click()
     await settle(page)
 
@@ -120,11 +128,10 @@ async def hostile(browser, url, files, stop_at, results):
                     await sidebar.locator("[data-testid=stFileUploader] input[type=file]"
                                           ).first.set_input_files(str(path))
                 else:
-                    await _choose(page, sidebar.locator("[data-testid=stSelectbox]").filter(
-                        has_text="EfficientNet-Lite0 (bundled)").first, "Upload a checkpoint")
+                    boxes = sidebar.locator("[data-testid=stSelectbox]")  # model, then library
+                    await _choose(page, boxes.nth(0), "Upload a checkpoint")
                     if path.suffix == ".onnx":
-                        await _choose(page, sidebar.locator("[data-testid=stSelectbox]").filter(
-                            has_text="torchvision (or the bundled").first, "ONNX graph")
+                        await _choose(page, boxes.nth(1), "ONNX graph")
                     await sidebar.locator("[data-testid=stFileUploader]").filter(has_text="Checkpoint").locator(
                         "input[type=file]").first.set_input_files(str(path))
                     await page.wait_for_timeout(500)
@@ -203,6 +210,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=90, help="how long each run drives")
     ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "interpret-hostile"),
                     help="where the 270 MB state dict is kept between runs")
+    ap.add_argument("--tensors", type=int, default=TENSORS,
+                    help="tensors in the hostile state dict (smaller: a quick check of the driver)")
     ap.add_argument("--out", help="also write the report (markdown) to this file")
     args = ap.parse_args(argv)
     if not Path(CHROMIUM).exists():
@@ -215,7 +224,7 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         photos = make_photos(args.sessions, tmp)
         files = [("thin PNG", thin_png(tmp)), ("ONNX 13000x13000", huge_input_onnx(tmp)),
-                 ("10^6-tensor state dict", many_tensors(cache))]
+                 (f"{args.tensors:,}-tensor state dict", many_tensors(cache, args.tensors))]
         sizes = {what: p.stat().st_size for what, p in files}
         print(f"hostile files: {sizes}", flush=True)
         base = one_run(photos, args.seconds, None, tmp)
