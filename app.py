@@ -17,6 +17,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+from interpret import words
 from ui import compute, state, views
 from ui.errors import show_input_error
 from ui.pages import pages
@@ -32,14 +33,14 @@ def _summary(ctx: ui.PageContext) -> None:
     top = ctx.predictions[0]
     left, right = st.columns([2, 3], gap="large")
     with left:
-        st.image(compute.preview_uri(ctx.image), caption=f"Current photo: {ctx.image.title}",
+        st.image(compute.preview_uri(ctx.image), caption=f"Current photo: {words.text(ctx.image.title)}",
                  width="stretch")
     with right:
-        st.subheader(f"The model says: *{top.label}*")
+        st.subheader(f"The model says: *{words.text(top.label)}*")
         second = ctx.predictions[1]
         st.markdown(
-            f"**{ctx.handle.name}** is **{top.probability:.0%}** sure. Its next guess is "
-            f"*{second.label}* ({second.probability:.0%}).")
+            f"**{words.text(ctx.handle.name)}** is **{top.probability:.0%}** sure. Its next guess is "
+            f"*{words.text(second.label)}* ({second.probability:.0%}).")
         st.markdown("Where to go next:")
         params = state.url_params()
         for page in pages():
@@ -50,8 +51,7 @@ def _summary(ctx: ui.PageContext) -> None:
             except Exception:  # noqa: BLE001 - run on its own (tests): no page list
                 st.markdown(page.summary)
         if ctx.present:
-            ui.plain(f"Open <b>Attributions</b> to see which parts of the photo made the model "
-                     f"say <i>{top.label}</i>.")
+            ui.plain(words.home_plain(top.label))
 
 
 def _gallery() -> None:

@@ -34,6 +34,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import numpy as np
 from PIL import Image
 
+from . import words
 from .errors import InputError, Progress
 
 __all__ = ["report", "report_html", "html_to_pdf", "find_chromium", "package_versions",
@@ -115,6 +116,8 @@ table{border-collapse:collapse;font-size:13px} td,th{border:1px solid #ddd;paddi
 th{background:#f6f8fa} td.l,th.l{text-align:left}
 .sentence{font-size:15px;line-height:1.45;background:#f3f2fd;border-left:4px solid #4F46E5;padding:8px 12px;border-radius:4px;margin:8px 0}
 svg text{font-family:inherit}
+.legend{font-size:11px;color:#555;margin-top:4px} .legend .bar{height:10px;border-radius:3px}
+.legend .ends{display:flex;justify-content:space-between}
 @media print{main{padding:0 8px} .card{margin:8px 0}}
 """
 
@@ -147,12 +150,44 @@ def _badge(word: str, prefix: str = "") -> str:
     return f'<span class="badge" style="color:{fg};background:{bg}">{_e(prefix + word)}</span>'
 
 
+def _axis_top(peak: float) -> float:
+    """The top of a probability axis: the next round value at or above ``peak`` (steps
+    of 10%, or of 1% / 0.1% for small probabilities), never above 100%."""
+    peak = min(1.0, max(float(peak), 1e-4)) if peak == peak else 1.0
+    for step in (0.1, 0.01, 0.001, 0.0001):
+        if peak > step or step == 0.0001:
+            return min(1.0, float(np.ceil(peak / step - 1e-9) * step))
+    return 1.0
+
+
+def _tick(v: float) -> str:
+    """A tick of a probability axis: "50%", "2.5%", "0.05%" (no more digits than it needs)."""
+    pct = 100.0 * v
+    for d in range(0, 4):
+        if abs(round(pct, d) - pct) < 1e-9 * max(1.0, pct):
+            return f"{pct:.{d}f}%"
+    return f"{pct:.3g}%"
+
+
+def _legend(colormap: str, width: int = 224) -> str:
+    """The colour scale of the maps: a gradient bar from "least" to "most important"
+    (a CSS gradient: no image to load)."""
+    from .overlay import colormap_lut
+
+    lut = colormap_lut(colormap)
+    stops = ", ".join(f"rgb({r},{g},{b}) {i / 8:.0%}" for i, (r, g, b) in
+                      enumerate(lut[np.linspace(0, 255, 9).round().astype(int)]))
+    return (f'<div class="legend" style="width:{width}px"><div class="bar" style="background:'
+            f'linear-gradient(to right, {stops})"></div><div class="ends"><span>least important'
+            f'</span><span>most important</span></div></div>')
+
+
 def _svg_curves(f, width: int = 420, height: int = 220) -> str:
     """The deletion / insertion curves (and the random maps', dotted) as inline SVG."""
     left, right, top, bottom = 46, 10, 10, 34
     pw, ph = width - left - right, height - top - bottom
     curves = [np.asarray(c, float) for c in (f.deletion, f.random_deletion, f.insertion, f.random_insertion)]
-    ymax = max(1e-6, max(float(c.max()) for c in curves)) * 1.05
+    ymax = _axis_top(max(float(np.nanmax(c)) for c in curves))
     fr = np.asarray(f.fractions, float)
 
     def pts(c):
@@ -165,7 +200,7 @@ def _svg_curves(f, width: int = 420, height: int = 220) -> str:
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>']
     for t in (0.0, 0.5, 1.0):
         y = top + ph - t * ph
-        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{t * ymax * 100:.0f}%</text>')
+        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{_tick(t * ymax)}</text>')
         x = left + t * pw
         parts.append(f'<text x="{x:.1f}" y="{top + ph + 13}" font-size="10" text-anchor="middle">{t * 100:.0f}%</text>')
     parts.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph + 27}" font-size="11" text-anchor="middle">'
@@ -203,6 +238,15 @@ def _matrix_table(agr) -> str:
     return f'<table><tr><th class="l">rank correlation</th>{head}</tr>{"".join(rows)}</table>'
 
 
+def _unique(labels: List[str]) -> List[str]:
+    """The labels, numbered where one repeats (a dict needs distinct keys)."""
+    out, seen = [], {}
+    for l in labels:
+        seen[l] = seen.get(l, 0) + 1
+        out.append(l if seen[l] == 1 else f"{l} ({seen[l]})")
+    return out
+
+
 def _as_list(explanations) -> List:
     from .explain import Explanation
 
@@ -221,8 +265,9 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
                 sanity: Optional[Mapping] = None, box: Optional[Tuple[float, float, float, float]] = None,
                 steps: int = 20, baseline: str = "blur", colormap: str = "jet", opacity: float = 0.5,
                 title: Optional[str] = None, top_k: int = 5,
-                progress: Optional[Progress] = None) -> str:
-    """The report as one HTML string (see :func:`report`)."""
+                progress: Optional[Progress] = None, plain: bool = False) -> str:
+    """The report as one HTML string (see :func:`report`); ``plain``: the presentation
+    variant (:func:`_plain_report`)."""
     from . import __version__
     from .explain import as_handle, predict
     from .methods.registry import get_method
@@ -253,6 +298,10 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
     preds = predict(handle, image, top_k=top_k)
     now = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0)
     h, w = handle.input_size
+    if plain:
+        return _plain_report(handle, image, view, items, labels, faith, sanity,
+                             predict(handle, image, top_k=None), colormap, opacity,
+                             title or f"What the model sees: {handle.name}", now)
     title = title or f"How far to trust these heatmaps: {handle.name}"
 
     out: List[str] = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -312,16 +361,18 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
         out.append(
             f'<div class="card" data-method="{_e(e.method)}"><h3>{_e(label)}: {_e(what)}</h3>'
             f"<div>{badges}</div><div class='row'>"
-            f'<div><img class="photo" alt="{_e(label)} over the photo" src="{_data_uri(ov)}"></div>'
+            f'<div><img class="photo" alt="{_e(label)} over the photo" src="{_data_uri(ov)}">'
+            f"{_legend(colormap)}</div>"
             f"<div>{_svg_curves(f)}</div></div>"
-            f'<div class="sentence">{_e(f.sentence)}</div>{nums}{extra}'
+            f'<div class="sentence">{words.html(f.sentence_for())}</div>{nums}{extra}'
             f'<p class="muted">layer {_e(e.layer or "-")} &middot; parameters {_e(params)} &middot; '
             f"{f.steps} steps, {_e(f.baseline)} baseline, {f.seeds} random maps on a "
             f"{f.grid[0]}x{f.grid[1]} grid</p></div>")
     if len(items) >= 2:
         targets = {(e.target, e.contrast) for e in items}
         if len(targets) == 1:
-            agr = _agreement(items)
+            # the methods' names, not their ids
+            agr = _agreement(dict(zip(_unique(labels), items)))
             out.append("<h2>Do the methods agree?</h2>")
             out.append("<p class='muted'>Spearman's rank correlation between the maps (1: the same "
                        "order of pixels, 0: unrelated).</p>" + _matrix_table(agr))
@@ -341,6 +392,70 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
     return "".join(out)
 
 
+def _plain_report(handle, image, view, items, labels, faith, sanity, preds, colormap: str,
+                  opacity: float, title: str, now) -> str:
+    """The presentation-mode report: the same sentences as the page in presentation mode
+    (interpret.words), each map with its colour legend and its verdict in words, and no
+    technical number (no curve, area, correlation or setting)."""
+    from . import __version__
+    from .overlay import overlay
+
+    probs = {p.index: p.probability for p in preds} if isinstance(preds, list) else {}
+    top = preds[0] if isinstance(preds, list) and preds else None
+    hot = {"jet": "red", "turbo": "red", "inferno": "bright yellow", "viridis": "yellow",
+           "magma": "pale yellow", "plasma": "yellow", "hot": "white-hot", "greys": "white",
+           "rdbu": "red"}.get(colormap, "brightest")
+    out: List[str] = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+                      '<meta name="viewport" content="width=device-width, initial-scale=1">',
+                      f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
+                      f"<h1>{_e(title)}</h1>", "<div class='row'>",
+                      f'<div><img class="photo" alt="the photo as the model sees it" src="{_data_uri(view)}"></div>']
+    if top is not None and top.probability is not None:
+        others = [(p.label, p.probability) for p in preds[1:3] if p.probability is not None]
+        out.append(f'<div><p class="sentence">{words.html(words.prediction_plain(top.label, top.probability, others))}</p></div>')
+    out.append("</div>")
+    for e, label in zip(items, labels):
+        f = faith[e.method]
+        sc = sanity.get(e.method)
+        ov = overlay(image, e.heatmap, handle, colormap=colormap, opacity=opacity)
+        spec_contrastive = e.method not in ("eigencam", "activation", "attention_rollout")
+        try:
+            from .methods.registry import get_method
+
+            spec_contrastive = get_method(e.method).contrastive
+        except InputError:
+            pass
+        caption = ""
+        if top is not None and top.probability is not None:
+            caption = words.map_caption(
+                e.target_label, hot, top_label=top.label, probability=probs.get(e.target, float("nan")),
+                top_probability=top.probability, predicted=top.index == e.target,
+                contrast_label=e.contrast_label,
+                contrast_probability=probs.get(e.contrast) if e.contrast is not None else None,
+                class_specific=spec_contrastive, verdict=f.verdict)
+        badges = _badge(f.verdict) + (_badge(sc.status, "sanity check ") if sc is not None else "")
+        out.append(
+            f'<div class="card" data-method="{_e(e.method)}"><h3>{_e(label)}</h3><div>{badges}</div>'
+            f"<div class='row'><div><img class=\"photo\" alt=\"{_e(label)} over the photo\" "
+            f'src="{_data_uri(ov)}">{_legend(colormap)}</div>'
+            f'<div style="max-width:560px"><p class="sentence">{words.html(caption)}</p>'
+            f"<p>{words.html(words.trust_plain(f.verdict, hot))}</p>"
+            + (f"<p>{words.html(words.sanity_plain(sc.passed))}</p>" if sc is not None else "")
+            + "</div></div></div>")
+    if len(items) >= 2 and len({(e.target, e.contrast) for e in items}) == 1:
+        from .trust import agreement as _agreement
+
+        agr = _agreement(dict(zip(_unique(labels), items)))
+        m = np.asarray(agr.matrix, float)
+        pairs = m[np.triu_indices(len(m), k=1)]
+        pairs = pairs[~np.isnan(pairs)]
+        if pairs.size:
+            out.append(f"<h2>Do the methods agree?</h2><p>{words.html(words.agreement_plain(float(pairs.mean()), len(items)))}</p>")
+    out.append(f'<p class="muted">Made {now.isoformat()} with interpret-dashboard {_e(__version__)}; '
+               "every figure is inside this file.</p></main></body></html>")
+    return "".join(out)
+
+
 def report(model, image, explanations, path, *, pdf: Optional[bool] = None, **kwargs) -> Path:
     """Write a trust report for ``explanations`` (a list of
     :class:`~interpret.Explanation` of ``image``, or one) to ``path``: HTML, or PDF
@@ -349,7 +464,9 @@ def report(model, image, explanations, path, *, pdf: Optional[bool] = None, **kw
     Faithfulness is computed for each map unless given (``faithfulness={method:
     Faithfulness}``); ``sanity={method: SanityCheck}`` adds sanity checks (else "not
     run"); ``box=(x0, y0, x1, y1)`` adds the pointing game and relevance mass for that
-    region; ``steps``, ``baseline``, ``colormap``, ``opacity``, ``title`` as named.
+    region; ``steps``, ``baseline``, ``colormap``, ``opacity``, ``title`` as named;
+    ``plain=True``: the presentation-mode variant, in the plain words of
+    :mod:`interpret.words` (the verdicts in words, no curve, area or correlation).
     Returns the path written (the PDF's when one was asked for)."""
     path = Path(path)
     text = report_html(model, image, explanations, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
-from interpret import figures
+from interpret import figures, words
 from ui import state, views
 from ui.widgets import target_picker
 
@@ -31,9 +31,8 @@ def main() -> None:
     entropy, max_entropy = summary["entropy"], summary["max_entropy"]
 
     if ctx.present:
-        others = ", ".join(f"<i>{p.label}</i> ({p.probability:.0%})" for p in preds[1:3])
-        ui.plain(f"The model is <b>{top.probability:.0%}</b> sure this photo shows a "
-                 f"<b><i>{top.label}</i></b>. Its next guesses are {others}.")
+        ui.plain(words.prediction_plain(top.label, top.probability,
+                                        [(p.label, p.probability) for p in preds[1:3]]))
 
     left, right = st.columns([3, 2], gap="large")
     with left:
@@ -52,23 +51,27 @@ def main() -> None:
     with right:
         with ui.guard("the summary"):
             st.subheader("How sure is it?")
-            a, b = st.columns(2)
-            a.metric("Confidence", f"{top.probability:.1%}",
-                     help="The probability the model gives its top class.")
-            b.metric("Entropy", f"{entropy:.2f} bits",
-                     help=f"0 bits: certain; {max_entropy:.2f} bits: all {len(probs)} classes "
-                          "equally likely.")
             eff = summary["effective_classes"]
             like = ("the model is practically certain" if eff < 1.5 else
                     f"like hesitating between about **{eff:.0f}** equally likely classes")
-            st.markdown(
-                f"**Confidence** is the probability of the top class: {top.probability:.0%} for "
-                f"*{top.label}*, out of {len(probs)} classes.  \n"
-                f"**Entropy** measures how spread out the guesses are: at {entropy:.1f} bits, "
-                f"{like} (0 bits = certain, {max_entropy:.1f} = no idea at all).")
+            if ctx.present:  # no entropy in presentation mode: the same in words
+                st.markdown(f"The model gives ***{words.text(top.label)}*** "
+                            f"{words.percent(top.probability)}: {like}.")
+            else:
+                a, b = st.columns(2)
+                a.metric("Confidence", f"{top.probability:.1%}",
+                         help="The probability the model gives its top class.")
+                b.metric("Entropy", f"{entropy:.2f} bits",
+                         help=f"0 bits: certain; {max_entropy:.2f} bits: all {len(probs)} classes "
+                              "equally likely.")
+                st.markdown(
+                    f"**Confidence** is the probability of the top class: {top.probability:.0%} for "
+                    f"*{words.text(top.label)}*, out of {len(probs)} classes.  \n"
+                    f"**Entropy** measures how spread out the guesses are: at {entropy:.1f} bits, "
+                    f"{like} (0 bits = certain, {max_entropy:.1f} = no idea at all).")
             st.subheader("Explain a class")
             target = target_picker(ctx)
-            st.caption(f"The other pages now explain **{ctx.handle.label(target)}**.")
+            st.caption(f"The other pages now explain **{words.text(ctx.handle.label(target))}**.")
             try:
                 st.page_link("pages/4_Attributions.py", label="See what made the model say it",
                              icon=":material/arrow_forward:", query_params=state.url_params())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import ui
+from interpret import words
 from ui import compute, views
 
 
@@ -57,7 +58,7 @@ def main() -> None:
 
     with ui.guard("preparing the model's input"):
         if ctx.present:
-            ui.plain(f"The model never sees the whole photo: it gets a small <b>{h}×{w}</b> "
+            ui.plain(f"The model never sees the whole photo: it gets a small **{h}×{w}** "
                      f"square from the middle (inside the dashed frame), and nothing else.")
 
         left, right = st.columns(2, gap="large")
@@ -70,7 +71,7 @@ def main() -> None:
             st.subheader("What the model receives")
             st.plotly_chart(views.model_view(ctx.handle, ctx.image), key="model_view",
                             config={"displayModeBar": False})
-            st.caption(f"{h}×{w} pixels: {_steps(pre)}. Shown de-normalised, so that the "
+            st.caption(f"{h}×{w} pixels: {words.text(_steps(pre))}. Shown de-normalised, so that the "
                        "colours look natural.")
 
     if ctx.present:

@@ -11,7 +11,7 @@ import streamlit as st
 
 import interpret
 import ui
-from interpret import figures
+from interpret import figures, words
 from ui import compute, state, views
 from ui.widgets import layer_picker
 
@@ -42,7 +42,7 @@ def channels(ctx: ui.PageContext, layer: str, maps: interpret.LayerMaps) -> None
             per_page = 64
             st.subheader(f"The {min(C, per_page)} most active detectors of one layer")
         else:
-            st.subheader(f"All {C} channels of {layer}")
+            st.subheader(f"All {C} channels of {words.text(layer)}")
             c1, c2, c3 = st.columns([2, 3, 2])
             with c1:
                 rank = st.segmented_control("Rank channels by", list(RANKS), format_func=RANKS.get,
@@ -138,7 +138,7 @@ def main() -> None:
     C = maps.shape[0]
 
     if ctx.present:
-        ui.plain(f"Each small square is one <b>feature detector</b> of the network looking at "
+        ui.plain(f"Each small square is one **feature detector** of the network looking at "
                  f"the photo ({C} of them in this layer). Bright means it found the pattern it "
                  "looks for, at that place in the photo.")
 
@@ -161,7 +161,8 @@ def main() -> None:
                        "places where a feature is absent.")
         log_y = st.toggle("Logarithmic counts", value=True, key="w_hist_log")
         st.plotly_chart(views.layer_histogram(ctx.handle, ctx.image, layer, maps, log_y,
-                                              f"Distribution of the {s['count']:,} values of {layer}"),
+                                              f"Distribution of the {s['count']:,} values of "
+                                              f"{words.plotly_text(layer)}"),
                         key="layer_hist", config=NOBAR)
 
     with ui.guard("the activations across layers"):

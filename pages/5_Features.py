@@ -12,7 +12,7 @@ import streamlit as st
 
 import interpret
 import ui
-from interpret import figures
+from interpret import figures, words
 from interpret.features import MAX_SIZE, MIN_SIZE
 from ui import compute, state, views
 from ui import features as fx
@@ -36,7 +36,7 @@ def channel_picker(ctx: ui.PageContext, layer: str, ranked: np.ndarray, values: 
     n = len(ranked)
     v = state.get("channel")
     if v is not None and not (isinstance(v, int) and 0 <= v < n):
-        st.warning(f"Channel {v} does not exist in {layer} ({n} channels, 0-{n - 1}); showing "
+        st.warning(f"Channel {words.text(v)} does not exist in {words.text(layer)} ({n} channels, 0-{n - 1}); showing "
                    "the most active one instead.", icon=":material/warning:")
         state.view()["channel"] = None
     options = [int(c) for c in ranked]
@@ -93,10 +93,10 @@ def photo_panel(ctx: ui.PageContext, layer: str, maps: interpret.LayerMaps, valu
                     key="fv_photo", config=NOBAR)
     place = int(np.nonzero(ranked == channel)[0][0]) + 1
     if ctx.present:
-        ui.plain(f"Where detector {channel} fires in <i>{ctx.image.title}</i>: the brighter, the "
+        ui.plain(f"Where detector {channel} fires in *{words.text(ctx.image.title)}*: the brighter, the "
                  "stronger.")
     else:
-        st.caption(f"The channel's {maps.shape[1]}×{maps.shape[2]} map over {ctx.image.title}: "
+        st.caption(f"The channel's {maps.shape[1]}×{maps.shape[2]} map over {words.text(ctx.image.title)}: "
                    f"{RANKS[rank]} {values[channel]:.3g}, rank {place} of {len(ranked)}. "
                    "Hover to read the values.")
 
@@ -115,17 +115,19 @@ def examples_panel(ctx: ui.PageContext, choice: Optional[fx.SetChoice], layer: s
                   on_click=st.session_state.__setitem__, args=("fv_scan_top", (iset.key, layer)))
         return
     ex = fx.top_examples(ctx.handle, iset, layer, channel)
-    titles = [f"{fx.short(e.name, 14)}<br><b>{e.score:.3g}</b>" for e in ex]
-    hover = [f"<b>{e.name}</b><br>response {e.score:.3g} at map cell {e.position}" for e in ex]
+    # file names are text in Plotly's HTML-like labels
+    titles = [f"{words.plotly_text(fx.short(e.name, 14))}<br><b>{e.score:.3g}</b>" for e in ex]
+    hover = [f"<b>{words.plotly_text(e.name)}</b><br>response {e.score:.3g} at map cell {e.position}"
+             for e in ex]
     key = ("top_patches", ctx.handle.fingerprint(), iset.key, layer, int(channel), len(ex))
     st.plotly_chart(compute.figure(key, lambda: figures.image_grid_figure([e.patch for e in ex], titles,
                                                                           hover=hover, cols=3)),
                     key="top_patches", config=NOBAR)
     if ctx.present:
-        ui.plain(f"The pieces of {choice.label} that make detector {channel} respond most.")
+        ui.plain(f"The pieces of {words.text(choice.label)} that make detector {channel} respond most.")
     else:
         side = ex[0].patch.shape[1] if ex else 0
-        st.caption(f"Of {choice.label}, the {len(ex)} on which the channel responds most, "
+        st.caption(f"Of {words.text(choice.label)}, the {len(ex)} on which the channel responds most, "
                    f"strongest first, each cropped to the {side}×{side}-pixel area that feeds its "
                    "strongest point (effective receptive field); the number is that response.")
 
@@ -193,12 +195,14 @@ def gallery(ctx: ui.PageContext, layer: str, ranked: np.ndarray, channel: int) -
     page at a time.  Returns the empty tiles by channel (to fill in later)."""
     s = fx.settings()
     C = len(ranked)
-    st.subheader(f"What the channels of {layer} look for" if not ctx.present
+    st.subheader(f"What the channels of {words.text(layer)} look for" if not ctx.present
                  else "More detectors of this layer")
     order = "rank"
     if not ctx.present:
+        # kept across pages (persist_state): coming back finds the gallery as it was left,
+        # not page 1 in another order with "Generate these 7" (issue 17)
         order = st.segmented_control("Order", list(ORDERS), format_func=ORDERS.get, default="rank",
-                                     required=True, key="w_fv_gorder") or "rank"
+                                     required=True, key="w_fv_gorder", persist_state="session") or "rank"
     chans_all = [int(c) for c in ranked] if order == "rank" else list(range(C))
     pages = max(1, math.ceil(C / fx.GALLERY_PAGE))
     pkey = f"w_fv_gpage_{layer}_{order}"
@@ -228,7 +232,7 @@ def gallery(ctx: ui.PageContext, layer: str, ranked: np.ndarray, channel: int) -
                    icon=":material/arrow_forward:", on_click=_next_gallery_page,
                    args=(pkey, target[:-1] + (page_no + 1,)))
     if pages > 1:
-        st.pagination(pages, default=page_no, key=pkey)
+        st.pagination(pages, default=page_no, key=pkey, persist_state="session")
 
     cols = st.columns(fx.GALLERY_PAGE, gap="small")
     slots = {}
@@ -338,15 +342,15 @@ def embedding_section(ctx: ui.PageContext, choice: Optional[fx.SetChoice], layer
     with right:
         st.markdown("##### Selected photo")
         st.image(fx.model_view(ctx.handle, iset, pick), width="stretch")
-        st.markdown(f"**{em.names[pick]}**  \npredicted *{em.predicted_labels[pick]}* "
+        st.markdown(f"**{words.text(em.names[pick])}**  \npredicted *{words.text(em.predicted_labels[pick])}* "
                     f"({em.probabilities[pick]:.0%})")
         st.caption("Click a point of the plot to see its photo here.")
     if ctx.present:
         ui.plain("Each dot is a photo, placed by what the network makes of it: photos it finds "
                  "alike end up close together. The colour is what it thinks each photo shows.")
     else:
-        st.caption(f"{n} photos ({choice.label}): the {em.features.shape[1]} features of "
-                   f"`{em.layer}` projected to 2-D by {PROJECTIONS[em.method]}, coloured by the "
+        st.caption(f"{n} photos ({words.text(choice.label)}): the {em.features.shape[1]} features of "
+                   f"{words.text(em.layer)} projected to 2-D by {PROJECTIONS[em.method]}, coloured by the "
                    "predicted class. Hover a point for its name; scroll to zoom, drag to pan.")
 
 
@@ -361,10 +365,10 @@ def export_section(ctx: ui.PageContext, choice: Optional[fx.SetChoice], layer: s
             return
         iset = choice.images
         have_tb = fx.tensorboard_available()
-        st.caption(f"Writes a TensorBoard log folder for {choice.label}: their features for the "
+        st.caption(f"Writes a TensorBoard log folder for {words.text(choice.label)}: their features for the "
                    "Embedding Projector (with thumbnails and the predicted classes), and image "
                    f"summaries of each photo as the model sees it with the 16 strongest channels of "
-                   f"`{layer}`. You get it as a zip; unpack it and run TensorBoard on it.")
+                   f"{words.text(layer)}. You get it as a zip; unpack it and run TensorBoard on it.")
         if not have_tb:
             st.warning("TensorBoard is not installed on this server, so the image summaries "
                        "cannot be written (the operator can add it: `pip install tensorboard`). "
@@ -438,7 +442,7 @@ def main() -> None:
     if ctx.present:
         st.subheader(f"What detector {channel} of the network looks for")
     else:
-        st.subheader(f"Channel {channel} of {layer}")
+        st.subheader(f"Channel {channel} of {words.text(layer)}")
     a, b, c = st.columns(3, gap="large")
     with c, ui.guard("the channel on the current photo"):
         photo_panel(ctx, layer, maps, values, ranked, channel, rank)

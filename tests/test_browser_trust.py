@@ -56,7 +56,7 @@ def test_trust_badge_then_report_download_opens_offline_with_its_images(server, 
         check.first.click()
         settle(page)
     # the badge: one of the verdict words, and the sentence under it
-    page.get_by_text("Hiding the 10% of the photo").first.wait_for(timeout=240_000)
+    page.get_by_text("Showing the photo back in the map's order").first.wait_for(timeout=240_000)
     settle(page)
     # a badge is span.stMarkdownBadge: its icon's name, then the word
     badge = page.locator("span.stMarkdownBadge")

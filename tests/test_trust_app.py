@@ -49,7 +49,8 @@ def test_cams_are_checked_by_themselves_when_cheap_and_the_panel_says_so_plainly
     verdicts = [w for w in trust.BADGE.values() if f" {w}]" in t]
     assert verdicts, t
     assert trust.SANITY_BADGE[None] in t
-    assert "Hiding the 10% of the photo marked red" in t
+    # the trust sentence quotes the areas the verdict rests on (issue 17)
+    assert "Showing the photo back in the map's order" in t
     figs = charts(at)
     curves = figs["trust_curves_gradcam"]
     assert [tr["name"].split(" (")[0] for tr in curves["data"]] == [
@@ -71,7 +72,7 @@ def test_other_maps_wait_for_a_click_then_the_sanity_check_runs_through_the_gate
     no_errors(at)
     t = texts(at)
     assert trust.NOT_CHECKED not in t.split(trust.COMPARE_TITLE)[0]
-    assert "Hiding the 10%" in t
+    assert "Showing the photo back in the map's order" in t
     at.button(key="trust_sanity_saliency").click().run()
     no_errors(at)
     t = texts(at)
@@ -84,7 +85,8 @@ def test_presentation_mode_shows_badge_and_sentence_but_no_numbers():
     at.run()
     no_errors(at)
     t = texts(at)
-    assert "Hiding the 10% of the photo" in t
+    # the verdict in words, without the areas (issue 17)
+    assert "Checked:" in t and "Showing the photo back" not in t
     assert "Deletion area" not in t and "insertion 0." not in t
     assert not any(k.startswith("trust_curves") for k in charts(at))
     assert trust.ROAD_BUTTON not in [b.label for b in at.button]

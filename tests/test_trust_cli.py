@@ -44,7 +44,7 @@ def test_text_output_and_a_report(cup_jpg, capsys, tmp_path):
     text = capsys.readouterr().out
     assert code == 0
     assert text.startswith("Grad-CAM for 'espresso' at layer _blocks.15: ")
-    assert "Hiding the 10% of the photo" in text and "sanity check not run" in text
+    assert "Showing the photo back in the map's order" in text and "sanity check not run" in text
     assert report.exists() and "<img" in report.read_text()
 
 

@@ -16,19 +16,22 @@ from typing import Iterator, Optional
 import streamlit as st
 
 import interpret
+from interpret import words
 
 log = logging.getLogger("interpret.app")
 
 
 def show_input_error(message: str, where=None) -> None:
-    (where or st).error(message, icon=":material/error:")
+    """An InputError's message: written for people, but it may quote a visitor's file
+    name, label or layer name, so it is text (interpret.words.text), not Markdown."""
+    (where or st).error(words.text(message), icon=":material/error:")
 
 
 def show_unexpected(what: str, where=None) -> None:
     (where or st).error(
-        f"Something went wrong in {what}. The details were logged on the server; "
+        f"Something went wrong in {words.text(what)}. The details were logged on the server; "
         "try another setting, or reload the page.", icon=":material/sentiment_dissatisfied:")
-    st.toast(f"Unexpected error in {what}", icon=":material/error:")
+    st.toast(f"Unexpected error in {words.text(what)}", icon=":material/error:")
 
 
 @contextmanager
@@ -40,7 +43,7 @@ def guard(what: str, where=None) -> Iterator[None]:
         show_input_error(str(exc), where)
     except interpret.Cancelled as exc:
         why = str(exc).strip()
-        (where or st).info(why[0].upper() + why[1:] + "." if why else "Stopped.",
+        (where or st).info(words.text(why[0].upper() + why[1:] + ".") if why else "Stopped.",
                            icon=":material/stop_circle:")
     except Exception:  # noqa: BLE001 - the point: log it, show a short message, go on
         log.exception("unexpected error in %s", what)

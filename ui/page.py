@@ -3,12 +3,14 @@ photo and predictions, and the class being explained."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
 import streamlit as st
 
 import interpret
+from interpret import words
 
 from . import access, compute, sidebar, state
 from .errors import guard
@@ -18,8 +20,10 @@ _CSS = """
 /* a little air and calmer headings; nothing that fights Streamlit's theme */
 .block-container {padding-top: 2.2rem; padding-bottom: 3rem;}
 [data-testid="stSidebar"] [data-testid="stImage"] img {border-radius: 6px;}
-.plain-caption {font-size: 1.15rem; line-height: 1.5; padding: .6rem .9rem; border-radius: .5rem;
-  background: rgba(79, 70, 229, .08); border-left: 4px solid #4F46E5; margin: .4rem 0 .8rem 0;}
+[class*="st-key-plain_caption_"] {font-size: 1.15rem; line-height: 1.5; padding: .6rem .9rem;
+  border-radius: .5rem; background: rgba(79, 70, 229, .08); border-left: 4px solid #4F46E5;
+  margin: .4rem 0 .8rem 0;}
+[class*="st-key-plain_caption_"] p {font-size: 1.15rem; margin: 0;}
 </style>
 """
 
@@ -36,6 +40,15 @@ class PageContext:
     @property
     def target_label(self) -> str:
         return self.handle.label(self.target)
+
+    @property
+    def top(self) -> interpret.Prediction:
+        """The model's prediction (its most likely class)."""
+        return self.predictions[0]
+
+    def predicted(self, index: int) -> bool:
+        """Whether class ``index`` is what the model says (its top class)."""
+        return bool(self.predictions) and self.predictions[0].index == index
 
     def probability(self, index: int) -> float:
         for p in self.predictions:
@@ -56,9 +69,15 @@ def configure(title: str, icon: str) -> None:
     st.html(_CSS)
 
 
-def plain(text: str) -> None:
-    """A plain-language caption (presentation mode's voice)."""
-    st.markdown(f"<div class='plain-caption'>{text}</div>", unsafe_allow_html=True)
+_PLAIN_IDS = itertools.count()
+
+
+def plain(markup: str) -> None:
+    """A plain-language caption (presentation mode's voice).  ``markup``: a sentence of
+    :mod:`interpret.words` (Markdown whose visitor-supplied parts are escaped); it is
+    drawn as Markdown, never as HTML (the box is the container's CSS)."""
+    with st.container(key=f"plain_caption_{next(_PLAIN_IDS)}"):
+        st.markdown(markup)
 
 
 def _valid_class(value, n: int) -> Optional[int]:
@@ -97,8 +116,8 @@ def setup(title: str, icon: str, subtitle: str = "", tab_title: Optional[str] = 
     view = state.view()
     target = _valid_class(view["target"], n)
     if view["target"] is not None and target is None:
-        st.warning(f"Class {view['target']} does not exist in this model; showing the top "
-                   "prediction instead.", icon=":material/warning:")
+        st.warning(f"Class {words.text(view['target'])} does not exist in this model; showing the "
+                   "top prediction instead.", icon=":material/warning:")
         view["target"] = None
     contrast = _valid_class(view["contrast"], n)
     if contrast is not None and contrast == (target if target is not None else preds[0].index):

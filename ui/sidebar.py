@@ -6,6 +6,8 @@ from typing import Optional
 
 import streamlit as st
 
+from interpret import words
+
 from . import access, compute, state
 from .errors import error_message, show_input_error
 from .pages import pages
@@ -129,10 +131,10 @@ def model_section() -> compute.ModelChoice:
     if h is not None:
         for note in h.notes:
             if not choice.note:
-                st.warning(note, icon=":material/info:")
+                st.warning(words.text(note), icon=":material/info:")  # may quote the file
         hh, ww = h.input_size
         st.caption(
-            f"**{h.name}** · {h.num_params / 1e6:.1f} M parameters · input {hh}×{ww} px · "
+            f"**{words.text(h.name)}** · {h.num_params / 1e6:.1f} M parameters · input {hh}×{ww} px · "
             f"{len(h.labels)} classes")
         if not present:
             with st.expander("Preprocessing", icon=":material/tune:"):

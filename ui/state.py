@@ -22,6 +22,8 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 import streamlit as st
 
+from interpret.words import link_note
+
 from .samples import DEFAULT_SAMPLE, sample
 
 DEFAULT_MODEL = "efficientnet_lite0"
@@ -218,7 +220,8 @@ _CHOICES: Dict[str, Callable[[], List[str]]] = {
 
 def _read_url(v: Dict[str, Any]) -> List[str]:
     """Apply the query parameters of a new session to the view; returns notes about
-    values that could not be used (shown once at the top of the page)."""
+    values that could not be used (shown once at the top of the page), as markup whose
+    parts from the link are escaped."""
     try:
         q = st.query_params.to_dict()
     except Exception:  # noqa: BLE001
@@ -226,7 +229,8 @@ def _read_url(v: Dict[str, Any]) -> List[str]:
     notes: List[str] = []
 
     def bad(key, value, why):
-        notes.append(f"The link's `{key}={value}` was ignored: {why}")
+        # key, value and often why are the link's own text: escaped (interpret.words)
+        notes.append(link_note(key, value, why))
 
     for name, key in _URL_KEYS.items():
         if key not in q:

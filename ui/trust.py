@@ -23,13 +23,13 @@ The texts a person (and the browser test) sees are the constants below.
 
 from __future__ import annotations
 
-import html as _html
 import logging
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import streamlit as st
 
 import interpret
+from interpret import words
 from interpret.figures.trust import (agreement_figure, box_from_selection, faithfulness_figure,
                                      region_figure)
 
@@ -241,7 +241,9 @@ def trust_panel(ctx: PageContext, spec: interpret.MethodSpec, explanation: inter
     badges(f, s)
     hot = HOT_WORD.get(state.get("cmap"), "brightest")
     if f is not None:
-        plain(_html.escape(f.sentence_for(f"marked {hot}")))
+        # markup from interpret.words (labels escaped there): the quantities the verdict
+        # rests on, or in presentation mode the verdict in words alone
+        plain(words.trust_plain(f.verdict, hot) if ctx.present else f.sentence_for())
     region = _region_lines(ctx, e)
     if region:
         st.markdown(region)
@@ -311,9 +313,11 @@ def comparison_trust(ctx: PageContext, explanations,
     agr = compute.cached(("trust_agreement",) + maps, lambda: interpret.agreement(dict(items)))
     left, right = st.columns([3, 2], gap="medium")
     with left:
-        fig = compute.figure(("trust_agreement",) + maps, lambda: agreement_figure(agr, height=300))
-        st.plotly_chart(fig, key="trust_agreement", config={"displayModeBar": False})
-        if not ctx.present:
+        if ctx.present:  # no correlation values: the agreement in words
+            plain(words.agreement_plain(_mean_agreement(agr), len(items)))
+        else:
+            fig = compute.figure(("trust_agreement",) + maps, lambda: agreement_figure(agr, height=300))
+            st.plotly_chart(fig, key="trust_agreement", config={"displayModeBar": False})
             st.caption("Spearman's rank correlation between the maps: 1 = the same order of pixels, "
                        "0 = unrelated. Maps that disagree cannot all be right.")
     with right:
@@ -324,7 +328,7 @@ def comparison_trust(ctx: PageContext, explanations,
             if f is None and runs_automatically(ctx, spec, e, settings):
                 f = compute_faithfulness(ctx, e, settings=settings)
             s = cached_sanity(ctx, e, settings)
-            st.markdown(f"**{label}**")
+            st.markdown(f"**{words.text(label)}**")
             badges(f, s)
             bits = []
             if f is not None and not ctx.present:
@@ -335,6 +339,16 @@ def comparison_trust(ctx: PageContext, explanations,
             if bits:
                 st.caption(" · ".join(bits))
     return agr
+
+
+def _mean_agreement(agr: interpret.Agreement) -> float:
+    """The mean rank correlation over the pairs of maps."""
+    import numpy as np
+
+    m = np.asarray(agr.matrix, dtype=float)
+    pairs = m[np.triu_indices(len(m), k=1)]
+    pairs = pairs[~np.isnan(pairs)]
+    return float(pairs.mean()) if pairs.size else float("nan")
 
 
 # ----------------------------------------------------------------------------------
@@ -408,7 +422,8 @@ def _report_kwargs(ctx: PageContext, items: Sequence[interpret.Explanation],
     sanity = {e.method: s for e in items if (s := cached_sanity(ctx, e, settings)) is not None}
     return {"faithfulness": faith, "sanity": sanity, "box": current_region(ctx),
             "steps": settings["steps"], "baseline": settings["baseline"],
-            "colormap": state.get("cmap") or "jet", "opacity": float(state.get("opacity") or 0.5)}
+            "colormap": state.get("cmap") or "jet", "opacity": float(state.get("opacity") or 0.5),
+            "plain": ctx.present}  # presentation mode: the report in the same plain words
 
 
 def report_downloads(ctx: PageContext, explanations,

@@ -7,6 +7,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import streamlit as st
 
 import interpret
+from interpret import words
 
 from . import compute, state
 from .page import PageContext, class_format
@@ -55,7 +56,7 @@ def layer_picker(ctx: PageContext, label: str = "Layer", help: Optional[str] = N
         return None
     view_layer = state.get("layer")
     if view_layer is not None and view_layer not in labels:
-        st.warning(f"Layer '{view_layer}' cannot be shown for {ctx.handle.name} (it does not "
+        st.warning(f"Layer '{words.text(view_layer)}' cannot be shown for {words.text(ctx.handle.name)} (it does not "
                    "exist or has no spatial output); using the suggested layer.",
                    icon=":material/warning:")
         state.view()["layer"] = None

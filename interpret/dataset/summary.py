@@ -28,6 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..words import region
+
 Box = Tuple[float, float, float, float]
 
 __all__ = ["Flag", "FlagRules", "upsampled", "box_shares", "grid_boxes", "hot_box", "region_name",
@@ -245,5 +247,5 @@ def find_flags(labels: Sequence[str], paths: Sequence[str], maps: np.ndarray, si
                               f"{method_label} map falls outside the object's box"
                               + (f" {_fmt_box(gb)}" if gb else "")
                               + f" (on average {out.mean():.0%} outside); the evidence sits mostly in "
-                              f"the {region_name(hot)} {_fmt_box(hot)}.")))
+                              f"{region(hot)}.")))
     return flags

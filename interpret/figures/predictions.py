@@ -9,6 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from ..words import plotly_text
 from ._base import BAR_COLOR, HIGHLIGHT_COLOR, _layout
 
 GRID = "rgba(128,128,128,0.2)"
@@ -57,9 +58,12 @@ def predictions_bar(
     ``highlight`` colours one label (the class being explained); ``customdata`` (one
     entry per label, in the order given) comes back in a selection event, e.g. the
     class index of each bar."""
-    labels = list(labels)
+    raw = list(labels)
+    # Plotly reads a few HTML tags in tick labels and hover text (<a href>, <b>...):
+    # a class name is text (interpret.words.plotly_text)
+    labels = [plotly_text(l) for l in raw]
     probs = [float(p) for p in probabilities]
-    colors = [HIGHLIGHT_COLOR if highlight is not None and l == highlight else BAR_COLOR for l in labels]
+    colors = [HIGHLIGHT_COLOR if highlight is not None and l == highlight else BAR_COLOR for l in raw]
     text = [_percent(p) for p in probs]
     top = max(probs) if probs else 1.0
     # long bars carry their number inside, short ones just after their end
@@ -86,6 +90,7 @@ def distribution_figure(
     """Every class's probability, sorted from most to least likely (x = rank).  ``log``
     shows the long tail; ``highlight`` (a rank, 0-based) marks the explained class."""
     p = np.asarray(probabilities, dtype=np.float64)
+    labels = [plotly_text(l) for l in labels]  # text, not Plotly's HTML
     ranks = np.arange(1, p.size + 1)
     data = [go.Scatter(
         x=ranks, y=p, mode="lines", line=dict(color=BAR_COLOR, width=2), fill="tozeroy",
@@ -102,6 +107,8 @@ def distribution_figure(
     return go.Figure(data=data, layout=_layout(
         None, height, margin=dict(l=0, r=10, t=10, b=0), showlegend=False,
         xaxis=dict(title=dict(text="classes, most to least likely"),
-                   type="log" if p.size > 50 else None, gridcolor=GRID),
+                   type="log" if p.size > 50 else None, gridcolor=GRID,
+                   # a rank is a whole number: no 1.5 on a class axis
+                   **({} if p.size > 50 else {"tick0": 1, "dtick": max(1, -(-int(p.size) // 10))})),
         yaxis=dict(title=dict(text="probability"), type="log" if log else None,
                    tickformat=".0e" if log else ".0%", gridcolor=GRID, exponentformat="power")))

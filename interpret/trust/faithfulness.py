@@ -36,14 +36,14 @@ from typing import Optional, Tuple
 import numpy as np
 import torch
 
-from ..errors import InputError, Progress
+from ..errors import InputError, Progress, report
 from ..methods.registry import Cost
-from ._common import (BASELINES, Forwards, MapInput, cache, order_of, percent,
+from ._common import (BASELINES, Forwards, MapInput, cache, order_of,
                       probabilities, random_heatmap, read_map, reference)
 from .registry import measure
 
 __all__ = ["Faithfulness", "DeletionInsertion", "faithfulness", "estimate", "verdict", "VERDICTS",
-           "auc", "FAITHFUL", "WEAK", "RANDOM"]
+           "auc", "FAITHFUL", "WEAK", "RANDOM", "faithfulness_many", "evidence", "verdict_of"]
 
 FAITHFUL, WEAK, RANDOM = "faithful", "weak", "no better than random"
 VERDICTS = (FAITHFUL, WEAK, RANDOM)
@@ -108,6 +108,7 @@ class Faithfulness:
     sentence: str
     reasons: Tuple[str, ...] = ()
     road: Optional[object] = None
+    random_gap_std: float = 0.0
     forwards: int = 0
     seconds: float = 0.0
     extras: dict = field(default_factory=dict, repr=False, compare=False)
@@ -127,12 +128,21 @@ class Faithfulness:
         return {k: float(np.interp(fraction, f, getattr(self, k)))
                 for k in ("deletion", "insertion", "random_deletion", "random_insertion")}
 
-    def sentence_for(self, marked: str = "the map marks as most important",
-                     fraction: float = 0.1) -> str:
-        """The plain-language summary, e.g. "Hiding the 10% of the photo marked red
-        drops "tabby" from 41% to 3%; hiding 10% at random drops it to 38%. ..." with
-        ``marked`` naming how the map shows importance ("marked red")."""
-        return _sentence(self, marked, fraction)
+    @property
+    def evidence(self) -> tuple:
+        """The pieces of evidence the verdict rests on (:func:`evidence`)."""
+        road_gap = getattr(self.road, "gap", None) if self.road is not None else None
+        return evidence(self.insertion_auc, self.deletion_auc, self.random_insertion_auc,
+                        self.random_deletion_auc, self.probability, self.random_insertion_auc_std,
+                        self.random_gap_std, road_gap)
+
+    def sentence_for(self, marked: str = "", fraction: float = 0.1) -> str:
+        """The trust sentence as markup for a page (:mod:`interpret.words`: the labels
+        escaped): the quantities the verdict is computed from (insertion area and the
+        insertion - deletion gap against the random maps', ROAD when run), and the
+        verdict.  ``marked`` and ``fraction`` are kept for callers of the old sentence
+        and not used: a quantity the verdict does not rest on is never quoted."""
+        return _sentence(self)
 
     def as_dict(self) -> dict:
         """Plain JSON-able values (for the CLI and the report)."""
@@ -156,18 +166,52 @@ class Faithfulness:
         return out
 
 
+def evidence(insertion_auc: float, deletion_auc: float, random_insertion_auc: float,
+             random_deletion_auc: float, probability: float, random_insertion_std: float = 0.0,
+             random_gap_std: float = 0.0, road_gap: Optional[float] = None) -> tuple:
+    """The pieces of evidence :func:`verdict` decides from, each an
+    :class:`interpret.words.Evidence` (name, the map's value, the random maps' value,
+    level "counts" / "slight" / "nil"): "insertion" (the areas), "gap" (insertion -
+    deletion areas) and, when computed, "road" (LeRF - MoRF; 0 for random maps)."""
+    from ..words import COUNTS, NIL, SLIGHT, Evidence
+
+    p = max(float(probability), 1e-6)
+    pieces = [("insertion", insertion_auc, random_insertion_auc, random_insertion_std),
+              ("gap", insertion_auc - deletion_auc, random_insertion_auc - random_deletion_auc,
+               random_gap_std)]
+    if road_gap is not None:
+        pieces.append(("road", float(road_gap), 0.0, 0.0))
+    out = []
+    for name, value, rnd, spread in pieces:
+        gain = float(value) - float(rnd)
+        if gain > max(FAITHFUL_MARGIN * p, SPREAD_FACTOR * spread):
+            level = COUNTS
+        elif gain <= max(RANDOM_MARGIN * p, SPREAD_FACTOR * spread):
+            level = NIL
+        else:
+            level = SLIGHT
+        out.append(Evidence(name, value, rnd, level))
+    return tuple(out)
+
+
+_NAMES = {"insertion": "insertion", "gap": "insertion - deletion gap", "road": "ROAD (LeRF - MoRF)"}
+_WORDS = {"counts": "better than random", "slight": "slightly better than random",
+          "nil": "no better than random"}
+
+
 def verdict(insertion_auc: float, deletion_auc: float, random_insertion_auc: float,
             random_deletion_auc: float, probability: float, random_insertion_std: float = 0.0,
             random_gap_std: float = 0.0, road_gap: Optional[float] = None) -> Tuple[str, Tuple[str, ...]]:
     """"faithful", "weak" or "no better than random", and the comparisons behind it.
 
-    Three pieces of evidence, each a gain over the random maps: insertion (``insertion
-    AUC - random insertion AUC``), the gap (``(insertion - deletion) - (random insertion
-    - random deletion)``) and, when computed, ROAD's ``mean(LeRF) - mean(MoRF)`` (zero in
-    expectation for a random map).  Deletion is never used alone: a map can "win" at
-    deletion by pointing at whatever breaks the photo worst for the model, and with a
-    blur baseline Grad-CAM's deletion AUC on the bundled model was no better than a
-    random map's while its insertion AUC was twice theirs.
+    Three pieces of evidence (:func:`evidence`), each a gain over the random maps:
+    insertion (``insertion AUC - random insertion AUC``), the gap (``(insertion -
+    deletion) - (random insertion - random deletion)``) and, when computed, ROAD's
+    ``mean(LeRF) - mean(MoRF)`` (zero in expectation for a random map).  Deletion is
+    never used alone: a map can "win" at deletion by pointing at whatever breaks the
+    photo worst for the model, and with a blur baseline Grad-CAM's deletion AUC on the
+    bundled model was no better than a random map's while its insertion AUC was twice
+    theirs.
 
     A gain *counts* when it exceeds both ``FAITHFUL_MARGIN`` (10%) of the probability on
     the full photo and ``SPREAD_FACTOR`` (2) standard deviations of the random maps'
@@ -180,68 +224,28 @@ def verdict(insertion_auc: float, deletion_auc: float, random_insertion_auc: flo
     ROAD's gap has no spread (it is 0 in expectation for any random order), so only the
     two margins apply to it."""
     p = max(float(probability), 1e-6)
-    pieces = [
-        ("insertion", insertion_auc - random_insertion_auc, random_insertion_std),
-        ("insertion - deletion gap",
-         (insertion_auc - deletion_auc) - (random_insertion_auc - random_deletion_auc),
-         random_gap_std),
-    ]
-    if road_gap is not None:
-        pieces.append(("ROAD (LeRF - MoRF)", float(road_gap), 0.0))
-    counts, nil, reasons = [], [], []
-    for name, gain, spread in pieces:
-        big = gain > max(FAITHFUL_MARGIN * p, SPREAD_FACTOR * spread)
-        small = gain <= max(RANDOM_MARGIN * p, SPREAD_FACTOR * spread)
-        counts.append(big)
-        nil.append(small)
-        word = "better than random" if big else ("no better than random" if small else "slightly better than random")
-        reasons.append(f"{name}: {gain:+.3f} over random maps ({gain / p:+.0%} of the photo's "
-                       f"probability): {word}")
-    if all(counts):
-        return FAITHFUL, tuple(reasons)
-    if all(nil):
-        return RANDOM, tuple(reasons)
-    return WEAK, tuple(reasons)
+    pieces = evidence(insertion_auc, deletion_auc, random_insertion_auc, random_deletion_auc,
+                      probability, random_insertion_std, random_gap_std, road_gap)
+    return verdict_of(pieces), tuple(
+        f"{_NAMES[e.name]}: {e.value - e.random:+.3f} over random maps ({(e.value - e.random) / p:+.0%} "
+        f"of the photo's probability): {_WORDS[e.level]}" for e in pieces)
 
 
-def _quote(r: "Faithfulness") -> str:
-    if r.contrast_label:
-        return f"the chance of \u201c{r.target_label}\u201d over \u201c{r.contrast_label}\u201d"
-    return f"\u201c{r.target_label}\u201d"
+def verdict_of(pieces) -> str:
+    """The verdict from the pieces' levels: faithful when every piece counts, no better
+    than random when every piece is nil, weak otherwise."""
+    if all(e.level == "counts" for e in pieces):
+        return FAITHFUL
+    if all(e.level == "nil" for e in pieces):
+        return RANDOM
+    return WEAK
 
 
-_REST = {"blur": "the rest blurred", "mean": "the rest grey", "constant": "the rest blanked out"}
+def _sentence(r: "Faithfulness") -> str:
+    """The trust sentence (interpret.words.trust_sentence) as markup."""
+    from ..words import trust_sentence
 
-
-def _move(before: float, after: float, start: bool = True) -> str:
-    if abs(after - before) < 0.005:
-        return "leaves {q} at {a}"
-    frm = " from {b}" if start else ""
-    return ("drops {q}" if after < before else "raises {q}") + frm + " to {a}"
-
-
-def _sentence(r: "Faithfulness", marked: str, fraction: float) -> str:
-    v = r.at(fraction)
-    pct = f"{fraction:.0%}"
-    q = _quote(r)
-    b = percent(r.probability)
-    first = ("Hiding the " + pct + " of the photo " + marked + " "
-             + _move(r.probability, v["deletion"]).format(q=q, b=b, a=percent(v["deletion"]))
-             + "; hiding " + pct + " at random "
-             + _move(r.probability, v["random_deletion"], start=False).format(
-                 q="it", b=b, a=percent(v["random_deletion"]))
-             + ".")
-    second = (f" Showing only that {pct} ({_REST.get(r.baseline, 'the rest hidden')}) gives "
-              f"{percent(v['insertion'])}; a random {pct} gives {percent(v['random_insertion'])}.")
-    return first + second + " " + _CONCLUSION[r.verdict]
-
-
-#: the last clause of the sentence: the verdict in words (hiding alone never decides it)
-_CONCLUSION = {
-    FAITHFUL: "Hiding and showing pixels alike, the map beats random maps: it is faithful to the model.",
-    WEAK: "The map beats random maps only in part: treat it with care.",
-    RANDOM: "Judged on showing pixels as well as hiding them, the map does no better than random maps.",
-}
+    return trust_sentence(r.verdict, r.evidence, r.target_label, r.contrast_label)
 
 
 class DeletionInsertion:
@@ -356,12 +360,107 @@ class DeletionInsertion:
         return {"p0": p0, "p_ref": p_ref, "deletion": own_del, "insertion": own_ins,
                 "random": random_curves}, fw.count
 
+    def many(self, handle, xs, maps, progress: Optional[Progress] = None) -> Tuple[list, int]:
+        """The curves of several photos' maps at once, inside the caller's session: the
+        perturbed images of every photo (the photo itself, its reference, its map's and
+        its random maps' deletion and insertion images, in :meth:`__call__`'s order) go
+        through the model in batches of ``batch_size`` that span photos, so that a set
+        of small photos fills the batches a CPU or a GPU is fastest with.  ``xs``: 1 x
+        3 x H x W inputs, ``maps``: their :class:`MapInput`.  Returns (one curves dict of
+        :meth:`__call__` per photo, images through the model).
+
+        The random maps are drawn exactly as :meth:`__call__` draws them (the same seeds
+        for every photo), so each photo's curves are those of a call of its own, up to
+        the float rounding of another batch composition.  Nothing is read from or put
+        in the per-model cache (a data set's curves would push a person's out).
+        ``progress(done, total)`` counts *photos* whose curves are complete, and is
+        called after every batch (raise :class:`interpret.Cancelled` in it to stop)."""
+        from ..tensors import check_output, task_output
+        from ._common import seconds_per_image
+
+        if len(xs) != len(maps):
+            raise InputError(f"{len(xs)} photos but {len(maps)} maps.")
+        n_img = len(xs)
+        if n_img == 0:
+            return [], 0
+        size = tuple(int(s) for s in xs[0].shape[-2:])
+        n = size[0] * size[1]
+        ks = np.rint(self.fractions * n).astype(np.int64)
+        interior = [int(k) for k in ks[1:-1]]
+        refs, ranks = [], []
+        jobs = []   # (photo, kind, rank row, k, insert)
+        ends = []   # the index after each photo's last job
+        for j, (x, m) in enumerate(zip(xs, maps)):
+            if tuple(int(s) for s in x.shape[-2:]) != size:
+                raise InputError("The photos of one call must have the same input size.")
+            refs.append(reference(handle, x, self.baseline, self.constant))
+            rows = [order_of(m.heatmap, self.seed)]
+            rng = np.random.default_rng(self.seed)
+            for s in range(self.seeds):
+                rows.append(order_of(random_heatmap(m, size, rng), self.seed + 1 + s))
+            ranks.append(torch.from_numpy(np.stack(rows)).to(x.device))
+            jobs += [(j, "x", -1, 0, False), (j, "ref", -1, 0, False)]
+            for i in range(len(rows)):
+                for insert in (False, True):
+                    jobs += [(j, "map", i, k, insert) for k in interior]
+            ends.append(len(jobs))
+        bs = self.batch_size or (32 if xs[0].device.type == "cuda" else 16)
+        speed = seconds_per_image(handle)
+        out, count, finished = [], 0, 0
+        for start in range(0, len(jobs), bs):
+            part = jobs[start:start + bs]
+            imgs = []
+            for j, kind, i, k, insert in part:
+                x = xs[j]
+                if kind == "x":
+                    imgs.append(x)
+                elif kind == "ref":
+                    imgs.append(refs[j])
+                else:
+                    hit = (ranks[j][i] < k)[None, None]
+                    imgs.append(torch.where(hit, x, refs[j]) if insert else torch.where(hit, refs[j], x))
+            batch = torch.cat(imgs)
+            del imgs
+            t0 = time.perf_counter()
+            with torch.inference_mode():
+                raw = handle.module(batch)
+                logits = check_output(task_output(raw, batch.shape[-2:]), raw)
+                if logits.dim() != 2:  # a segment: each row reduced by its own photo's target
+                    logits = torch.cat([maps[j].target.reduce(logits[r:r + 1])
+                                        for r, (j, *_rest) in enumerate(part)])
+            speed.update((time.perf_counter() - t0) / max(1, len(part)))
+            out.append(logits.detach().float().cpu().clone())
+            count += len(part)
+            while finished < n_img and ends[finished] <= count:
+                finished += 1
+            report(progress, finished, n_img)
+        allout = torch.cat(out)
+        per = 2 * len(interior)
+        results = []
+        begin = 0
+        for j, m in enumerate(maps):
+            lg = allout[begin:ends[j]]
+            begin = ends[j]
+            p0 = float(probabilities(lg[0:1], m.target)[0])
+            p_ref = float(probabilities(lg[1:2], m.target)[0])
+
+            def curves(logits: torch.Tensor, p0=p0, p_ref=p_ref, m=m):
+                pr = probabilities(logits, m.target).numpy().astype(np.float64)
+                half = len(interior)
+                return np.r_[p0, pr[:half], p_ref], np.r_[p_ref, pr[half:], p0]
+
+            own_del, own_ins = curves(lg[2:2 + per])
+            rnd = lg[2 + per:]
+            results.append({"p0": p0, "p_ref": p_ref, "deletion": own_del, "insertion": own_ins,
+                            "random": [curves(rnd[i * per:(i + 1) * per]) for i in range(self.seeds)]})
+        return results, count
+
     def _keys(self, handle, x: torch.Tensor, m: MapInput) -> tuple:
         """Cache keys of the map's perturbed images, its random maps' and the reference's
-        (none depends on the class)."""
+        (none depends on the class; a segment's do: its region is what is kept)."""
         from ..tensors import tensor_key
 
-        fp, tkey, st = handle.fingerprint_fast(), tensor_key(x), self._settings()
+        fp, tkey, st = handle.fingerprint_fast(), tensor_key(x), self._settings() + (m.target.reduce_key,)
         return (("di", fp, tkey, m.key, st, self.seed),
                 ("di.random", fp, tkey, m.grid, m.rule, st, self.seeds, self.seed),
                 ("di.ref", fp, tkey, st))
@@ -450,6 +549,50 @@ def faithfulness(model, image, explanation, steps: int = 20, baseline: str = "bl
 
         road_result = _road(handle, x, explanation, target=target, batch_size=batch_size,
                             progress=progress)
+    return _finish(runner, handle, m, curves, count, road_result, time.perf_counter() - t0)
+
+
+def faithfulness_many(model, images, explanations, steps: int = 20, baseline: str = "blur", *,
+                      seeds: int = 3, seed: int = 0, constant: float = 0.0, targets=None,
+                      batch_size: Optional[int] = None,
+                      progress: Optional[Progress] = None) -> list:
+    """:func:`faithfulness` of several photos' maps at once (dataset mode): the
+    perturbed images of all the photos go through the model in shared batches
+    (:meth:`DeletionInsertion.many`), so a set of photos costs fewer, fuller batches
+    than one call per photo, and ``progress(done, total)`` (photos whose curves are
+    done) is called after every batch.  Each result equals :func:`faithfulness` on its
+    photo alone, up to float rounding (tests/test_dataset_faithfulness.py).
+
+    ``images``: photos or 1 x 3 x H x W inputs of one size; ``explanations``: one per
+    photo; ``targets``: None or one per photo.  ROAD is not offered here.  Every photo
+    and its perturbed copies of one batch are in memory at once: call it per batch of
+    photos (the dataset engines do).  The model is never changed."""
+    from ..explain import as_handle, input_tensor
+    from ..handle import session
+
+    t0 = time.perf_counter()
+    runner = DeletionInsertion(steps, baseline, seeds, seed, constant, batch_size)
+    handle = as_handle(model)
+    handle.check_ready()
+    images, explanations = list(images), list(explanations)
+    if len(images) != len(explanations):
+        raise InputError(f"{len(images)} photos but {len(explanations)} explanations.")
+    targets = [None] * len(images) if targets is None else list(targets)
+    if len(targets) != len(images):
+        raise InputError(f"{len(images)} photos but {len(targets)} targets.")
+    xs = [input_tensor(handle, im) for im in images]
+    ms = [read_map(handle, x, e, t) for x, e, t in zip(xs, explanations, targets)]
+    with session(handle):
+        all_curves, count = runner.many(handle, xs, ms, progress)
+    each = (time.perf_counter() - t0) / max(1, len(xs))
+    per = count // max(1, len(xs))
+    return [_finish(runner, handle, m, c, per, None, each) for m, c in zip(ms, all_curves)]
+
+
+def _finish(runner: "DeletionInsertion", handle, m: MapInput, curves: dict, count: int,
+            road_result, seconds: float) -> Faithfulness:
+    """The :class:`Faithfulness` of one map from its curves (:meth:`DeletionInsertion.__call__`
+    or one photo of :meth:`DeletionInsertion.many`): the areas, the verdict, the sentence."""
     f = runner.fractions
     r_del = np.array([auc(f, d) for d, _ in curves["random"]])
     r_ins = np.array([auc(f, i) for _, i in curves["random"]])
@@ -473,9 +616,11 @@ def faithfulness(model, image, explanation, steps: int = 20, baseline: str = "bl
         random_deletion_auc_std=float(r_del.std(ddof=1)) if len(r_del) > 1 else 0.0,
         random_insertion_auc_std=rins_std,
         probability=curves["p0"], baseline_probability=float(curves["p_ref"]),
-        verdict=word, sentence="", reasons=reasons, road=road_result,
+        verdict=word, sentence="", reasons=reasons, road=road_result, random_gap_std=rgap_std,
         forwards=count,
-        seconds=time.perf_counter() - t0,
+        seconds=seconds,
     )
-    object.__setattr__(result, "sentence", _sentence(result, "the map marks as most important", 0.1))
+    from ..words import plain
+
+    object.__setattr__(result, "sentence", plain(_sentence(result)))
     return result
