@@ -12,6 +12,7 @@ from PIL import Image
 
 import interpret
 import ui
+from interpret import words
 from interpret.dataset import region_name
 from interpret.dataset.store import Store
 from interpret.figures import dataset as dfig
@@ -180,8 +181,10 @@ def gallery(r, paths: Sequence[str], key: str, caption: str, box=None, given_box
     for p in paths:
         row = df.loc[p]
         mark = "✓" if row["correct"] else "✗"
-        titles.append(f"{mark} {ds_short(p)}")
-        hover.append(f"<b>{p}</b><br>true {row['label']}, predicted {row['prediction']} "
+        # file and class names are text in Plotly's HTML-like labels
+        titles.append(f"{mark} {words.plotly_text(ds_short(p))}")
+        hover.append(f"<b>{words.plotly_text(p)}</b><br>true {words.plotly_text(row['label'])}, "
+                     f"predicted {words.plotly_text(row['prediction'])} "
                      f"({row['probability']:.0%})" + (f"<br>{extra[p]}" if extra and p in extra else "")
                      + "<br>click: open on Attributions")
     maps = [r.map_of(p) for p in paths]
@@ -212,7 +215,7 @@ def confusion_tab(r) -> None:
     t, p = sel
     df = r.table()
     cell = df[(df["label_index"] == t) & (df["prediction_index"] == p)]
-    st.markdown(f"##### True *{labels[t]}*, predicted *{labels[p]}*: {len(cell)} image(s)")
+    st.markdown(f"##### True *{words.text(labels[t])}*, predicted *{words.text(labels[p])}*: {len(cell)} image(s)")
     gallery(r, cell["path"].tolist(), "ds_gal_cell",
             f"The map of each image ({ds.method_label(r.methods[0])}, for "
             f"{'its true class' if r.settings.target == 'label' else 'the prediction'}).")
@@ -269,7 +272,7 @@ def flags_tab(r) -> None:
                    + (", or fall outside the boxes given." if boxes else "."), icon=":material/check_circle:")
         return
     for k, f in enumerate(flags):
-        st.warning(f.sentence, icon=":material/flag:")
+        st.warning(words.text(f.sentence), icon=":material/flag:")  # quotes class names
         gallery(r, list(f.paths), f"ds_gal_flag_{k}",
                 f"The images of '{f.label}', most concentrated first; red: the region, "
                 + ("dashed: the box given." if f.given_box else f"the {region_name(f.box)}."),
@@ -280,7 +283,7 @@ def embedding_tab(r) -> None:
     try:
         coords, explained = r.embedding()
     except interpret.InputError as exc:
-        st.info(str(exc), icon=":material/info:")
+        st.info(words.text(exc), icon=":material/info:")
         return
     by = st.segmented_control("Colour by", ["class", "correct"], default="class", key="w_ds_colour",
                               required=True, format_func={"class": "true class", "correct": "right or wrong"}.get)
@@ -290,7 +293,8 @@ def embedding_tab(r) -> None:
         colors, legend = dfig.CORRECT_COLORS, "prediction"
     else:
         groups, colors, legend = list(df["label"]), None, "true class"
-    hover = [f"<b>{p}</b><br>true {l}, predicted {q} ({pr:.0%})<br>click: open on Attributions"
+    hover = [f"<b>{words.plotly_text(p)}</b><br>true {words.plotly_text(l)}, predicted "
+             f"{words.plotly_text(q)} ({pr:.0%})<br>click: open on Attributions"
              for p, l, q, pr in zip(df["path"], df["label"], df["prediction"], df["probability"])]
     fig = dfig.dataset_embedding_figure(coords, groups, list(df["path"]), hover, legend, colors)
     st.plotly_chart(fig, key="ds_embedding", on_select=lambda: _on_image("ds_embedding"),
@@ -326,12 +330,13 @@ def sorted_tab(r) -> None:
 def results_section(ctx: ui.PageContext, path: str) -> None:
     r = ds.open_run(path)
     st.divider()
-    st.subheader(r.manifest.get("name") or r.out.name)
+    st.subheader(words.text(r.manifest.get("name") or r.out.name))
     by = r.manifest.get("created_by") or "someone on this server"
-    st.caption(f"{r.model} · {', '.join(ds.method_label(m) for m in r.methods)} at layer {r.settings.layer}, "
-               f"explaining {TARGETS[r.settings.target]} · run by {by}, {ds.when(r.manifest.get('created_at', ''))}")
+    st.caption(f"{words.text(r.model)} · {', '.join(ds.method_label(m) for m in r.methods)} at layer "
+               f"{words.text(r.settings.layer)}, explaining {TARGETS[r.settings.target]} · run by "
+               f"{words.text(by)}, {ds.when(r.manifest.get('created_at', ''))}")
     if r.manifest["model"]["fingerprint"] != ctx.handle.fingerprint():
-        st.warning(f"This run was made with **{r.model}**, not with the model chosen in the sidebar; "
+        st.warning(f"This run was made with **{words.text(r.model)}**, not with the model chosen in the sidebar; "
                    "an image opened on the Attributions page is explained by the sidebar's model.",
                    icon=":material/warning:")
     a, b, c, d = st.columns(4)
@@ -353,7 +358,7 @@ def results_section(ctx: ui.PageContext, path: str) -> None:
                 _run_job(ctx, job)
                 r = ds.open_run(path)
     if ctx.present:
-        ui.plain(f"The model got <b>{a_acc:.0%}</b> of these {len(r.table())} images right. Click a square of "
+        ui.plain(f"The model got **{a_acc:.0%}** of these {len(r.table())} images right. Click a square of "
                  "the table to see those images and where the model looked in each.")
     tabs = st.tabs(["Confusion", "Per-class maps", "Where it looks", "Shortcut flags", "Embedding",
                     "Sorted images", f"Skipped ({len(r.skipped)})"])
