@@ -53,11 +53,14 @@ class HookSet:
 
     def forward_pre(self, module: nn.Module, fn: Callable) -> None:
         """``fn(module, inputs)`` before ``module`` runs, in the registering thread only
-        (the compute gate's time limit checks its deadline here)."""
+        (the compute gate's time limit checks its deadline here).  A deep copy of the
+        module made meanwhile (DeepLIFT's and LRP's private twins) copies the hook too;
+        it never acts there (only on ``module`` itself), so a twin kept after the block
+        cannot be stopped by a deadline that is long gone."""
         tid = self._tid
 
         def hook(mod, inputs):
-            if threading.get_ident() != tid:
+            if mod is not module or threading.get_ident() != tid:
                 return None
             return fn(mod, inputs)
 

@@ -109,6 +109,30 @@ def test_time_limit_hooks_act_only_in_the_thread_that_runs_the_job():
     assert _no_hooks(net)
 
 
+def test_a_deep_copy_made_during_a_job_is_not_stopped_by_its_old_deadline():
+    """DeepLIFT and LRP keep a deep copy of the model made during a job (the copy takes
+    the job's hooks with it); later, in the same thread, that copy runs normally."""
+    import copy
+
+    counter, clock = [], [0.0]
+    net = SlowNet(counter, clock=clock).eval()
+    gate = ComputeGate(slots=1)
+    x = torch.randn(1, 3, 8, 8)
+    kept = {}
+
+    def job(_p):
+        kept["twin"] = copy.deepcopy(net)
+        return net(x)
+
+    with pytest.raises(TimeLimit):
+        gate.run(job, 2.5, module=net, clock=lambda: clock[0])
+    assert _no_hooks(net)
+    twin_counter = kept["twin"].blocks[0].counter  # the copy counts in its own list
+    twin_counter.clear()
+    assert kept["twin"](x).shape == (1, 4)  # same thread, deadline long past: not stopped
+    assert len(twin_counter) == 5
+
+
 def test_nested_gated_work_runs_at_once_under_the_outer_deadline():
     """A heavy job that asks for a prediction inside its slot does not queue for a
     second slot (with one slot it would wait for itself) and obeys the outer deadline."""
