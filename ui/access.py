@@ -17,8 +17,9 @@ import logging
 
 import streamlit as st
 
-from interpret.access import (SIGNED_IN, PasswordThrottle, auth_mode, configured_password, email_allowed,
-                              password_ok, throttle_message)
+from interpret import words
+from interpret.access import (SIGNED_IN, PasswordThrottle, auth_mode, client_key, configured_password,
+                              email_allowed, password_ok, throttle_message)
 
 log = logging.getLogger("interpret.app")
 
@@ -44,13 +45,16 @@ def _signed_in(yes: bool) -> None:
 
 
 def client_address() -> str:
-    """The client's address as the server sees it (a proxy's, behind one), "local" for
-    a loopback connection: the key of the wrong-password count."""
+    """The client's address, the key of the wrong-password count
+    (:func:`interpret.access.client_key`: behind a reverse proxy, the address the proxy
+    saw), "local" for a loopback connection without a proxy."""
     try:
         ip = st.context.ip_address
+        forwarded = st.context.headers.get("X-Forwarded-For")
     except Exception:  # noqa: BLE001 - no client context (tests)
-        ip = None
-    return ip if isinstance(ip, str) and ip else "local"
+        ip, forwarded = None, None
+    return client_key(ip if isinstance(ip, str) else None,
+                      forwarded if isinstance(forwarded, str) else None)
 
 
 def _secrets():
@@ -86,7 +90,8 @@ def _oidc(secrets) -> bool:
     allowed = (secrets.get("auth", {}) or {}).get("allowed_domains")
     email = getattr(user, "email", None) or user.get("email") if hasattr(user, "get") else None
     if not email_allowed(email, allowed):
-        st.error(f"{email or 'This account'} is not allowed on this server.", icon=":material/block:")
+        st.error(f"{words.text(email or 'This account')} is not allowed on this server.",
+                 icon=":material/block:")
         if st.button("Sign out"):
             st.logout()
         return False
@@ -129,7 +134,7 @@ def sidebar_note() -> None:
     elif m == "oidc":
         user = st.user
         name = getattr(user, "email", None) or getattr(user, "name", None) or "signed in"
-        st.caption(f":material/verified_user: {name}")
+        st.caption(f":material/verified_user: {words.text(name)}")  # the visitor's own name
         if st.button("Sign out", key="w_sign_out"):
             st.logout()
     else:

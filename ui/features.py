@@ -21,6 +21,7 @@ import numpy as np
 import streamlit as st
 
 import interpret
+from interpret import words
 from interpret.features import (EXPORT_FOLDER, MAX_SIZE, MAX_STEPS, MIN_SIZE, ImageSet,
                                 images_from_folder, images_from_zip, load_images)
 
@@ -244,11 +245,11 @@ def upload_section() -> None:
             ss.pop("fset_upload", None)
     err = ss.get("fset_error")
     if err:
-        st.error(err, icon=":material/error:")
+        st.error(words.text(err), icon=":material/error:")  # may quote a file name
     up = ss.get("fset_upload")
     if up:
         iset = up["set"]
-        note = f"Using **{len(iset)} images** from {up['label']}."
+        note = f"Using **{len(iset)} images** from {words.text(up['label'])}."
         if iset.skipped:
             note += f" {len(iset.skipped)} file(s) skipped."
         st.caption(note)
