@@ -77,7 +77,8 @@ def channels(ctx: ui.PageContext, layer: str, maps: interpret.LayerMaps) -> None
     with ui.guard("the enlarged channel"):
         st.subheader("One channel, enlarged")
         options = [int(c) for c in ranked]
-        fmt = {c: f"channel {c}  (rank {i + 1}, {RANKS[rank]} {values[c]:.3g})"
+        fmt = {c: (f"channel {c}" if ctx.present  # presentation mode: no technical numbers
+                   else f"channel {c}  (rank {i + 1}, {RANKS[rank]} {values[c]:.3g})")
                for i, c in enumerate(options)}
         a, b = st.columns([3, 2])
         with a:
@@ -88,9 +89,11 @@ def channels(ctx: ui.PageContext, layer: str, maps: interpret.LayerMaps) -> None
                       on_click=_to_features, args=(channel,),
                       help="The Features page: an image painted to excite this channel, and "
                            "the photo patches that excite it most.")
-        with b:
-            opacity = st.slider("Map opacity over the photo", 0.0, 1.0, step=0.05,
-                                **state.bound("opacity"))
+        opacity = state.get("opacity")
+        if not ctx.present:  # presentation mode: no display controls
+            with b:
+                opacity = st.slider("Map opacity over the photo", 0.0, 1.0, step=0.05,
+                                    **state.bound("opacity"))
         left, right = st.columns(2, gap="large")
         with left:
             st.plotly_chart(views.channel_over_photo(ctx.handle, ctx.image, layer, maps, channel, 1.0,
