@@ -403,4 +403,5 @@ def load_zip(data: bytes, fname: str, allow_untrusted: bool = False,
                     unpack_member(zf, m, fname, out)
             stem = os.path.splitext(fname)[0] if fname != "uploaded file" else None
             label = name or (PurePosixPath(root).name if root not in ("", ".") else stem) or "model"
-            return load_folder(tmp, allow_untrusted, pre, label, what=fname)
+            return load_folder(tmp, allow_untrusted, pre, label,
+                               what=fname if fname != "uploaded file" else "the uploaded file")
