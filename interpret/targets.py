@@ -50,9 +50,16 @@ _MD_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~<$])")
 
 
 def escape(text: Any) -> str:
-    """``text`` safe inside Markdown and HTML: HTML special characters as entities and
-    Markdown's own characters backslash-escaped (a visitor's label ``**<b>x</b>**``
-    reads as those characters, never as formatting)."""
+    """``text`` safe inside Markdown and HTML (a visitor's label ``**<b>x</b>**`` reads
+    as those characters, never as formatting): the project's one escaping rule,
+    :func:`interpret.words.text`, where that module exists; else HTML's special
+    characters as entities and Markdown's own characters backslash-escaped."""
+    try:
+        from .words import text as _text
+    except ImportError:  # pragma: no cover - before interpret.words existed
+        _text = None
+    if _text is not None:
+        return _text(text)
     return _MD_SPECIALS.sub(r"\\\1", html.escape(str(text), quote=False).replace('"', "&quot;"))
 
 
@@ -333,9 +340,15 @@ def region(label: Index, mask=None, contrast: Optional[Index] = None) -> RegionT
             if arr.ndim != 2:
                 raise InputError(f"A region mask is an H x W array; got shape {arr.shape}.")
             mask, how = arr.astype(bool), "mask"
+    digest = None
+    if how == "box":
+        digest = "box:" + ",".join(f"{v:g}" for v in mask)
+    elif how == "mask":  # the asked region's own content, until resolve() maps it
+        digest = "photo:" + hashlib.blake2b(np.packbits(mask).tobytes() + str(mask.shape).encode(),
+                                            digest_size=12).hexdigest()
     return RegionTarget(_check_index(label, "class"),
                         None if contrast is None else _check_index(contrast, "contrast class"),
-                        mask=mask, how=how)
+                        mask=mask, how=how, digest=digest)
 
 
 # -- tasks --------------------------------------------------------------------------------

@@ -310,7 +310,7 @@ def test_a_task_that_does_not_fit_the_output_is_refused_with_its_shape():
     with pytest.raises(InputError, match="binary model returns one logit"):
         interpret.load_model(small_cnn(3), preprocessing=Preprocessing(64, 64), task="binary")
     with pytest.raises(InputError, match="Unknown task"):
-        interpret.load_model(small_cnn(3), preprocessing=Preprocessing(64, 64), task="detection")
+        interpret.load_model(small_cnn(3), preprocessing=Preprocessing(64, 64), task="panoptic")
 
 
 def test_targets_that_do_not_fit_the_task_are_refused(seg, x64):
@@ -410,6 +410,13 @@ def test_keys_tell_targets_apart_and_are_stable():
     assert a.key != b.key and targets.classes(3).key == a.key
     assert targets.output(0, 1).key != targets.output(0, -1).key
     assert targets.classes(3, contrast=1).key != a.key
+    # two regions of one class are two targets (the caches must not mix them up)
+    m1, m2 = np.zeros((4, 4), bool), np.zeros((4, 4), bool)
+    m1[0, 0], m2[1, 1] = True, True
+    assert targets.region(1, mask=m1) != targets.region(1, mask=m2)
+    assert targets.region(1, mask=m1).key != targets.region(1, mask=m2).key
+    assert targets.region(1, mask=(0, 0, 2, 2)).key != targets.region(1, mask=(0, 0, 3, 2)).key
+    assert targets.region(1, mask=m1.copy()) == targets.region(1, mask=m1)
     with pytest.raises(InputError, match="sign"):
         targets.output(0, sign=2)
     with pytest.raises(InputError, match="x1 > x0"):
@@ -421,7 +428,7 @@ def test_keys_tell_targets_apart_and_are_stable():
     (targets.classes(1, contrast=0), ["cat", "dog"], "the class dog rather than cat",
      "the class dog rather than cat"),
     (targets.label(0), ["**<b>x</b>**"], "the label **<b>x</b>**",
-     r"the label \*\*&lt;b&gt;x&lt;/b&gt;\*\*"),
+     "the label " + targets.escape("**<b>x</b>**")),
     (targets.output(0, 1), ["tumour"], "what raises the probability of tumour",
      "what raises the probability of tumour"),
     (targets.output(0, -1), ["tumour"], "what lowers the probability of tumour",
@@ -431,11 +438,20 @@ def test_keys_tell_targets_apart_and_are_stable():
      "the class road inside the chosen box"),
     (targets.region(0, mask=np.ones((2, 2), bool), contrast=1), ["a_b", "[c](u)"],
      "the class a_b over the chosen region, rather than [c](u)",
-     r"the class a\_b over the chosen region, rather than \[c\]\(u\)"),
+     "the class " + targets.escape("a_b") + " over the chosen region, rather than " + targets.escape("[c](u)")),
 ])
 def test_target_sentences(target, labels, plain, page):
     assert target.describe(labels) == plain
     assert target.sentence(labels) == page
+
+
+@pytest.mark.parametrize("label", ["**<b>x</b>**", "<img src=x onerror=alert(1)>", "[c](javascript:u)",
+                                   "_a_", "# head"])
+def test_visitor_labels_never_format_a_sentence(label):
+    for t in (targets.classes(0), targets.label(0), targets.output(0), targets.region(0, contrast=0)):
+        s = t.sentence([label])
+        assert "<" not in s and "](" not in s and "**" not in s.replace("\\*", "")
+        assert targets.escape(label) in s
 
 
 def test_regression_words_say_value():
