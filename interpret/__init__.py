@@ -29,7 +29,7 @@ from . import trust  # noqa: F401  (interpret.trust.measures(), ...)
 from .trust import (Agreement, Faithfulness, Localization, Road, SanityCheck, agreement,
                     faithfulness, localization, road, sanity_check)
 from .report import report  # the function (the module is interpret.report too)
-from .concepts import concepts  # the function (the package is interpret.concepts too)
+from .concepts import concepts, discover_concepts, reference_patches, tcav  # functions (the package is interpret.concepts too)
 
 __version__ = "0.1.0"
 
@@ -47,5 +47,5 @@ __all__ = [
     "agreement", "Agreement", "localization", "Localization", "report",
     "analyze_dataset", "open_dataset", "DatasetResult",
     "targets", "Segmentation", "SegmentClass",
-    "concepts",
+    "concepts", "discover_concepts", "reference_patches", "tcav",
 ]

@@ -167,6 +167,26 @@ class PasswordThrottle:
             self._clients.pop(client, None)
 
 
+def client_key(remote_ip: Optional[str], forwarded_for: Optional[str]) -> str:
+    """Whose wrong passwords these are: the connection's address, or, when the
+    connection comes from this host or a private network (a reverse proxy in front of
+    the server, as in the README's nginx and Docker set-ups), the last address of its
+    ``X-Forwarded-For`` header: the one that proxy added, which the client cannot
+    choose.  "local" for a loopback connection without the header."""
+    import ipaddress
+
+    remote = (remote_ip or "").strip()
+    try:
+        behind_proxy = not remote or ipaddress.ip_address(remote).is_private
+    except ValueError:
+        behind_proxy = False
+    if behind_proxy and forwarded_for:
+        last = forwarded_for.split(",")[-1].strip()
+        if last:
+            return last
+    return remote or "local"
+
+
 def throttle_message(seconds: float) -> str:
     """What the password form says while a client must wait ``seconds`` ("" for none)."""
     if seconds <= 0:

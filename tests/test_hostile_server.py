@@ -733,3 +733,19 @@ def test_dataset_page_shows_the_sharing_note_at_the_uploader():
     assert not at.exception
     captions = " ".join(c.value for c in at.caption)
     assert "listed under **Stored runs** for everyone who can reach this server" in captions
+
+
+@pytest.mark.parametrize("remote, forwarded, key", [
+    (None, None, "local"),                                 # loopback, no proxy
+    ("93.184.216.34", None, "93.184.216.34"),              # a visitor straight to the server
+    ("93.184.216.34", "10.0.0.1", "93.184.216.34"),        # a public client cannot choose its key
+    (None, "198.51.100.2", "198.51.100.2"),                # nginx on this host
+    ("127.0.0.1", "6.6.6.6, 198.51.100.2", "198.51.100.2"),  # the client's own entry comes first
+    ("172.18.0.5", "198.51.100.9", "198.51.100.9"),        # a proxy container on a Docker network
+    ("172.18.0.5", "", "172.18.0.5"),
+    ("not an address", "1.2.3.4", "not an address"),
+])
+def test_wrong_passwords_are_counted_per_visitor_behind_a_proxy(remote, forwarded, key):
+    from interpret.access import client_key
+
+    assert client_key(remote, forwarded) == key

@@ -129,7 +129,7 @@ def test_lrp_copy_is_private_and_the_model_is_unchanged_after_a_failure(model_st
     handle = interpret.load_model(model, preprocessing=Preprocessing(32, 32))
     before = model_state.snapshot(model)
     first = interpret.explain(handle, X, "lrp", target=0)
-    twin = lrp_mod.lrp_copy(handle)
+    twin, _ = lrp_mod.lrp_copy(handle)
     assert twin is not model and all(p is not q for p, q in zip(twin.parameters(), model.parameters()))
     assert all(p.requires_grad for p in model.parameters())  # not switched off on the caller's model
 

@@ -59,34 +59,37 @@ def canonizers_for(module: nn.Module) -> Tuple[list, List[str]]:
     return [], []
 
 
-def make_composite(name: str, module: nn.Module, x: torch.Tensor, handle: Optional[ModelHandle] = None):
-    """(a fresh zennit composite ``name`` with the canonizers for ``module``, the
-    canonizers' names).  ``EpsilonGammaBox``'s pixel box is the image range [0, 1]
-    after the model's normalisation."""
+def make_composite(name: str, x: torch.Tensor, handle: Optional[ModelHandle] = None, canonizers=None):
+    """A fresh zennit composite ``name`` (its canonizers: ``canonizers``, by default
+    none: :func:`lrp_copy` applies them to the copy once).  ``EpsilonGammaBox``'s pixel
+    box is the image range [0, 1] after the model's normalisation."""
     from zennit import composites as zc
 
-    canon, names = canonizers_for(module)
+    canon = list(canonizers or [])
     if name == "epsilon_plus_flat":
-        return zc.EpsilonPlusFlat(canonizers=canon), names
+        return zc.EpsilonPlusFlat(canonizers=canon)
     if name == "epsilon_alpha2_beta1":
-        return zc.EpsilonAlpha2Beta1(canonizers=canon), names
+        return zc.EpsilonAlpha2Beta1(canonizers=canon)
     if name == "epsilon_gamma_box":
         if handle is not None:
             low = handle.preprocessing.normalize(torch.zeros_like(x))
             high = handle.preprocessing.normalize(torch.ones_like(x))
         else:
             low, high = torch.full_like(x, float(x.min())), torch.full_like(x, float(x.max()))
-        return zc.EpsilonGammaBox(low=low, high=high, canonizers=canon), names
+        return zc.EpsilonGammaBox(low=low, high=high, canonizers=canon)
     from ..errors import InputError
 
     raise InputError(f"Unknown LRP composite '{name}'; one of {', '.join(COMPOSITES)}.")
 
 
-def lrp_copy(handle: ModelHandle) -> nn.Module:
-    """A private deep copy of the model for zennit (hooks, merged BatchNorm, frozen
-    parameters), built once per model state (DeepLIFT's ``_state_key``: weights,
-    module tree and plain flags) and cached on the handle's runtime.  Callers hold the
-    handle's writer lock (``exclusive``) while zennit's hooks are on it."""
+def lrp_copy(handle: ModelHandle) -> Tuple[nn.Module, List[str]]:
+    """(a private deep copy of the model, canonised for zennit once and for all, the
+    canonizers' names), built once per model state (DeepLIFT's ``_state_key``:
+    weights, module tree and plain flags) and cached on the handle's runtime.  The
+    copy's BatchNorms are merged into its convolutions (the same function: the copy's
+    outputs equal the model's to float rounding) and its parameters are frozen;
+    callers hold the handle's writer lock (``exclusive``) while zennit's rule hooks
+    are on it."""
     from .deeplift import _state_key
 
     key = _state_key(handle)
@@ -94,12 +97,16 @@ def lrp_copy(handle: ModelHandle) -> nn.Module:
     with rt.lock:
         hit = rt.memos.get("lrp_copy")
         if hit is not None and hit[0] == key:
-            return hit[1]
+            return hit[1], hit[2]
     twin = copy.deepcopy(handle.module)
     twin.requires_grad_(False)  # relevance flows to the input only (and zennit-crp does the same)
+    canon, names = canonizers_for(twin)
+    with torch.no_grad():
+        for c in canon:
+            c.apply(twin)  # kept applied: the copy is ours, and merging once saves a pass per call
     with rt.lock:
-        rt.memos["lrp_copy"] = (key, twin)
-    return twin
+        rt.memos["lrp_copy"] = (key, twin, names)
+    return twin, names
 
 
 def initial_relevance(output: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
@@ -118,8 +125,8 @@ def relevance(handle: ModelHandle, x: torch.Tensor, target, contrast: Optional[i
     ``target`` (a class index or a resolved target) by LRP with ``composite`` on the
     private copy."""
     ctx = Context(handle, x, None, target, contrast, {})
-    twin = lrp_copy(handle)
-    comp, names = make_composite(composite, twin, x, handle)
+    twin, names = lrp_copy(handle)
+    comp = make_composite(composite, x, handle)
     xin = x.detach().clone().requires_grad_(True)
     with torch.enable_grad(), comp.context(twin) as modified:
         raw = modified(xin)
