@@ -612,8 +612,7 @@ def _what_it_is(state: Dict[str, torch.Tensor], model_keys: set, arch: Optional[
     if like is not None and like[0] != arch:
         return (f"{head}; without it, they look like {like[0]} ({_pct(like[1])} of the keys of "
                 f"both shared), not {arch}: {strip} and load it with arch='{like[0]}'")
-    return head + (f" ({fit} of them fit the architecture without it)" if fit else "") + \
-        ", but even without it the file does not fit the architecture"
+    return ""  # stripping it would not help: the lists above say what differs
 
 
 def load_state(module: nn.Module, state: Dict[str, torch.Tensor], fname: str, arch: str) -> None:
@@ -702,9 +701,20 @@ def resolve_arch(arch, arch_kwargs: Optional[Dict[str, Any]] = None) -> Arch:
     name = tv.check_arch(arch)
 
     def build_tv(state):
+        if tv.is_detector(name):
+            return tv.build(name, tv.detector_classes(name, state), state)
         return tv.build(name, infer_num_classes(tv.build(name, 1000, state), state), state)
 
     def info_tv(module):
+        if tv.is_detector(name):
+            from ..detection import class_count
+
+            n = class_count(module)
+            fields = {"preprocessing": tv.preprocessing(name), **modules.info_fields(module),
+                      "task": "detection", "suggested_layer": "backbone"}
+            if n == 91:
+                fields["labels"] = tuple(tv.detection_labels())
+            return fields
         n = infer_num_classes(module, module.state_dict())
         fields = {"preprocessing": tv.preprocessing(name), **modules.info_fields(module)}
         return _imagenet_if_1000(module, fields, n)
