@@ -70,3 +70,61 @@ def test_the_pdf_comes_from_chromium(made, lite0, coffee, tmp_path):
     assert data.startswith(b"%PDF-") and (tmp_path / "trust.pdf").read_bytes() == data
     assert len(data) > 20_000  # the images are in it
     assert b"/Image" in data or b"/XObject" in data
+
+
+# ----------------------------------------------------------------------------------
+# issue 17: the report's labels, axis and legend, and its plain variant
+
+
+def test_agreement_table_names_the_methods_not_their_ids(lite0, coffee):
+    from interpret.report import report_html
+
+    es = [interpret.explain(lite0, coffee, m) for m in ("gradcam", "gradcam_plus_plus")]
+    text = report_html(lite0, coffee, es, steps=4)
+    table = text.split("Do the methods agree?")[1]
+    assert "<th>Grad-CAM++</th>" in table and "Grad-CAM</th>" in table
+    assert "gradcam_plus_plus</th>" not in table and ">gradcam<" not in table
+
+
+@pytest.mark.parametrize("peak", [0.99, 0.97, 1.0, 0.5, 0.031, 0.0004])
+def test_the_probability_axis_never_reads_above_100_percent(peak):
+    import numpy as np
+    from types import SimpleNamespace
+
+    from interpret.report import _svg_curves
+
+    fr = np.linspace(0, 1, 5)
+    curve = np.array([peak, peak / 2, peak / 3, 0.0, 0.0])
+    f = SimpleNamespace(fractions=fr, deletion=curve, random_deletion=curve, insertion=curve[::-1],
+                        random_insertion=curve[::-1])
+    svg = _svg_curves(f)
+    ticks = [float(t) for t in re.findall(r'text-anchor="end">([\d.]+)%<', svg)]
+    assert ticks and max(ticks) <= 100.0, ticks
+    assert max(ticks) >= 100 * peak - 1e-9  # the top tick is at or above the curves' peak
+    assert ticks[0] == 0.0
+
+
+def test_every_map_has_a_colour_legend(made):
+    path, es, _ = made
+    text = Path(path).read_text()
+    assert text.count('class="legend"') == len(es)
+    assert "least important" in text and "most important" in text
+    assert "linear-gradient(to right, rgb(" in text
+
+
+def test_presentation_report_is_in_plain_words_without_technical_numbers(lite0, coffee):
+    from interpret.report import report_html
+
+    es = [interpret.explain(lite0, coffee, m) for m in ("gradcam", "layercam")]
+    text = report_html(lite0, coffee, es, steps=4, plain=True)
+    body = re.sub(r'src="[^"]*"|style="[^"]*"|<style>.*?</style>', "", text, flags=re.S)
+    words_only = re.sub(r"<[^>]+>", " ", body)
+    for technical in ("<svg", "area", "rank correlation", "Spearman", "steps", "baseline", "grid",
+                      "deletion", "insertion"):
+        assert technical not in body.replace("areas are", ""), technical
+    assert "what made the model say" in words_only and "espresso" in words_only
+    f = interpret.faithfulness(lite0, coffee, es[0], steps=4)
+    assert words.html(words.trust_plain(f.verdict, "red")) in text
+    assert text.count('class="legend"') == 2
+    # correlation values and curve areas: no decimal number but the predictions' percentages
+    assert not re.search(r"\b0\.\d+(?![\d]*%)", words_only.split("Made ")[0]), words_only
