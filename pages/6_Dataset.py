@@ -13,7 +13,6 @@ from PIL import Image
 import interpret
 import ui
 from interpret import words
-from interpret.dataset import region_name
 from interpret.dataset.store import Store
 from interpret.figures import dataset as dfig
 from ui import compute
@@ -274,8 +273,8 @@ def flags_tab(r) -> None:
     for k, f in enumerate(flags):
         st.warning(words.text(f.sentence), icon=":material/flag:")  # quotes class names
         gallery(r, list(f.paths), f"ds_gal_flag_{k}",
-                f"The images of '{f.label}', most concentrated first; red: the region, "
-                + ("dashed: the box given." if f.given_box else f"the {region_name(f.box)}."),
+                f"The images of '{words.text(f.label)}', most concentrated first; red: the region, "
+                + ("dashed: the box given." if f.given_box else f"{words.region(f.box, False)}."),
                 box=f.box, given_box=f.given_box)
 
 
