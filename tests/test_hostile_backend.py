@@ -29,6 +29,17 @@ from interpret.dataset import store as store_mod
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
+@pytest.fixture(autouse=True)
+def default_settings(monkeypatch, tmp_path):
+    """The built-in defaults: no settings file, no INTERPRET_* variables (a test sets
+    the ones it lowers)."""
+    import os
+
+    for key in [k for k in os.environ if k.startswith("INTERPRET_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(tmp_path)  # no ./interpret.toml
+
+
 class Reached(AssertionError):
     """A step that the bound should have kept from running was reached."""
 
