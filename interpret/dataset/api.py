@@ -112,6 +112,10 @@ def analyze_dataset(
 
     handle = as_handle(model)
     handle.check_ready()
+    if handle.task != "classification":
+        raise InputError(
+            f"Dataset mode analyses single-label classifiers for now; '{handle.name}' is a "
+            f"{handle.task} model. Explain its photos one at a time on the other pages.")
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}.")
     if target not in TARGETS:
