@@ -29,6 +29,7 @@ import streamlit as st
 
 import interpret
 import ui
+from interpret import words
 from interpret.methods import FAMILIES, SPEEDS
 from ui import compute, state, trust, views
 from ui.compute import Selection
@@ -80,7 +81,7 @@ def current_spec(ctx: ui.PageContext, specs) -> interpret.MethodSpec:
     try:
         spec = interpret.get_method(name)
         why = spec.unavailable(ctx.handle) or "it is not available here"
-        st.warning(f"{spec.label} cannot run on {ctx.handle.name}: {why} Showing "
+        st.warning(f"{spec.label} cannot run on {words.text(ctx.handle.name)}: {words.text(why)} Showing "
                    f"{fallback.label} instead.", icon=":material/warning:")
     except interpret.InputError:
         pass
@@ -178,8 +179,10 @@ def pickers(ctx: ui.PageContext, specs) -> Optional[Selection]:
     target, contrast, layer = ctx.target, None, None
     with ui.guard("the class picker"):
         target = target_picker(ctx, rerun=SELECTION)
-        if spec.contrastive and not ctx.present:
-            contrast = contrast_picker(ctx, target, rerun=SELECTION)
+        if spec.contrastive:
+            # presentation mode keeps a link's contrast class, without the picker
+            contrast = (current_contrast(ctx, target) if ctx.present
+                        else contrast_picker(ctx, target, rerun=SELECTION))
     if spec.needs_layer:
         with ui.guard("the layer picker"):
             layer = interpret.default_layer(ctx.handle) if ctx.present else layer_picker(ctx, rerun=SELECTION)
@@ -218,16 +221,17 @@ def explanation(ctx: ui.PageContext, sel: Selection) -> Optional[interpret.Expla
     return None
 
 
-def _caption(spec: interpret.MethodSpec, e: interpret.Explanation, cmap: str) -> str:
-    hot = HOT_WORD.get(cmap, "brightest")
-    if not spec.contrastive:
-        return (f"The <b>{hot}</b> areas are where this layer of the network reacts most strongly. "
-                f"This map does not depend on the class: it shows what the network looks at, "
-                f"not why it says <i>{e.target_label}</i>.")
-    if e.contrast_label:
-        return (f"The <b>{hot}</b> areas are what made the model say <b><i>{e.target_label}</i></b> "
-                f"rather than <i>{e.contrast_label}</i>.")
-    return f"The <b>{hot}</b> areas are what made the model say <b><i>{e.target_label}</i></b>."
+def _caption(ctx: ui.PageContext, spec: interpret.MethodSpec, e: interpret.Explanation, cmap: str,
+             verdict: Optional[str]) -> str:
+    """The sentence under the map (interpret.words.map_caption): "what made the model
+    say X" only for its prediction, never under a "no better than random" verdict."""
+    top = ctx.top
+    return words.map_caption(
+        e.target_label, HOT_WORD.get(cmap, "brightest"), top_label=top.label,
+        probability=ctx.probability(e.target), top_probability=top.probability,
+        predicted=ctx.predicted(e.target), contrast_label=e.contrast_label,
+        contrast_probability=ctx.probability(e.contrast) if e.contrast is not None else None,
+        class_specific=spec.contrastive, verdict=verdict)
 
 
 def _on_whole_photo() -> None:
@@ -260,8 +264,12 @@ def result_panel(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation,
     """The heatmap over the photo with its controls, caption, details and downloads;
     ``beside()`` (e.g. a trust panel) is drawn in a column next to the heatmap."""
     spec = sel.spec
-    opacity, cmap, resolution = display_controls()
-    title = f"{spec.label}: {e.target_label}" + (f" rather than {e.contrast_label}" if e.contrast_label else "")
+    if ctx.present:  # presentation mode: the view's colours, no controls
+        opacity, cmap, resolution = state.get("opacity"), state.get("cmap"), state.get("resolution")
+    else:
+        opacity, cmap, resolution = display_controls()
+    title = f"{spec.label}: {words.plotly_text(e.target_label)}" + (
+        f" rather than {words.plotly_text(e.contrast_label)}" if e.contrast_label else "")
     where = st.container()
     if beside is not None:
         where, side = st.columns([3, 2], gap="medium")
@@ -270,9 +278,10 @@ def result_panel(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation,
     with where:
         st.plotly_chart(views.attribution_figure(ctx.handle, ctx.image, e, title, cmap, opacity, resolution),
                         key="overlay", config=NOBAR)
-    ui.plain(_caption(spec, e, cmap))
-    details = f"{spec.label}" + (f" at layer `{e.layer}`" if e.layer else "") + \
-        f" · class *{e.target_label}*"
+    f = trust.cached_faithfulness(ctx, e)  # the panel beside has computed it when it could
+    ui.plain(_caption(ctx, spec, e, cmap, f.verdict if f is not None else None))
+    details = f"{spec.label}" + (f" at layer {words.text(e.layer)}" if e.layer else "") + \
+        f" · class *{words.text(e.target_label)}*"
     if e.score == e.score:  # not NaN
         details += f" · score {e.score:.3g}"
     details += f" · {e.seconds:.2f} s"
@@ -311,7 +320,7 @@ def comparison(ctx: ui.PageContext, specs) -> None:
         st.caption("Pick up to four methods to see them on one row.")
         return
     target = current_target(ctx)
-    contrast = None if ctx.present else current_contrast(ctx, target)
+    contrast = current_contrast(ctx, target)  # a link's contrast, in presentation mode too
     layer = state.get("layer") or interpret.default_layer(ctx.handle)
     items, skipped = [], []
     for name in chosen:
@@ -326,7 +335,7 @@ def comparison(ctx: ui.PageContext, specs) -> None:
         try:
             e = compute.explain(ctx.handle, ctx.image, name, lay, target, con, params)
         except interpret.InputError as exc:
-            st.warning(f"{spec.label}: {exc}", icon=":material/warning:")
+            st.warning(f"{spec.label}: {words.text(exc)}", icon=":material/warning:")
             continue
         items.append((e, spec.label, spec.family_label.lower()))
     if items:
@@ -335,7 +344,9 @@ def comparison(ctx: ui.PageContext, specs) -> None:
             with col:
                 st.image(views.overlay_uri(ctx.handle, ctx.image, e, cmap, opacity),
                          caption=f"{title} · {family}", width="stretch")
-        st.caption(f"All for *{ctx.handle.label(target)}*, with the same colours and opacity as above."
+        st.caption(f"All for *{words.text(ctx.handle.label(target))}*"
+                   + (f" rather than *{words.text(ctx.handle.label(contrast))}*" if contrast is not None else "")
+                   + ", with the same colours and opacity as above."
                    + (" CAMs use the layer chosen above." if any(by_name[n].needs_layer for n in chosen) else ""))
         # agreement compares maps of one question: with a contrast class, the maps that
         # do not depend on the class answer another one
