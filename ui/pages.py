@@ -35,6 +35,8 @@ PAGES = (
          "**Features**: what a layer's channels look for"),
     Page("pages/6_Dataset.py", "Dataset", ":material/dataset:",
          "**Dataset**: a whole labelled image set, and where the model looks for the wrong reasons"),
+    Page("pages/7_Concepts.py", "Concepts", ":material/extension:",
+         "**Concepts**: which learnt concepts a decision rests on, and whether the model uses yours"),
 )
 
 
