@@ -3,9 +3,10 @@
 Limits (documented in the README):
 
 * ``MAX_IMAGE_BYTES`` (50 MiB): larger files are refused before any decoding.
-* ``MAX_IMAGE_PIXELS`` (40 megapixels, e.g. 8000 x 5000): images whose header claims
-  more are refused *before* the pixel data is decoded, so a decompression bomb (a
-  small file claiming enormous dimensions) costs a header read, not gigabytes.
+* ``MAX_IMAGE_PIXELS`` (40 megapixels, e.g. 8000 x 5000; the ``max_image_pixels``
+  setting changes it): images whose header claims more are refused *before* the pixel
+  data is decoded, so a decompression bomb (a small file claiming enormous dimensions)
+  costs a header read, not gigabytes.
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ def load_image(source: ImageSource) -> Image.Image:
     except Image.DecompressionBombError:
         raise InputError(
             f"{name} claims enormous dimensions (a possible decompression bomb); "
-            f"the limit is {MAX_IMAGE_PIXELS / 1e6:.0f} megapixels."
+            f"the limit is {max_image_pixels() / 1e6:g} megapixels ({max_image_pixels():,} "
+            "pixels, setting max_image_pixels)."
         ) from None
     except UnidentifiedImageError:
         raise InputError(
@@ -155,15 +157,26 @@ def load_image(source: ImageSource) -> Image.Image:
         raise InputError(f"{name} could not be decoded: {msg}") from None
 
 
+def max_image_pixels() -> int:
+    """The largest photo, in pixels: the ``max_image_pixels`` setting (default
+    :data:`MAX_IMAGE_PIXELS`)."""
+    from .settings import current
+
+    return current().max_image_pixels
+
+
 def _check_dimensions(size: tuple[int, int], name: str) -> None:
     w, h = size
     if w <= 0 or h <= 0:
         raise InputError(f"{name} has no pixels ({w}x{h}).")
-    if w * h > MAX_IMAGE_PIXELS:
+    limit = max_image_pixels()
+    if w * h > limit:
         raise InputError(
             f"{name} is {w}x{h} pixels ({w * h / 1e6:.0f} megapixels); the limit is "
-            f"{MAX_IMAGE_PIXELS / 1e6:.0f} megapixels. Downscale it first. (Refused "
-            "before decoding: a small file claiming huge dimensions is a decompression bomb.)"
+            f"{limit / 1e6:g} megapixels ({limit:,} pixels, setting max_image_pixels). "
+            "Downscale it first. "
+            "(Refused before decoding: a small file claiming huge dimensions is a "
+            "decompression bomb.)"
         )
 
 

@@ -56,6 +56,9 @@ class Settings:
     #: answer Streamlit's /_stcore/metrics (active sessions, page runs, uploaded bytes) to
     #: anyone who can reach the server, without the password: off unless you open it
     open_metrics: bool = False
+    #: largest photo, in pixels (width x height), read from its header before any pixel
+    #: is decoded (a small file claiming huge dimensions is a decompression bomb)
+    max_image_pixels: int = 40_000_000
     #: largest image a preprocessing step may make, in pixels (width x height): the resize
     #: before the crop and the model's input.  A 114-byte 1x10000 PNG resized to a shorter
     #: side of 256 would be 256 x 2,560,000 pixels (3.3 GB), and a model file declaring a

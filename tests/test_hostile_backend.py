@@ -465,3 +465,12 @@ def test_an_hf_config_far_larger_than_its_weights_is_refused_before_it_is_built(
     _spy(monkeypatch, transformers.AutoModelForImageClassification, "from_pretrained")
     with pytest.raises(InputError, match=message):
         interpret.load_model(evil)
+
+
+def test_the_photo_pixel_limit_is_a_setting_read_from_the_header(monkeypatch):
+    data = _png(40, 40)
+    monkeypatch.setenv("INTERPRET_MAX_IMAGE_PIXELS", "1000")
+    _spy(monkeypatch, Image.Image, "load")  # the pixels are never decoded
+    with pytest.raises(InputError, match=r"40x40 pixels .*the limit is 0.001 megapixels \(1,000 pixels, "
+                                         r"setting max_image_pixels\)"):
+        interpret.load_image(data)
