@@ -13,8 +13,8 @@ Results and figures come from the shared cache (ui/compute.py, ui/views.py): swi
 between the CAMs or colour maps redraws from the recorded pass without running the
 model again.
 
-Where to add views: the trust panel goes beside the heatmap (``result_panel(...,
-beside=...)`` in :func:`result_view`); a comparison view is a fragment like
+Where to add views: the trust panel goes under the heatmap (``result_panel(...,
+under=...)`` in :func:`result_view`); a comparison view is a fragment like
 :func:`comparison_panel`, called from :func:`main` (add its key to :data:`VIEWS` so
 that class, layer and colour changes rerun it too).
 """
@@ -40,7 +40,9 @@ SPEED_ICONS = {"instant": ":material/bolt:", "fast": ":material/speed:", "slow":
 HOT_WORD = {"jet": "red", "turbo": "red", "inferno": "bright yellow", "viridis": "yellow",
             "magma": "pale yellow", "plasma": "yellow", "hot": "white-hot", "greys": "white",
             "rdbu": "red"}
-MAX_COMPARE = 4
+#: most methods side by side (the view's limit, also for links), in rows of PER_ROW
+MAX_COMPARE = state.COMPARE_MAX
+PER_ROW = 4
 MARK_REGION = "Mark the object on the photo"
 NOBAR = {"displayModeBar": False}
 #: the fragments drawn from the class, contrast, layer and colours: a change of one of
@@ -225,6 +227,12 @@ def _caption(ctx: ui.PageContext, spec: interpret.MethodSpec, e: interpret.Expla
              verdict: Optional[str]) -> str:
     """The sentence under the map (interpret.words.map_caption): "what made the model
     say X" only for its prediction, never under a "no better than random" verdict."""
+    explained = getattr(e, "explained", None)
+    if explained is not None and explained.kind != "class":  # a label, an output, a segment
+        from ui import tasks
+
+        return tasks.map_caption(explained.sentence(ctx.handle.labels), HOT_WORD.get(cmap, "brightest"),
+                                 spec.contrastive)
     top = ctx.top
     return words.map_caption(
         e.target_label, HOT_WORD.get(cmap, "brightest"), top_label=top.label,
@@ -260,9 +268,12 @@ def display_controls() -> tuple:
 
 
 def result_panel(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation,
-                 beside: Optional[Callable[[], None]] = None) -> None:
+                 under: Optional[Callable[[], None]] = None) -> None:
     """The heatmap over the photo with its controls, caption, details and downloads;
-    ``beside()`` (e.g. a trust panel) is drawn in a column next to the heatmap."""
+    ``under()`` (e.g. a trust panel) is drawn below them at the column's full width
+    (the heatmap keeps the room: beside it, a 226-pixel map stood next to a 400-pixel
+    colour bar and the curves' legends were cut, issue 17).  It runs first, so that
+    the sentence under the map reads the verdict it has just computed."""
     spec = sel.spec
     if ctx.present:  # presentation mode: the view's colours, no controls
         opacity, cmap, resolution = state.get("opacity"), state.get("cmap"), state.get("resolution")
@@ -271,14 +282,20 @@ def result_panel(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation,
     title = f"{spec.label}: {words.plotly_text(e.target_label)}" + (
         f" rather than {words.plotly_text(e.contrast_label)}" if e.contrast_label else "")
     where = st.container()
-    if beside is not None:
-        where, side = st.columns([3, 2], gap="medium")
-        with side:
-            beside()
+    if under is not None:
+        with st.container():  # drawn below `where`, run before it
+            under()
     with where:
         st.plotly_chart(views.attribution_figure(ctx.handle, ctx.image, e, title, cmap, opacity, resolution),
                         key="overlay", config=NOBAR)
-    f = trust.cached_faithfulness(ctx, e)  # the panel beside has computed it when it could
+        _under_the_map(ctx, sel, e, cmap, opacity, resolution)
+
+
+def _under_the_map(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation, cmap: str,
+                   opacity: float, resolution: str) -> None:
+    """The sentence, the details and the downloads under the heatmap."""
+    spec = sel.spec
+    f = trust.cached_faithfulness(ctx, e)  # the panel below has computed it when it could
     ui.plain(_caption(ctx, spec, e, cmap, f.verdict if f is not None else None))
     details = f"{spec.label}" + (f" at layer {words.text(e.layer)}" if e.layer else "") + \
         f" · class *{words.text(e.target_label)}*"
@@ -301,10 +318,23 @@ def result_panel(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation,
                         on_click="ignore", key="dl_overlay")
 
 
+def _select_all_room(chosen: int) -> int:
+    """The ``select_all`` threshold of the comparison's picker: Streamlit shows "Select
+    all" (or "Select N matches") only when that many still fit under the limit, so the
+    option never offers more than the box takes."""
+    return max(0, MAX_COMPARE - chosen)
+
+
+def _request_compare(names: tuple) -> None:
+    st.session_state["compare_run"] = tuple(names)
+
+
 def comparison(ctx: ui.PageContext, specs) -> None:
-    """Up to four methods side by side, for the class, contrast and layer chosen above
-    (read from the view: this part reruns on its own), in the same colours and opacity;
-    slow methods appear once computed."""
+    """Up to :data:`MAX_COMPARE` methods side by side (rows of :data:`PER_ROW`), for the
+    class, contrast and layer chosen above (read from the view: this part reruns on its
+    own), in the same colours and opacity.  Every method the model can run is offered;
+    those that take more than one pass show their cost, and the slow ones run through
+    the compute gate when asked."""
     st.subheader("Compare methods")
     by_name = {s.name: s for s in specs}
     names = [s.name for s in specs]
@@ -313,37 +343,64 @@ def comparison(ctx: ui.PageContext, specs) -> None:
     chosen = current
     if not ctx.present:
         chosen = st.multiselect(
-            "Methods side by side (up to four)", names, format_func=lambda n: by_name[n].label,
-            max_selections=MAX_COMPARE, key=state.wkey("compare"), on_change=state.commit,
-            args=("compare", tuple))
+            f"Methods side by side (up to {MAX_COMPARE})", names,
+            format_func=lambda n: by_name[n].label + ("" if by_name[n].speed == "instant"
+                                                      else f" ({by_name[n].speed})"),
+            max_selections=MAX_COMPARE, select_all=_select_all_room(len(current)),
+            key=state.wkey("compare"), on_change=state.commit, args=("compare", tuple),
+            help="Every method this model can run. Slow ones (many passes through the model) "
+                 "show their cost and run when you ask.")
     if not chosen:
-        st.caption("Pick up to four methods to see them on one row.")
+        st.caption(f"Pick up to {MAX_COMPARE} methods to see them side by side.")
         return
     target = current_target(ctx)
     contrast = current_contrast(ctx, target)  # a link's contrast, in presentation mode too
     layer = state.get("layer") or interpret.default_layer(ctx.handle)
-    items, skipped = [], []
+    requested = set(st.session_state.pop("compare_run", ()) or ())
+    items, waiting, costs = [], [], []
     for name in chosen:
         spec = by_name[name]
         params = chosen_params(spec)
         lay = layer if spec.needs_layer else None
         con = contrast if spec.contrastive else None
         key = compute.explanation_key(ctx.handle, ctx.image, name, lay, target, con, params)
-        if spec.speed == "slow" and not compute.is_cached(key):
-            skipped.append(spec.label)
-            continue
+        done = spec.speed == "instant" or compute.is_cached(key)
+        if not done:
+            try:
+                cost = spec.estimate(ctx.handle, lay, params)
+                costs.append((spec, cost.forwards))
+            except interpret.InputError:
+                costs.append((spec, None))
+            if spec.speed == "slow" and name not in requested:
+                waiting.append(spec)
+                continue
         try:
             e = compute.explain(ctx.handle, ctx.image, name, lay, target, con, params)
         except interpret.InputError as exc:
             st.warning(f"{spec.label}: {words.text(exc)}", icon=":material/warning:")
             continue
         items.append((e, spec.label, spec.family_label.lower()))
+    if waiting:
+        passes = [f for sp, f in costs if sp in waiting and f is not None]
+        total = sum(passes)
+        listed = ", ".join(f"{sp.label} (about {f} passes)" if f is not None else sp.label
+                           for sp, f in costs if sp in waiting)
+        if not ctx.present:  # presentation mode: the button alone, no pass counts
+            st.info(f"Slow, so they wait for you: {listed}.", icon=":material/hourglass_top:")
+        label = ("Compute " + (waiting[0].label if len(waiting) == 1 else f"these {len(waiting)}")
+                 + (f" (about {total} passes)" if passes and not ctx.present else ""))
+        st.button(label, key="compare_run_btn", icon=":material/play_arrow:",
+                  on_click=_request_compare, args=(tuple(sp.name for sp in waiting),),
+                  help="Through the server's compute queue, with a progress bar; the result is "
+                       "kept, here and on the page above.")
     if items:
         cmap, opacity = state.get("cmap"), state.get("opacity")
-        for col, (e, title, family) in zip(st.columns(MAX_COMPARE, gap="small"), items):
-            with col:
-                st.image(views.overlay_uri(ctx.handle, ctx.image, e, cmap, opacity),
-                         caption=f"{title} · {family}", width="stretch")
+        for row in range(0, len(items), PER_ROW):
+            cols = st.columns(PER_ROW, gap="small")
+            for col, (e, title, family) in zip(cols, items[row:row + PER_ROW]):
+                with col:
+                    st.image(views.overlay_uri(ctx.handle, ctx.image, e, cmap, opacity),
+                             caption=f"{title} · {family}", width="stretch")
         st.caption(f"All for *{words.text(ctx.handle.label(target))}*"
                    + (f" rather than *{words.text(ctx.handle.label(contrast))}*" if contrast is not None else "")
                    + ", with the same colours and opacity as above."
@@ -353,9 +410,6 @@ def comparison(ctx: ui.PageContext, specs) -> None:
         same = {title: e for e, title, _ in items if e.contrast == contrast}
         with ui.guard("the agreement between methods"):
             trust.comparison_trust(ctx, same)
-    if skipped:
-        st.caption(f"Not shown: {', '.join(skipped)} (slow; select it above and press Run once, "
-                   "then it appears here).")
     with ui.guard("the report"):
         current = current_explanation(ctx, specs, target, contrast, layer)
         maps = ([current] if current is not None else []) + [e for e, _, _ in items]
@@ -401,22 +455,24 @@ def result_view(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation) -
     """The heatmap and its controls: a new colour map or opacity reruns this alone (and
     the comparison, drawn in the same colours)."""
     with ui.guard("drawing the result"):
-        result_panel(ctx, sel, e, beside=lambda: trust_side(ctx, sel, e))
+        result_panel(ctx, sel, e, under=lambda: trust_side(ctx, sel, e))
     state.sync_url()
 
 
 def trust_side(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation) -> None:
-    """Beside the heatmap: how far to trust it, and the box a person draws around the
-    object (the panel then adds the pointing game and the mass inside)."""
+    """Under the heatmap: how far to trust it, and the box a person draws around the
+    object (the panel then adds the pointing game and the mass inside).  A check or a
+    box reruns this panel and the comparison, whose badges and boxes show the same
+    results (:data:`VIEWS`): neither is left stale."""
     with ui.guard("the trust panel"):
-        trust.trust_panel(ctx, sel.spec, e)
+        trust.trust_panel(ctx, sel.spec, e, rerun=VIEWS)
     if not ctx.present:
         # a toggle, not an expander: an expander's content is built and sent on every
         # run (the photo figure, ~100 kB), a toggle's only while it is on
         with ui.guard("the region"):
             if st.toggle(MARK_REGION, key="w_mark_region",
                          help="Draw a box around the object; each map is then checked against it."):
-                trust.region_picker(ctx)
+                trust.region_picker(ctx, rerun=VIEWS)
 
 
 @st.fragment(key="attr_compare")

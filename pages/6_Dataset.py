@@ -70,15 +70,19 @@ def _run_job(ctx: ui.PageContext, job: ds.Job) -> None:
     ss.pop("ds_cancelled", None)
     ss.pop("ds_cell", None)
     left, right = st.columns([5, 1], vertical_alignment="center")
-    with right:
-        st.button("Cancel", key="ds_cancel_btn", icon=":material/stop_circle:", on_click=_on_cancel,
+    # in a placeholder: the button goes when the analysis ends (finished, stopped or failed)
+    cancel = right.empty()
+    cancel.button("Cancel", key="ds_cancel_btn", icon=":material/stop_circle:", on_click=_on_cancel,
                   help="Stop the analysis. The images finished so far are kept; continue later.")
     with left:
         bar = st.progress(0.0, text=f"Analysing {job.label}: starting...")
-    with ui.guard("the analysis"):
-        ds.run(ctx.handle, job, bar)
-        ss.pop("ds_active", None)
-    bar.empty()
+    try:
+        with ui.guard("the analysis"):
+            ds.run(ctx.handle, job, bar)
+            ss.pop("ds_active", None)
+    finally:
+        cancel.empty()
+        bar.empty()
     if Store(job.out).exists():
         ss["ds_run"] = job.out
 
@@ -127,14 +131,78 @@ def start_section(ctx: ui.PageContext) -> None:
         trust = st.toggle("Faithfulness figures", value=False, key="w_ds_trust",
                           help="Deletion and insertion curves of every map against random maps (the "
                                "'least faithful maps' list). Slow: dozens of forwards per image.")
+    cmap, skip, undecided = {}, False, []
+    with ui.guard("reading the set's class names"):
+        names = ds.class_names(ctx.handle, ds.plan(ctx.handle, kind, methods, target, trust, upload))
+        cmap, skip, undecided = class_names_control(names, ctx.handle.labels)
+    if undecided:
+        st.warning(ds.unmapped_message(undecided), icon=":material/label_off:")
     if st.button("Analyse", type="primary", key="ds_start_btn", icon=":material/play_arrow:"):
-        with ui.guard("preparing the analysis"):
-            job = ds.plan(ctx.handle, kind, methods, target, trust, upload)
-            ds.check_source(ctx.handle, job)  # folder names that match no label: said now
-            _run_job(ctx, job)
+        if undecided:
+            st.error(ds.unmapped_message(undecided), icon=":material/error:")
+        else:
+            with ui.guard("preparing the analysis"):
+                job = ds.plan(ctx.handle, kind, methods, target, trust, upload, class_map=cmap,
+                              skip_unmatched=skip)
+                ds.check_source(ctx.handle, job)  # anything else wrong with the set: said now
+                _run_job(ctx, job)
     if not ds.runs_are_kept():
         st.caption("This server keeps dataset runs only while it runs (its operator can set "
                    "`dataset_runs` to keep and share them).")
+
+
+def _name_key(name: str) -> str:
+    import hashlib
+
+    return "w_ds_map_" + hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
+
+
+#: at most this many class names get a picker each (a set with more: use a CSV of labels)
+MAX_PICKERS = 60
+
+
+def class_names_control(names, labels) -> tuple:
+    """The "Class names" control: the set's class names (folder names, or a CSV's
+    labels) and the model label each is read as.  A name that matches no label gets a
+    picker (a label, or leave its images out); "Change the matched names too" gives
+    every name one.  Returns (class map {name: label}, whether names are left out,
+    the names still without a label)."""
+    ss = st.session_state
+    unmatched = [c for c in names if c.index is None]
+    matched = [c for c in names if c.index is not None]
+    title = f"Class names → the model's labels ({len(matched)} of {len(names)} match)"
+    cmap, skip, undecided = {}, False, []
+    with st.expander(title, expanded=bool(unmatched), icon=":material/label:"):
+        st.caption("Each class folder (or CSV label) of the set is read as a label of the model: the same "
+                   "name, ignoring case and the difference between spaces, _ and -. Choose the label of a "
+                   "name that matches none, or leave its images out.")
+        every = st.toggle("Change the matched names too", key="w_ds_map_all", disabled=not matched,
+                          help="Read a folder as another label than the one its name matches.")
+        shown = (unmatched + (matched if every else []))[:MAX_PICKERS]
+        for c in shown:
+            key = _name_key(c.name)
+            if c.index is None:
+                options = [ds.CHOOSE, ds.LEAVE_OUT] + list(labels)
+                default = ds.CHOOSE
+            else:
+                options = [ds.LEAVE_OUT] + list(labels)
+                default = labels[c.index]
+            if ss.get(key) not in options:
+                ss[key] = default
+            pick = st.selectbox(words.text(c.name), options, key=key,
+                                help="The model's label these images are (type to search).")
+            if pick == ds.CHOOSE:
+                undecided.append(c)
+            elif pick == ds.LEAVE_OUT:
+                skip = True
+            elif c.index is None or pick != labels[c.index]:
+                cmap[c.name] = pick
+        undecided += unmatched[len([c for c in shown if c.index is None]):]
+        if matched and not every:
+            st.caption("Matched: " + ", ".join(
+                f"{words.text(c.name)} → {words.text(labels[c.index])}" for c in matched[:30])
+                + (f" and {len(matched) - 30} more" if len(matched) > 30 else "") + ".")
+    return cmap, skip, undecided
 
 
 def compute_max_mb() -> int:
@@ -242,9 +310,29 @@ def where_tab(r) -> None:
                f"{interpret.dataset.BORDER:.0%} band of the image, 'centre' its middle half.")
 
 
-def _boxes_editor(r) -> Dict[str, tuple]:
+def _boxes(r) -> Dict[str, tuple]:
+    """The object boxes given in this session for the run (starting from its own)."""
+    return st.session_state.setdefault("ds_boxes", {}).setdefault(str(r.out), dict(r.boxes))
+
+
+def _on_box_set(run: str) -> None:
+    """"Set" was pressed: the box is kept before the page runs, so that the counters
+    drawn above the tabs (boxes given, shortcut flags) count it in the same run."""
     ss = st.session_state
-    boxes = ss.setdefault("ds_boxes", {}).setdefault(str(r.out), dict(r.boxes))
+    lab = ss.get("w_ds_box_class")
+    xs, ys = ss.get(f"w_ds_bx_{lab}"), ss.get(f"w_ds_by_{lab}")
+    if lab is None or not xs or not ys:
+        return
+    if xs[1] > xs[0] and ys[1] > ys[0]:
+        ss.setdefault("ds_boxes", {}).setdefault(run, {})[lab] = (xs[0], ys[0], xs[1], ys[1])
+
+
+def _on_box_clear(run: str) -> None:
+    st.session_state.setdefault("ds_boxes", {})[run] = {}
+
+
+def _boxes_editor(r) -> Dict[str, tuple]:
+    boxes = _boxes(r)
     with st.expander(f"Where the objects are (boxes given: {len(boxes)})", icon=":material/crop_free:"):
         st.caption("Give a class's box (fractions of the model's view) to flag the classes whose maps fall "
                    "outside their object.")
@@ -253,19 +341,16 @@ def _boxes_editor(r) -> Dict[str, tuple]:
         b = boxes.get(lab, (0.2, 0.2, 0.8, 0.8))
         xs = c2.slider("Left to right", 0.0, 1.0, (float(b[0]), float(b[2])), 0.05, key=f"w_ds_bx_{lab}")
         ys = c3.slider("Top to bottom", 0.0, 1.0, (float(b[1]), float(b[3])), 0.05, key=f"w_ds_by_{lab}")
-        if c4.button("Set", key="ds_box_set"):
-            if xs[1] > xs[0] and ys[1] > ys[0]:
-                boxes[lab] = (xs[0], ys[0], xs[1], ys[1])
+        c4.button("Set", key="ds_box_set", on_click=_on_box_set, args=(str(r.out),))
         if boxes:
-            st.caption("; ".join(f"{k}: ({v[0]:.2f}, {v[1]:.2f}, {v[2]:.2f}, {v[3]:.2f})" for k, v in boxes.items()))
-            if st.button("Clear the boxes", key="ds_box_clear"):
-                boxes.clear()
+            st.caption("; ".join(f"{words.text(k)}: ({v[0]:.2f}, {v[1]:.2f}, {v[2]:.2f}, {v[3]:.2f})" for k, v in boxes.items()))
+            st.button("Clear the boxes", key="ds_box_clear", on_click=_on_box_clear, args=(str(r.out),))
     return dict(boxes)
 
 
-def flags_tab(r) -> None:
+def flags_tab(r, flags) -> None:
+    """The shortcut flags (``flags``: found with the boxes given, as the counter above)."""
     boxes = _boxes_editor(r)
-    flags = r.find_flags(boxes=boxes)
     if not flags:
         st.success("No class's maps concentrate on one small region in most of its images"
                    + (", or fall outside the boxes given." if boxes else "."), icon=":material/check_circle:")
@@ -342,7 +427,8 @@ def results_section(ctx: ui.PageContext, path: str) -> None:
     a.metric("Images", f"{len(r.table())}", help=f"{r.done} of {r.total} stored")
     a_acc = r.accuracy
     b.metric("Accuracy", "-" if np.isnan(a_acc) else f"{a_acc:.1%}")
-    c.metric("Shortcut flags", len(r.flags))
+    flags = r.find_flags(boxes=_boxes(r))  # with the boxes given in this session, as the tab
+    c.metric("Shortcut flags", len(flags))
     d.metric("Skipped files", len(r.skipped))
     if not r.complete:
         st.info(f"This run holds {r.done} of {r.total} images ({r.status}). Continue it to compute the rest; "
@@ -353,8 +439,12 @@ def results_section(ctx: ui.PageContext, path: str) -> None:
                 if job is None or job.out != str(r.out):
                     src = r.manifest["source"]
                     job = ds.Job(src["root"], r.manifest.get("name") or "the set", str(r.out), r.methods,
-                                 r.settings.target, r.settings.trust, upload=src["kind"] == "zip")
+                                 r.settings.target, r.settings.trust, upload=src["kind"] == "zip",
+                                 class_map=tuple((n, l) for n, l in r.manifest.get("classes", [])),
+                                 skip_unmatched=True)  # the classes the run read, as it read them
                 _run_job(ctx, job)
+                if "ds_active" not in st.session_state:  # finished: the counters above
+                    st.rerun()                           # count what was just computed
                 r = ds.open_run(path)
     if ctx.present:
         ui.plain(f"The model got **{a_acc:.0%}** of these {len(r.table())} images right. Click a square of "
@@ -368,7 +458,7 @@ def results_section(ctx: ui.PageContext, path: str) -> None:
     with tabs[2], ui.guard("the 'where it looks' grid"):
         where_tab(r)
     with tabs[3], ui.guard("the shortcut flags"):
-        flags_tab(r)
+        flags_tab(r, flags)
     with tabs[4], ui.guard("the embedding"):
         embedding_tab(r)
     with tabs[5], ui.guard("the sorted images"):

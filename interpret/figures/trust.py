@@ -51,7 +51,8 @@ def faithfulness_figure(result, height: int = 260, title: Optional[str] = None,
         title = f"Probability of “{result.target_label}”"
         if result.contrast_label:
             title = f"“{result.target_label}” rather than “{result.contrast_label}”"
-    fig = _base_layout(fig, title, height + 90, margin=dict(l=4, r=4, t=30, b=4))
+    # r=28: room for the last tick ("100%"), which Plotly drops when it would overflow
+    fig = _base_layout(fig, title, height + 90, margin=dict(l=4, r=28, t=30, b=4))
     fig.update_layout(title=dict(font=dict(size=13)))
     return fig
 
