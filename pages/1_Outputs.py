@@ -24,6 +24,13 @@ def main() -> None:
                    "What the model predicts for this photo, and how sure it is.")
     if ctx is None:
         return
+    if ctx.handle.task != "classification":  # segmentation, multi-label, binary, regression
+        from ui import tasks
+
+        with ui.guard("the outputs"):
+            tasks.outputs(ctx)
+        ui.finish()
+        return
     preds = ctx.predictions
     top = preds[0]
     probs = [p.probability for p in preds]

@@ -36,6 +36,7 @@ class PageContext:
     target: int
     contrast: Optional[int]
     present: bool
+    segmentation: Optional[interpret.Segmentation] = None  # a segmentation model's answer
 
     @property
     def target_label(self) -> str:
@@ -112,6 +113,11 @@ def setup(title: str, icon: str, subtitle: str = "", tab_title: Optional[str] = 
     if not preds:
         state.sync_url()
         return None
+    segmentation = None
+    if isinstance(preds, interpret.Segmentation):  # one row per class for the pickers
+        from . import tasks
+
+        segmentation, preds = preds, tasks.rows(preds, model.handle.labels)
     n = len(model.handle.labels)
     view = state.view()
     target = _valid_class(view["target"], n)
@@ -124,7 +130,7 @@ def setup(title: str, icon: str, subtitle: str = "", tab_title: Optional[str] = 
         contrast = None
     view["contrast"] = contrast
     ctx = PageContext(model.handle, image, preds, target if target is not None else preds[0].index,
-                      contrast, state.presentation())
+                      contrast, state.presentation(), segmentation)
     state.sync_url()
     return ctx
 
@@ -138,7 +144,8 @@ def class_labels(ctx: PageContext) -> Dict[int, str]:
     """``"label  (37.9%)"`` for every class (``"label  (#i)"`` below 0.1%), for the
     searchable class pickers; built once per (model, photo) for everyone."""
     def build() -> Dict[int, str]:
-        return {p.index: (f"{p.label}  ({p.probability:.1%})" if p.probability >= 0.001
+        return {p.index: (f"{p.label}  ({p.probability:.1%})"
+                          if p.probability is not None and p.probability >= 0.001
                           else f"{p.label}  (#{p.index})") for p in ctx.predictions}
 
     return compute.cached(("class_labels", ctx.handle.fingerprint(), ctx.image.hash), build)

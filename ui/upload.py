@@ -131,8 +131,10 @@ def route(kind: str, library: str, available: Sequence[str]) -> str:
 
 
 def _architectures(library: str) -> List[str]:
-    if library == "torchvision":
-        return [state.DEFAULT_MODEL] + interpret.torchvision_classifiers()
+    if library == "torchvision":  # classifiers, then segmentation models (issue 19)
+        from interpret.sources.torchvision import segmenters
+
+        return [state.DEFAULT_MODEL] + interpret.torchvision_classifiers() + segmenters()
     if library == "timm":
         from interpret.sources.timm import architectures
 

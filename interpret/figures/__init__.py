@@ -9,7 +9,8 @@ PNG-backed trace carries no colour scale of its own.  Histograms are binned here
 of values.
 
 One module per kind of view: :mod:`.images`, :mod:`.predictions`,
-:mod:`.activations`, :mod:`.features`, :mod:`.trust`, :mod:`.dataset`; :mod:`._base`
+:mod:`.activations`, :mod:`.features`, :mod:`.trust`, :mod:`.dataset`, :mod:`.tasks`
+(segmentation masks, multi-label bars); :mod:`._base`
 holds what they share.  Every
 builder is importable from here (``from interpret import figures; figures.X``).
 """
@@ -25,10 +26,14 @@ from .images import (channel_views, comparison_figure, heatmap_overlay_figure, i
                      side_by_side)
 from .predictions import distribution_figure, entropy_bits, prediction_summary, predictions_bar
 from .trust import agreement_figure, box_from_selection, faithfulness_figure, region_figure, road_figure
+from .tasks import (click_grid, labels_figure, mask_overlay, point_from_selection, segment_colors,
+                    segmentation_figure)
 from .dataset import (class_maps_figure, confusion_figure, dataset_embedding_figure, map_gallery_figure,
                       map_heatmap, where_figure)
 
 __all__ = [
+    "click_grid", "labels_figure", "mask_overlay", "point_from_selection", "segment_colors",
+    "segmentation_figure",
     "BAR_COLOR", "CHANNEL_COLORS", "FONT", "HIGHLIGHT_COLOR", "ImageLike", "image_trace",
     "jpeg_data_uri", "png_bytes", "png_data_uri", "to_uint8_rgb", "TileGrid",
     "activation_stats", "channel_grid_figure", "channel_histograms_figure",

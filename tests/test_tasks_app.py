@@ -1,0 +1,101 @@
+"""The Outputs and Attributions pages for models that are not single-label
+classifiers (issue 19), with Streamlit's AppTest: a segmentation model's mask with
+each class's share of the pixels, a multi-label model's independent probabilities,
+and the sentence under a segment's map; plus the words those pages use, as tables."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("streamlit.testing.v1")
+
+import interpret  # noqa: E402
+from test_app import charts, no_errors, page  # noqa: E402
+from ui import tasks  # noqa: E402
+
+
+def test_segmentation_outputs_page_shows_the_mask_with_each_classes_share(monkeypatch):
+    from ui import compute
+
+    monkeypatch.setattr(compute, "pretrained_available", lambda arch: False)
+    at = page("app.py", {"model": "torchvision:lraspp_mobilenet_v3_large"}).run()
+    at.switch_page("pages/1_Outputs.py").run()
+    no_errors(at)
+    spec = charts(at)["seg_mask"]
+    legend = [t["name"] for t in spec["data"] if t.get("type") == "scatter" and t.get("showlegend") is not False]
+    shares = [float(n.rsplit("(", 1)[1].rstrip("%)")) for n in legend]
+    assert legend and sum(shares) == pytest.approx(100.0, abs=0.1 * len(shares))
+    assert any("a segmentation model" in c.value for c in at.caption)
+    assert any("classes in this photo" in m.value or "class in this photo" in m.value for m in at.markdown)
+    # the segment's map on the Attributions page says what is explained, in words
+    at.switch_page("pages/4_Attributions.py").run()
+    no_errors(at)
+    assert any("the pixels the model calls" in m.value for m in at.markdown)
+
+
+def test_multilabel_outputs_page_shows_every_labels_own_sigmoid(tmp_path, monkeypatch):
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    net = resnet18(num_classes=4).eval()
+    torch.save(net.state_dict(), tmp_path / "tags.pth")
+    (tmp_path / "tags.txt").write_text("cat\ndog\ncup\n<b>table</b>\n")
+    (tmp_path / "models.toml").write_text(
+        '[[model]]\nname = "Tags"\nfile = "tags.pth"\narch = "resnet18"\nlabels = "tags.txt"\n'
+        'task = "multilabel"\n')
+    monkeypatch.setenv("INTERPRET_MODEL_FOLDER", str(tmp_path))
+    at = page("app.py", {"model": "team:Tags", "img": "cat"}).run()
+    at.switch_page("pages/1_Outputs.py").run()
+    no_errors(at)
+    bars = charts(at)["labels_bars"]["data"][0]
+    h = interpret.load_model(tmp_path / "tags.pth", arch="resnet18", labels=str(tmp_path / "tags.txt"),
+                             task="multilabel")
+    from ui.samples import sample
+
+    preds = interpret.predict(h, interpret.load_image(sample("cat").path), top_k=None)
+    got = [float(v) for v in (bars["x"] if isinstance(bars["x"], list) else [])] or None
+    from test_app import values
+
+    got = values(bars["x"]).astype(float) if got is None else np.asarray(got)
+    want = np.array([p.probability for p in preds])
+    np.testing.assert_allclose(got, want, atol=1e-6)  # the labels' own sigmoids, most likely first
+    logits = np.array([p.logit for p in preds])
+    np.testing.assert_allclose(want, 1 / (1 + np.exp(-logits)), atol=1e-6)
+    assert abs(want.sum() - 1.0) > 1e-3  # not a softmax
+    assert "&lt;b&gt;table&lt;/b&gt;" in json.dumps(bars["y"]) and "<b>table</b>" not in json.dumps(bars["y"])
+    assert any("multi-label" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("names,threshold,want", [
+    ([("cat", 0.9), ("dog", 0.6), ("cup", 0.1)], 0.5,
+     "2 labels at or above 50%: ***cat*** (90%), ***dog*** (60%)."),
+    ([("cat", 0.3), ("dog", 0.2)], 0.5, "No label reaches 50%; the most likely is ***cat*** at 30%."),
+    ([("a*b", 0.7)], 0.7, "1 label at or above 70%: ***a&#42;b*** (70%)."),
+])
+def test_labels_sentence(names, threshold, want):
+    got = tasks.labels_sentence(names, threshold)
+    assert got == want.replace("a&#42;b", interpret.words.text("a*b"))
+
+
+@pytest.mark.parametrize("p,word", [(0.93, "a yes"), (0.5, "a yes"), (0.12, "a no")])
+def test_binary_sentence_says_which_side_of_one_half(p, word):
+    s = tasks.binary_sentence("tumour", p)
+    assert word in s and interpret.words.percent(p) in s and "tumour" in s
+
+
+def test_segmentation_sentence_lists_the_largest_classes_with_their_shares():
+    s = tasks.segmentation_sentence([("road", 0.5), ("sky", 0.3), ("car", 0.1), ("tree", 0.06), ("dog", 0.04)])
+    assert s.startswith("The model finds 5 classes in this photo: ***road*** (50%), ***sky*** (30%)")
+    assert "and 1 more" in s
+    assert tasks.segmentation_sentence([]) == "The model assigns no class to any pixel it sees."
+
+
+def test_map_caption_of_a_target_quotes_its_sentence():
+    t = interpret.targets.region(2)
+    s = tasks.map_caption(t.sentence(["a", "b", "<i>c</i>"]), "red")
+    assert s == ("The **red** areas are what this method marks as driving the score explained: "
+                 "the pixels the model calls " + interpret.words.text("<i>c</i>") + ".")
