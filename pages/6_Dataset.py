@@ -131,14 +131,78 @@ def start_section(ctx: ui.PageContext) -> None:
         trust = st.toggle("Faithfulness figures", value=False, key="w_ds_trust",
                           help="Deletion and insertion curves of every map against random maps (the "
                                "'least faithful maps' list). Slow: dozens of forwards per image.")
+    cmap, skip, undecided = {}, False, []
+    with ui.guard("reading the set's class names"):
+        names = ds.class_names(ctx.handle, ds.plan(ctx.handle, kind, methods, target, trust, upload))
+        cmap, skip, undecided = class_names_control(names, ctx.handle.labels)
+    if undecided:
+        st.warning(ds.unmapped_message(undecided), icon=":material/label_off:")
     if st.button("Analyse", type="primary", key="ds_start_btn", icon=":material/play_arrow:"):
-        with ui.guard("preparing the analysis"):
-            job = ds.plan(ctx.handle, kind, methods, target, trust, upload)
-            ds.check_source(ctx.handle, job)  # folder names that match no label: said now
-            _run_job(ctx, job)
+        if undecided:
+            st.error(ds.unmapped_message(undecided), icon=":material/error:")
+        else:
+            with ui.guard("preparing the analysis"):
+                job = ds.plan(ctx.handle, kind, methods, target, trust, upload, class_map=cmap,
+                              skip_unmatched=skip)
+                ds.check_source(ctx.handle, job)  # anything else wrong with the set: said now
+                _run_job(ctx, job)
     if not ds.runs_are_kept():
         st.caption("This server keeps dataset runs only while it runs (its operator can set "
                    "`dataset_runs` to keep and share them).")
+
+
+def _name_key(name: str) -> str:
+    import hashlib
+
+    return "w_ds_map_" + hashlib.blake2b(name.encode(), digest_size=6).hexdigest()
+
+
+#: at most this many class names get a picker each (a set with more: use a CSV of labels)
+MAX_PICKERS = 60
+
+
+def class_names_control(names, labels) -> tuple:
+    """The "Class names" control: the set's class names (folder names, or a CSV's
+    labels) and the model label each is read as.  A name that matches no label gets a
+    picker (a label, or leave its images out); "Change the matched names too" gives
+    every name one.  Returns (class map {name: label}, whether names are left out,
+    the names still without a label)."""
+    ss = st.session_state
+    unmatched = [c for c in names if c.index is None]
+    matched = [c for c in names if c.index is not None]
+    title = f"Class names → the model's labels ({len(matched)} of {len(names)} match)"
+    cmap, skip, undecided = {}, False, []
+    with st.expander(title, expanded=bool(unmatched), icon=":material/label:"):
+        st.caption("Each class folder (or CSV label) of the set is read as a label of the model: the same "
+                   "name, ignoring case and the difference between spaces, _ and -. Choose the label of a "
+                   "name that matches none, or leave its images out.")
+        every = st.toggle("Change the matched names too", key="w_ds_map_all", disabled=not matched,
+                          help="Read a folder as another label than the one its name matches.")
+        shown = (unmatched + (matched if every else []))[:MAX_PICKERS]
+        for c in shown:
+            key = _name_key(c.name)
+            if c.index is None:
+                options = [ds.CHOOSE, ds.LEAVE_OUT] + list(labels)
+                default = ds.CHOOSE
+            else:
+                options = [ds.LEAVE_OUT] + list(labels)
+                default = labels[c.index]
+            if ss.get(key) not in options:
+                ss[key] = default
+            pick = st.selectbox(words.text(c.name), options, key=key,
+                                help="The model's label these images are (type to search).")
+            if pick == ds.CHOOSE:
+                undecided.append(c)
+            elif pick == ds.LEAVE_OUT:
+                skip = True
+            elif c.index is None or pick != labels[c.index]:
+                cmap[c.name] = pick
+        undecided += unmatched[len([c for c in shown if c.index is None]):]
+        if matched and not every:
+            st.caption("Matched: " + ", ".join(
+                f"{words.text(c.name)} → {words.text(labels[c.index])}" for c in matched[:30])
+                + (f" and {len(matched) - 30} more" if len(matched) > 30 else "") + ".")
+    return cmap, skip, undecided
 
 
 def compute_max_mb() -> int:
@@ -375,7 +439,9 @@ def results_section(ctx: ui.PageContext, path: str) -> None:
                 if job is None or job.out != str(r.out):
                     src = r.manifest["source"]
                     job = ds.Job(src["root"], r.manifest.get("name") or "the set", str(r.out), r.methods,
-                                 r.settings.target, r.settings.trust, upload=src["kind"] == "zip")
+                                 r.settings.target, r.settings.trust, upload=src["kind"] == "zip",
+                                 class_map=tuple((n, l) for n, l in r.manifest.get("classes", [])),
+                                 skip_unmatched=True)  # the classes the run read, as it read them
                 _run_job(ctx, job)
                 if "ds_active" not in st.session_state:  # finished: the counters above
                     st.rerun()                           # count what was just computed

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import streamlit as st
 
 import interpret
+from interpret import words
 from interpret.dataset import (MAX_UPLOAD_BYTES, MAX_UPLOAD_IMAGES, BATCHED_CAMS, DatasetResult, RunInfo,
                                list_runs, read_source, run_key)
 from interpret.dataset.batch import JobSettings
@@ -155,11 +156,49 @@ class Job:
     target: str
     trust: bool
     upload: bool = False
+    #: the person's class map: (class name, model label) pairs; and whether the names
+    #: they chose to leave out (and any other unmatched name) are skipped
+    class_map: Tuple[Tuple[str, str], ...] = ()
+    skip_unmatched: bool = False
+
+    def read_kw(self) -> Dict[str, Any]:
+        """The keyword arguments that list this job's source (read_source,
+        analyze_dataset): the upload limits, the class map."""
+        kw: Dict[str, Any] = dict(max_images=MAX_UPLOAD_IMAGES, max_total_bytes=MAX_UPLOAD_BYTES) if self.upload else {}
+        if self.class_map:
+            kw["class_map"] = dict(self.class_map)
+        if self.skip_unmatched:
+            kw["unmatched"] = "skip"
+        return kw
 
 
 def plan(handle: interpret.ModelHandle, kind: str, methods: Sequence[str], target: str, trust: bool,
-         upload: Optional[Tuple[str, bytes]] = None) -> Job:
-    """The :class:`Job` for a start option; InputError when the source cannot be used."""
+         upload: Optional[Tuple[str, bytes]] = None, class_map: Optional[Dict[str, str]] = None,
+         skip_unmatched: bool = False) -> Job:
+    """The :class:`Job` for a start option; InputError when the source cannot be used.
+    ``class_map`` / ``skip_unmatched``: the Dataset page's "Class names" control (they
+    change which images are read and as what, so they are part of the run's folder)."""
+    from dataclasses import replace
+
+    job = _plan(handle, kind, methods, target, trust, upload)
+    cmap = tuple(sorted((class_map or {}).items()))
+    if not cmap and not skip_unmatched:
+        return job
+    tag = hashlib.blake2b(repr((cmap, bool(skip_unmatched))).encode(), digest_size=4).hexdigest()
+    out = f"{job.out}-map{tag}"
+    if job.upload:  # the uploaded zip is copied next to the run that reads it
+        Path(out).mkdir(parents=True, exist_ok=True)
+        zpath = Path(out) / "source.zip"
+        if not zpath.exists():
+            tmp = Path(out) / f".tmp-{os.getpid()}-source.zip"
+            tmp.write_bytes(Path(job.source).read_bytes())
+            os.replace(tmp, zpath)
+        job = replace(job, source=str(zpath))
+    return replace(job, out=out, class_map=cmap, skip_unmatched=bool(skip_unmatched))
+
+
+def _plan(handle: interpret.ModelHandle, kind: str, methods: Sequence[str], target: str, trust: bool,
+          upload: Optional[Tuple[str, bytes]] = None) -> Job:
     layer = interpret.default_layer(handle)
     settings = JobSettings(methods=tuple(methods), layer=layer or "", target=target, trust=trust)
     key = run_key(handle.fingerprint(), handle.labels, repr(handle.preprocessing), settings)[:12]
@@ -189,9 +228,46 @@ def plan(handle: interpret.ModelHandle, kind: str, methods: Sequence[str], targe
 
 def check_source(handle: interpret.ModelHandle, job: Job) -> Tuple[int, List[Tuple[str, str]]]:
     """(images, skipped) of a job's source before it runs (folder names checked)."""
-    kw = dict(max_images=MAX_UPLOAD_IMAGES, max_total_bytes=MAX_UPLOAD_BYTES) if job.upload else {}
-    src = read_source(job.source, handle.labels, model=handle.name, **kw)
+    src = read_source(job.source, handle.labels, model=handle.name, **job.read_kw())
     return len(src), list(src.skipped)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _class_names(source: str, stamp: int, labels: Tuple[str, ...], upload: bool) -> list:
+    from interpret.dataset.sources import class_names
+
+    kw = dict(max_images=MAX_UPLOAD_IMAGES, max_total_bytes=MAX_UPLOAD_BYTES) if upload else {}
+    return class_names(source, list(labels), **kw)
+
+
+def class_names(handle: interpret.ModelHandle, job: Job) -> list:
+    """The class names of a job's source (:func:`interpret.dataset.sources.class_names`,
+    without the person's map), cached per source and its modification time."""
+    p = Path(job.source)
+    stamp = p.stat().st_mtime_ns if p.exists() else 0
+    return _class_names(str(p), stamp, tuple(handle.labels), job.upload)
+
+
+#: the two choices of the "Class names" control besides the model's labels
+CHOOSE, LEAVE_OUT = "\u2014 choose a label \u2014", "(leave these images out)"
+
+
+def unmapped_message(names: Sequence[Any], shown: int = 8) -> str:
+    """What the Dataset page says when class names of the set match no label of the
+    model and have no label chosen yet (``names``: :class:`interpret.dataset.sources.
+    ClassName`), as markup (the names are a visitor's, escaped): how many, which (with
+    the close labels), and the control that fixes it."""
+    if not names:
+        return ""
+    parts = []
+    for c in list(names)[:shown]:
+        hint = (" (did you mean " + " or ".join(f"*{words.text(x)}*" for x in c.close) + "?)") if c.close else ""
+        parts.append(f"*{words.text(c.name)}*{hint}")
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    one = len(names) == 1
+    return (f"{len(names)} class name{'' if one else 's'} of this set match{'es' if one else ''} no label of "
+            f"the model: {', '.join(parts)}{more}. Choose {'its' if one else 'their'} label under "
+            f"**Class names** above, or leave {'its' if one else 'their'} images out there.")
 
 
 def engine() -> Tuple[str, Optional[str]]:
@@ -228,7 +304,7 @@ def run(handle: interpret.ModelHandle, job: Job, bar) -> DatasetResult:
         bar.progress(min(1.0, done / max(1, total)), text=text + ".")
 
     kind, address = engine()
-    kw = dict(max_images=MAX_UPLOAD_IMAGES, max_total_bytes=MAX_UPLOAD_BYTES) if job.upload else {}
+    kw = job.read_kw()
 
     def work(prog):
         return interpret.analyze_dataset(

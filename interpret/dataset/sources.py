@@ -30,7 +30,7 @@ from ..features.imagesets import zip_member_skip_reason
 from ..images import MAX_IMAGE_BYTES
 
 __all__ = ["Item", "DatasetSource", "read_source", "match_labels", "Box", "MAX_DATASET_IMAGES",
-           "MAX_UPLOAD_IMAGES", "MAX_UPLOAD_BYTES"]
+           "MAX_UPLOAD_IMAGES", "MAX_UPLOAD_BYTES", "ClassName", "class_names", "close_labels"]
 
 #: A box (x0, y0, x1, y1) in fractions of the image as the model sees it (after its
 #: resize and crop): (0, 0) is the top-left corner, (1, 1) the bottom-right one.
@@ -176,12 +176,18 @@ def match_labels(names: Iterable[str], labels: Sequence[str],
     return found, missing
 
 
-def _unmatched_message(what: str, missing: Sequence[str], labels: Sequence[str], model: str) -> str:
+def close_labels(name: str, labels: Sequence[str], n: int = 2) -> List[str]:
+    """Up to ``n`` labels whose names are close to ``name`` (difflib, ignoring case and
+    the difference between spaces, ``_`` and ``-``), closest first."""
     by_norm = {_norm(l): l for l in labels}
+    return [by_norm[c] for c in difflib.get_close_matches(_norm(name), list(by_norm), n=n, cutoff=0.6)]
+
+
+def _unmatched_message(what: str, missing: Sequence[str], labels: Sequence[str], model: str) -> str:
     parts = []
     for name in missing[:8]:
-        close = difflib.get_close_matches(_norm(name), list(by_norm), n=2, cutoff=0.6)
-        hint = f" (did you mean {' or '.join(repr(by_norm[c]) for c in close)}?)" if close else ""
+        close = close_labels(name, labels)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
         parts.append(f"'{name}'{hint}")
     more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
     return (f"{len(missing)} {what} match no label of the model '{model}': {', '.join(parts)}{more}. "
@@ -423,3 +429,51 @@ def read_source(source: Union[str, os.PathLike, DatasetSource], labels: Sequence
         raise InputError(f"{p} does not exist.")
     raise InputError(f"{p.name} is not a data set: give a folder of class folders, a .zip of one, "
                      "or a .csv of path,label.")
+
+
+@dataclass(frozen=True)
+class ClassName:
+    """One class name of a data set (a folder name, or a label of a CSV) and what it
+    is read as: ``index`` of the model label it matches (through the class map), or
+    None; ``close``: labels close to it, for a person to choose from."""
+
+    name: str
+    index: Optional[int]
+    close: Tuple[str, ...] = ()
+
+
+class _AskedNames(dict):
+    """A class map that notes every class name a listing asks it about."""
+
+    def __init__(self, base: Optional[Mapping[str, str]]):
+        super().__init__(base or {})
+        self.asked: List[str] = []
+
+    def __bool__(self) -> bool:  # asked even when empty
+        return True
+
+    def get(self, key, default=None):
+        self.asked.append(key)
+        return super().get(key, default)
+
+
+def class_names(source: Union[str, os.PathLike], labels: Sequence[str], *,
+                class_map: Optional[Mapping[str, str]] = None,
+                max_images: int = MAX_DATASET_IMAGES, max_total_bytes: int = MAX_ZIP_BYTES
+                ) -> List[ClassName]:
+    """Every class name of a source (its class folders, or the labels its CSV gives),
+    sorted, each with the model label it matches through ``class_map`` and the close
+    labels of those that match none: what a person needs to write the class map
+    (the Dataset page's "Class names" control) before :func:`analyze_dataset` runs.
+    The source is listed as :func:`read_source` lists it (same limits); nothing is read."""
+    labels = list(labels)
+    asked = _AskedNames(class_map)
+    try:
+        read_source(source, labels, class_map=asked, unmatched="skip", max_images=max_images,
+                    max_total_bytes=max_total_bytes)
+    except InputError:
+        if not asked.asked:  # not a source at all: say why
+            raise            # (else: no usable image until the names are mapped)
+    names = sorted(set(asked.asked))
+    found, _ = match_labels(names, labels, class_map)
+    return [ClassName(n, found.get(n), () if n in found else tuple(close_labels(n, labels))) for n in names]
