@@ -249,3 +249,20 @@ def test_compare_offers_every_method_with_the_cost_of_the_slow_ones_through_the_
     captions = [i.caption for im in at.get("image") for i in im.proto.imgs]
     assert "Occlusion · path and perturbation" in captions and "Grad-CAM · class activation maps (gradient)" in captions
     assert not any("about" in i.value and "passes" in i.value for i in at.info)
+
+
+# ----------------------------------------------------------------------------------
+# Outputs: a class axis has whole-number ticks
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 30])
+def test_the_all_classes_chart_puts_whole_number_ticks_on_its_class_axis(n):
+    """It put 1, 1.5, 2, 2.5 under a 3-class model: ranks are whole numbers."""
+    from interpret.figures import distribution_figure
+
+    fig = distribution_figure([f"class {i}" for i in range(n)], [1 / n] * n)
+    ax = fig.layout.xaxis
+    assert ax.tick0 is not None and ax.dtick is not None  # not left to Plotly's choice
+    assert float(ax.tick0).is_integer() and float(ax.dtick).is_integer() and ax.dtick >= 1
+    ticks = [ax.tick0 + k * ax.dtick for k in range(n) if ax.tick0 + k * ax.dtick <= n]
+    assert ticks[0] == 1 and len(ticks) <= 11
