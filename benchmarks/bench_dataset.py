@@ -15,6 +15,11 @@ nothing.  Threads: 2 for the local engine and pytorch-grad-cam, 1 per Ray worker
 
     .venv/bin/python benchmarks/bench_dataset.py --quick          # a check: 24 and 48 images
     .venv/bin/python benchmarks/bench_dataset.py --out docs/bench_dataset-run.md
+    .venv/bin/python benchmarks/bench_dataset.py --trust      # faithfulness figures on the sample set
+
+``--trust`` times the Dataset page's "Faithfulness figures" on the 40 photos of the
+sample set: the analysis without them, with them batched across photos, and with them
+one photo at a time (the code before issue 17), interleaved over ``--rounds``.
 """
 
 from __future__ import annotations
@@ -218,14 +223,89 @@ def report(rows: List[Dict], sizes: List[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------------
+# Faithfulness figures (issue 17): batched across photos, against no figures and against
+# one photo at a time (the code before), on the 40 photos of the sample set
+
+
+TRUST_LABELS = {"none": "analysis, no faithfulness figures",
+                "batched": "analysis + faithfulness, perturbed images batched across photos",
+                "single": "analysis + faithfulness, one photo at a time (before issue 17)"}
+
+
+def _one_photo_at_a_time(model, xs, explanations, steps, baseline, batch_size=None, progress=None, **kw):
+    """faithfulness() per photo, as interpret.dataset.batch did before the batched call."""
+    import interpret
+
+    return [interpret.faithfulness(model, x, e, steps=steps, baseline=baseline) for x, e in zip(xs, explanations)]
+
+
+def trust_bench(rounds: int, steps: int, threads: int, batch_size: int = 16) -> str:
+    """Rounds of the three configurations, interleaved (a change of machine load hits
+    all three alike); each run on a fresh handle (no cached curves) into a new folder."""
+    import statistics
+
+    import torch
+
+    import interpret
+
+    fmod = sys.modules["interpret.trust.faithfulness"]
+    batched = fmod.faithfulness_many
+    torch.set_num_threads(threads)
+    base = interpret.load_model()
+    n = sum(1 for _ in SAMPLE.glob("*/*.jpg"))
+    seconds: Dict[str, List[float]] = {c: [] for c in TRUST_LABELS}
+    reports: Dict[str, List[int]] = {c: [] for c in TRUST_LABELS}
+    gaps: Dict[str, List[float]] = {c: [] for c in TRUST_LABELS}
+    with tempfile.TemporaryDirectory(prefix="bench-trust-") as tmp:
+        for k in range(rounds):
+            for c in TRUST_LABELS:
+                fmod.faithfulness_many = _one_photo_at_a_time if c == "single" else batched
+                stamps: List[float] = []
+                t0 = time.perf_counter()
+                interpret.analyze_dataset(base.with_info(), SAMPLE, out=Path(tmp) / f"{c}-{k}",
+                                          batch_size=batch_size, trust=c != "none", trust_steps=steps,
+                                          progress=lambda d, t: stamps.append(time.perf_counter()))
+                seconds[c].append(time.perf_counter() - t0)
+                reports[c].append(len(stamps))
+                gaps[c].append(max(b - a for a, b in zip([t0] + stamps, stamps + [time.perf_counter()])))
+                print(f"round {k + 1}: {c:>8} {seconds[c][-1]:7.1f} s, {len(stamps)} progress reports",
+                      flush=True)
+    fmod.faithfulness_many = batched
+    none = min(seconds["none"])
+    lines = [f"# Dataset faithfulness benchmark ({time.strftime('%Y-%m-%d %H:%M')})", "",
+             f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} torch threads, "
+             f"torch {torch.__version__}; the bundled EfficientNet-Lite0, the {n} photos of "
+             f"assets/dataset_sample, Grad-CAM at _blocks.15, batches of {batch_size} photos (the dashboard's), "
+             f"faithfulness with {steps} steps and 3 random maps per photo; {rounds} rounds, interleaved. "
+             f"CPU pressure at the end: `{pressure()}`.", "",
+             "| configuration | min s | median s | x no figures (min) | progress reports | longest wait between reports |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for c, label in TRUST_LABELS.items():
+        lines.append(f"| {label} | {min(seconds[c]):.1f} | {statistics.median(seconds[c]):.1f} | "
+                     f"{min(seconds[c]) / none:.1f}x | {reports[c][0]} | {min(gaps[c]):.1f} s |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="24 and 48 images: a check that it all runs")
     ap.add_argument("--sizes", default=None, help="two set sizes, e.g. 100,1000 (the default)")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--out", help="also write the report (markdown) here")
+    ap.add_argument("--trust", action="store_true",
+                    help="the faithfulness figures on the sample set: batched, one photo at a time, none")
+    ap.add_argument("--rounds", type=int, default=3, help="with --trust: rounds of the three (default 3)")
+    ap.add_argument("--trust-steps", type=int, default=20, help="with --trust: points per curve (default 20)")
+    ap.add_argument("--threads", type=int, default=2, help="with --trust: torch threads (default 2)")
     ap.add_argument("--one", nargs=3, metavar=("CONFIG", "FOLDER", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.trust:
+        text = trust_bench(1 if args.quick else args.rounds, args.trust_steps, args.threads)
+        print(text)
+        if args.out:
+            Path(args.out).write_text(text)
+        return 0
     if args.one:
         print(json.dumps(run_one(*args.one)))
         return 0

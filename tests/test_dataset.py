@@ -371,7 +371,8 @@ class _FakeFaithfulness:
     def __call__(self, model, image, explanation, steps=20, baseline="blur"):
         from types import SimpleNamespace
 
-        self.calls.append((model, image.size, explanation.method, explanation.target, steps, baseline))
+        size = tuple(image.shape[-2:]) if isinstance(image, torch.Tensor) else image.size
+        self.calls.append((model, size, explanation.method, explanation.target, steps, baseline))
         hm = explanation.heatmap
         share = float(hm[: hm.shape[0] // 2, : hm.shape[1] // 2].sum() / max(hm.sum(), 1e-9))
         return SimpleNamespace(deletion_auc=1 - share, insertion_auc=share, random_deletion_auc=0.5,
@@ -381,6 +382,10 @@ class _FakeFaithfulness:
 def test_trust_figures_are_stored_and_sort_the_least_faithful_first(tiny, tmp_path, monkeypatch):
     fake = _FakeFaithfulness()
     monkeypatch.setattr(interpret, "faithfulness", fake, raising=False)
+    # the dataset computes a batch's figures in one batched call (issue 17): the fake per photo
+    monkeypatch.setattr(sys.modules["interpret.trust.faithfulness"], "faithfulness_many",
+                        lambda model, xs, expl, steps, baseline, **kw:
+                        [fake(model, x, e, steps, baseline) for x, e in zip(xs, expl)])
     folder = _small_set(tmp_path / "set")
     r = interpret.analyze_dataset(tiny, folder, out=tmp_path / "out", trust=True, trust_steps=7, batch_size=4)
     assert len(fake.calls) == 9

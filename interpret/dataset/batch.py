@@ -54,6 +54,8 @@ BATCHED_CAMS: Dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = 
 TRUST_FIELDS = ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc")
 
 TARGETS = ("label", "prediction")
+#: Perturbed images per forward for the faithfulness figures (across the batch's images).
+TRUST_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -161,28 +163,37 @@ def _empty_row(p: Payload, batch: str, reason: str) -> dict:
             "batch": batch}
 
 
-def _trust(handle: ModelHandle, image: Image.Image, explanation, s: JobSettings) -> dict:
-    """The faithfulness figures of one image's primary map (interpret.faithfulness, the
-    trust issue's contract), or NaN and the reason when it cannot run."""
-    import interpret
+def _trust_rows(handle: ModelHandle, xs: Sequence[torch.Tensor], explanations: Sequence, s: JobSettings,
+                progress: Optional[Callable[[int], None]] = None) -> List[dict]:
+    """The faithfulness figures of the batch's primary maps, one dict per image
+    (:func:`interpret.trust.faithfulness.faithfulness_many`: the perturbed images of the
+    whole batch share the model's batches), or NaN and the reason when they cannot be
+    computed.  ``progress(k)``: k images of the batch have their figures, called after
+    every batch of perturbed images."""
+    from ..trust.faithfulness import faithfulness_many
 
-    fn = getattr(interpret, "faithfulness", None)
-    if fn is None:
-        return {"verdict": "unavailable", "trust_sentence": "interpret.faithfulness is not installed."}
     try:
-        f = fn(handle, image, explanation, steps=s.trust_steps, baseline=s.trust_baseline)
+        results = faithfulness_many(
+            handle, xs, explanations, steps=s.trust_steps, baseline=s.trust_baseline,
+            batch_size=TRUST_BATCH, progress=(lambda done, total: progress(done)) if progress else None)
     except InputError as exc:
-        return {"verdict": "error", "trust_sentence": str(exc)}
-    row = {k: float(getattr(f, k)) for k in TRUST_FIELDS}
-    row["verdict"] = str(getattr(f, "verdict", ""))
-    row["trust_sentence"] = str(getattr(f, "sentence", ""))
-    return row
+        return [{"verdict": "error", "trust_sentence": str(exc)} for _ in xs]
+    rows = []
+    for f in results:
+        row = {k: float(getattr(f, k)) for k in TRUST_FIELDS}
+        row["verdict"] = str(f.verdict)
+        row["trust_sentence"] = str(f.sentence)
+        rows.append(row)
+    return rows
 
 
-def run_batch(handle: ModelHandle, s: JobSettings, payload: Sequence[Payload], batch: str) -> List[dict]:
+def run_batch(handle: ModelHandle, s: JobSettings, payload: Sequence[Payload], batch: str,
+              progress: Optional[Callable[[int], None]] = None) -> List[dict]:
     """The stored rows (one dict per image, in ``payload`` order) of one batch: images
     that cannot be decoded become ``status="skipped"`` rows with the reason; the rest
-    go through the model in one batch.  Nothing in the model changes."""
+    go through the model in one batch.  ``progress(k)``: with ``trust``, k of the
+    batch's images have their faithfulness figures (called as the perturbed images'
+    batches finish: those are most of the time).  Nothing in the model changes."""
     rows: List[Optional[dict]] = [None] * len(payload)
     images: List[Image.Image] = []
     tensors: List[torch.Tensor] = []
@@ -250,6 +261,19 @@ def run_batch(handle: ModelHandle, s: JobSettings, payload: Sequence[Payload], b
             per.append(F.adaptive_avg_pool2d(torch.from_numpy(e.heatmap)[None, None], (h, w))[0, 0])
         maps[m] = torch.stack(per)
     primary = s.methods[0]
+    trust_rows: List[dict] = []
+    if s.trust:
+        spec = get_method(primary)
+        size = tuple(x.shape[-2:])
+        expl = []
+        for j in range(len(ok)):
+            raw = maps[primary][j]
+            hm = (to_heatmap(raw, spec.heatmap, size) if primary in BATCHED_CAMS else
+                  F.interpolate(raw[None, None].float(), size=size, mode="bilinear",
+                                align_corners=False)[0, 0].clamp(0, 1).numpy())
+            t = int(targets[j])
+            expl.append(_explanation(handle, primary, s.layer, t, raw, hm, float(logits[j, t])))
+        trust_rows = _trust_rows(handle, [x[j:j + 1] for j in range(len(ok))], expl, s, progress)
     for j, i in enumerate(ok):
         p = payload[i]
         t = int(targets[j])
@@ -271,13 +295,7 @@ def run_batch(handle: ModelHandle, s: JobSettings, payload: Sequence[Payload], b
         for m in s.methods:
             row[f"map_{m}"] = encode_map(maps[m][j])
         if s.trust:
-            spec = get_method(primary)
-            raw = maps[primary][j]
-            hm = (to_heatmap(raw, spec.heatmap, tuple(x.shape[-2:])) if primary in BATCHED_CAMS else
-                  F.interpolate(raw[None, None].float(), size=tuple(x.shape[-2:]), mode="bilinear",
-                                align_corners=False)[0, 0].clamp(0, 1).numpy())
-            row.update(_trust(handle, images[j], _explanation(handle, primary, s.layer, t, raw, hm,
-                                                             row["score"]), s))
+            row.update(trust_rows[j])
         rows[i] = row
     return rows  # type: ignore[return-value]
 

@@ -66,10 +66,13 @@ def payload(source: DatasetSource, items: Sequence[Item]) -> List[Payload]:
 def run_local(handle: ModelHandle, settings: JobSettings, source: DatasetSource, store: Store,
               batches: Sequence[Sequence[Item]], done: int, total: int,
               progress: Optional[Progress] = None) -> int:
-    """Run the batches here, one after another; returns the images done."""
+    """Run the batches here, one after another; returns the images done.  With the
+    faithfulness figures, ``progress`` also moves within a batch (after every batch of
+    perturbed images), so a long batch never sits at the same count."""
     for b in batches:
         name = batch_name(i.key for i in b)
-        rows = run_batch(handle, settings, payload(source, b), name)
+        within = (lambda k, done=done: report(progress, done + k, total)) if settings.trust and progress else None
+        rows = run_batch(handle, settings, payload(source, b), name, progress=within)
         store.write_part(name, rows, settings.methods)
         done += len(b)
         report(progress, done, total)
