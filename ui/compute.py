@@ -527,8 +527,9 @@ def run_with_progress(label: str, work: Callable[[Callable[[int, int], Any]], T]
     gallery of several runs); ``share = (i, n)``: this run is the i-th of n on it;
     ``handle``: the model the work runs (its forwards are then time-limited too)."""
     if key is not None:
-        out = results().get(key, _MISSING)
+        out = lookup(key, _MISSING)
         if out is not _MISSING:
+            keep(key, out)  # used again: the newest of this session's
             return out
     own = bar is None
     if own:
@@ -552,7 +553,7 @@ def run_with_progress(label: str, work: Callable[[Callable[[int, int], Any]], T]
         if own:
             bar.empty()
     if key is not None:
-        results().put(key, out)
+        store(key, out)
     return out
 
 
@@ -608,7 +609,11 @@ def explain(
     if spec.speed == "instant":
         return cached(key, lambda: run_gated(work, handle=handle, light=True))
     if progress is not None or on_wait is not None:
-        return cached(key, lambda: run_gated(work, progress=progress, on_wait=on_wait, handle=handle))
+        out = lookup(key, _MISSING)
+        if out is _MISSING:
+            out = run_gated(work, progress=progress, on_wait=on_wait, handle=handle)
+        store(key, out)  # kept for this session too: it took a while
+        return out
     return run_with_progress(spec.label, work, key=key, handle=handle)
 
 
