@@ -474,3 +474,35 @@ def test_the_photo_pixel_limit_is_a_setting_read_from_the_header(monkeypatch):
     with pytest.raises(InputError, match=r"40x40 pixels .*the limit is 0.001 megapixels \(1,000 pixels, "
                                          r"setting max_image_pixels\)"):
         interpret.load_image(data)
+
+
+def test_image_set_and_dataset_zips_of_too_many_files_are_refused_before_their_directory_is_parsed(
+        tmp_path, monkeypatch):
+    """A photo-set zip (Features) and a dataset zip (Dataset page) of 3,000 empty members:
+    refused from the end record and the directory's signatures, before ``zipfile`` builds
+    one object per entry (which costs memory per entry: a million entries, gigabytes)."""
+    from pathlib import Path
+
+    from interpret.dataset import sources as dataset_sources
+    from interpret.features.imagesets import images_from_zip
+
+    data = _zip({f"cls/{i}.png": b"" for i in range(3000)})
+    path = tmp_path / "set.zip"
+    path.write_bytes(data)
+    _spy(monkeypatch, zipfile, "ZipFile")
+    for source in (data, str(path)):
+        with pytest.raises(InputError, match=r"holds 3,000 files; the limit is 100\."):
+            images_from_zip(source, max_images=100)
+    with pytest.raises(InputError, match=r"holds 3,000 files; the limit is 100\."):
+        dataset_sources._list_zip(Path(path), None, None, None, 100, 10**9, None)
+
+
+def test_the_directory_count_of_a_zip_file_equals_the_one_of_its_bytes():
+    from interpret.sources.files import zip_entries, zip_entries_in
+
+    for n in (0, 1, 7, 5000):
+        data = _zip({f"{i}.txt": b"x" * (i % 3) for i in range(n)})
+        fh = io.BytesIO(data)
+        fh.seek(5)
+        assert zip_entries_in(fh) == zip_entries(data) == n
+        assert fh.tell() == 5  # the caller's position is kept

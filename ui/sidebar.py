@@ -187,8 +187,8 @@ def image_section() -> Optional[compute.ImageChoice]:
         st.file_uploader("Upload a photo", type=IMAGE_TYPES, key="w_image_file",
                          on_change=store_photo_from, args=("w_image_file", "upload", "uploaded photo"),
                          max_upload_size=settings.max_image_mb,
-                         help=f"JPEG, PNG, WebP... up to {settings.max_image_mb} MB and 40 "
-                              "megapixels. The photo stays in your session; it is never shared "
+                         help=f"JPEG, PNG, WebP... up to {settings.max_image_mb} MB and "
+                              f"{settings.max_image_pixels / 1e6:g} megapixels. The photo stays in your session; it is never shared "
                               "with other people or put in links.")
         err = st.session_state.get("upload_error")
         if err:

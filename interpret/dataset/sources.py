@@ -274,10 +274,16 @@ def _list_folder(root: Path, labels, class_map, unmatched, max_images, model) ->
 def _list_zip(path: Path, labels, class_map, unmatched, max_images, max_total_bytes, model) -> DatasetSource:
     if not path.is_file():
         raise InputError(f"Zip file {path} does not exist.")
+    from ..sources.files import zip_entries_in  # lazy: torch
+
     try:
-        zf = zipfile.ZipFile(path)
+        with open(path, "rb") as fh:  # counted before zipfile builds one object per entry
+            declared = zip_entries_in(fh)
+        zf = zipfile.ZipFile(path) if declared is None or declared <= max_images else None
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InputError(f"{path.name} is not a readable zip archive ({exc}).") from None
+    if zf is None:
+        raise InputError(f"The zip archive holds {declared:,} files; the limit is {max_images:,}.")
     with zf:
         infos = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
     if len(infos) > max_images:

@@ -147,6 +147,11 @@ def images_from_zip(data: Union[bytes, bytearray, str, os.PathLike, io.IOBase], 
     else:
         raise InputError(f"Cannot read a zip archive from a {type(data).__name__}.")
     try:
+        from ..sources.files import zip_entries_in  # lazy: torch
+
+        declared = zip_entries_in(fh)  # counted before zipfile builds one object per entry
+        if declared is not None and declared > max_images:
+            raise InputError(f"The zip archive holds {declared:,} files; the limit is {max_images:,}.")
         try:
             zf = zipfile.ZipFile(fh)
         except (zipfile.BadZipFile, OSError, ValueError) as exc:

@@ -59,6 +59,45 @@ def zip_entries(data: bytes) -> Optional[int]:
     return max(declared, data.count(b"PK\x01\x02", start, end))
 
 
+def zip_entries_in(fh) -> Optional[int]:
+    """:func:`zip_entries` for a seekable binary file (a zip on disk): reads only the end
+    records and the central directory, in chunks, never the members.  The position of
+    ``fh`` is restored."""
+    pos = fh.tell()
+    try:
+        size = fh.seek(0, io.SEEK_END)
+        tail_at = max(0, size - (22 + 65535 + 20))
+        fh.seek(tail_at)
+        tail = fh.read()
+        end = tail.rfind(b"PK\x05\x06")
+        if end < 0 or end + 22 > len(tail):
+            return None
+        declared = int.from_bytes(tail[end + 10:end + 12], "little")
+        cd_size = int.from_bytes(tail[end + 12:end + 16], "little")
+        if (declared == 0xFFFF or cd_size == 0xFFFFFFFF) and end >= 20 and tail[end - 20:end - 16] == b"PK\x06\x07":
+            at = int.from_bytes(tail[end - 12:end - 4], "little")  # the zip64 end record
+            fh.seek(at)
+            rec = fh.read(56)
+            if 0 <= at < tail_at + end and rec[:4] == b"PK\x06\x06":
+                declared = int.from_bytes(rec[32:40], "little")
+                cd_size = int.from_bytes(rec[40:48], "little")
+        end_abs = tail_at + end
+        start = max(0, end_abs - min(cd_size, end_abs) - 128)
+        fh.seek(start)
+        found, carry, left = 0, b"", end_abs - start
+        while left > 0:  # the signatures in the directory, 1 MiB at a time
+            chunk = fh.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            left -= len(chunk)
+            block = carry + chunk
+            found += block.count(b"PK\x01\x02")
+            carry = block[-3:]  # a signature cut by the chunk's end (3 bytes hold none)
+        return max(declared, found)
+    finally:
+        fh.seek(pos)
+
+
 def check_zip_entries(data: bytes, fname: str, limit: int, setting: str = "max_zip_files") -> None:
     """InputError when the zip ``data`` holds more than ``limit`` files, before its
     directory is parsed."""
