@@ -180,11 +180,15 @@ def pickers(ctx: ui.PageContext, specs) -> Optional[Selection]:
         return None
     target, contrast, layer = ctx.target, None, None
     with ui.guard("the class picker"):
-        target = target_picker(ctx, rerun=SELECTION)
-        if spec.contrastive:
+        target = cls = target_picker(ctx, rerun=SELECTION)
+        if ctx.handle.task != "classification":  # raise/lower, a segment, a box (issue 19)
+            from ui import tasks
+
+            target = tasks.task_target(ctx, cls)
+        if spec.contrastive and ctx.handle.task in ("classification", "segmentation"):
             # presentation mode keeps a link's contrast class, without the picker
-            contrast = (current_contrast(ctx, target) if ctx.present
-                        else contrast_picker(ctx, target, rerun=SELECTION))
+            contrast = (current_contrast(ctx, cls) if ctx.present
+                        else contrast_picker(ctx, cls, rerun=SELECTION))
     if spec.needs_layer:
         with ui.guard("the layer picker"):
             layer = interpret.default_layer(ctx.handle) if ctx.present else layer_picker(ctx, rerun=SELECTION)

@@ -99,3 +99,49 @@ def test_map_caption_of_a_target_quotes_its_sentence():
     s = tasks.map_caption(t.sentence(["a", "b", "<i>c</i>"]), "red")
     assert s == ("The **red** areas are what this method marks as driving the score explained: "
                  "the pixels the model calls " + interpret.words.text("<i>c</i>") + ".")
+
+
+def test_a_clicked_segment_is_explained_over_its_own_region(monkeypatch):
+    """The Attributions page's segment picker: a click on the mask (Plotly's selection
+    event, as Streamlit hands it to the page) becomes a region target; the map and the
+    sentence are that segment's."""
+    from ui import compute
+
+    monkeypatch.setattr(compute, "pretrained_available", lambda arch: False)
+    at = page("app.py", {"model": "torchvision:lraspp_mobilenet_v3_large", "method": "gradcam"}).run()
+    at.switch_page("pages/4_Attributions.py").run()
+    no_errors(at)
+    at.radio(key="w_region_kind").set_value("a segment I click").run()
+    no_errors(at)
+    spec = charts(at)["w_seg_click"]
+    grid = spec["data"][-1]
+    from test_app import values
+
+    cd = values(grid["customdata"]).reshape(-1, 3) if isinstance(grid["customdata"], dict) else np.asarray(grid["customdata"])
+    x, y, c = (float(v) for v in cd[len(cd) // 2])
+    at.session_state["w_seg_click"] = {"selection": {"points": [{"customdata": [x, y, c]}],
+                                                     "point_indices": [len(cd) // 2], "box": [], "lasso": []}}
+    at.run()
+    no_errors(at)
+    said = " ".join(c.value for c in at.caption)
+    assert "Explaining the class" in said and "over the chosen region" in said
+    assert any("the class" in m.value and "over the chosen region" in m.value for m in at.markdown)
+
+
+def test_binary_model_asks_what_raises_or_lowers_it(tmp_path, monkeypatch):
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    torch.save(resnet18(num_classes=1).eval().state_dict(), tmp_path / "b.pth")
+    (tmp_path / "models.toml").write_text('[[model]]\nname = "Tumour"\nfile = "b.pth"\narch = "resnet18"\n')
+    monkeypatch.setenv("INTERPRET_MODEL_FOLDER", str(tmp_path))
+    at = page("app.py", {"model": "team:Tumour", "method": "gradcam"}).run()
+    at.switch_page("pages/1_Outputs.py").run()
+    no_errors(at)
+    metric = at.metric[0]
+    assert metric.label.startswith("Probability of") and metric.value != "100.0%"
+    at.switch_page("pages/4_Attributions.py").run()
+    no_errors(at)
+    at.radio(key="w_sign").set_value("what lowers it").run()
+    no_errors(at)
+    assert any("what lowers the probability of" in m.value for m in at.markdown)

@@ -137,3 +137,53 @@ def map_caption(sentence: str, hot: str, class_specific: bool = True) -> str:
         return (f"The {h} areas are where this layer of the network reacts most strongly; this "
                 f"map does not depend on what is explained ({sentence}).")
     return f"The {h} areas are what this method marks as driving the score explained: {sentence}."
+
+
+REGION_KINDS = ("the whole class", "a segment I click", "a box I draw")
+
+
+def task_target(ctx, target: int):
+    """What the Attributions page explains for this model's task, from the class picked
+    (``target``) and the task's own choices: for a binary model or a regressor, what
+    raises or lowers the output; for a segmentation model, the whole class, a clicked
+    segment of the mask (its connected region) or a box drawn on it.  Returns what
+    :func:`interpret.explain` takes as ``target`` (an int for a plain class)."""
+    task = ctx.handle.task
+    if task in ("binary", "regression"):
+        way = st.radio("Explain", ("what raises it", "what lowers it"), horizontal=True, key="w_sign",
+                       help="The output's own score (its logit or value), or minus it: what pushes "
+                            "the model towards a lower output.")
+        return interpret.targets.output(int(target), sign=1 if way == "what raises it" else -1)
+    if task != "segmentation" or ctx.segmentation is None:
+        return target
+    seg = ctx.segmentation
+    how = st.radio("Region", REGION_KINDS, horizontal=True, key="w_region_kind",
+                   help="The class's mean score over every pixel the model gives it, over one "
+                        "segment (click it on the mask), or over a box you draw.")
+    if how == REGION_KINDS[0]:
+        return target
+    memo_key = ("seg_target", ctx.image.hash, ctx.handle.fingerprint(), how)
+    chosen = st.session_state.get("seg_target")
+    chosen = chosen[1] if chosen and chosen[0] == memo_key else None
+    selected = chosen.mask if chosen is not None and chosen.how == "mask" else None
+    fig = figures.segmentation_figure(ctx.image.image, seg, 0.45, height=300, selected=selected)
+    if how == REGION_KINDS[1]:
+        event = st.plotly_chart(fig, key="w_seg_click", on_select="rerun", selection_mode="points",
+                                config={"displayModeBar": False})
+        point = figures.point_from_selection(event)
+        if point is not None:
+            chosen = seg.segment_at(point[0], point[1])
+    else:
+        fig.update_layout(dragmode="select")
+        event = st.plotly_chart(fig, key="w_seg_box", on_select="rerun", selection_mode="box",
+                                config={"displayModeBar": False})
+        box = figures.box_from_selection(event, seg.mask.shape)
+        if box is not None:
+            chosen = interpret.targets.region(int(target), mask=box)
+    if chosen is None:
+        st.info("Click a segment of the mask." if how == REGION_KINDS[1] else
+                "Draw a box on the mask (drag across it).", icon=":material/touch_app:")
+        return target
+    st.session_state["seg_target"] = (memo_key, chosen)
+    st.caption(f"Explaining {chosen.sentence(ctx.handle.labels)}.")
+    return chosen

@@ -82,7 +82,7 @@ def _key(kind: str, ctx: PageContext, e: interpret.Explanation, settings: Mappin
          **extra) -> tuple:
     keep = ("sanity_layers",) if kind == "sanity" else ("steps", "baseline", "seeds")
     return ("trust", kind, ctx.handle.fingerprint(), ctx.image.hash, e.method, e.layer, e.target,
-            e.contrast, tuple(sorted(e.params.items())),
+            getattr(getattr(e, "explained", None), "key", None), e.contrast, tuple(sorted(e.params.items())),
             tuple((k, settings[k]) for k in keep), tuple(sorted(extra.items())))
 
 
