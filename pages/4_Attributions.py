@@ -329,6 +329,16 @@ def _select_all_room(chosen: int) -> int:
     return max(0, MAX_COMPARE - chosen)
 
 
+def _cost_note(ctx: ui.PageContext, spec: interpret.MethodSpec, layer: Optional[str]) -> str:
+    """" ~37" after a method that takes more than one pass (the registry's cost for this
+    model, layer and settings), "" when it cannot say."""
+    try:
+        cost = spec.estimate(ctx.handle, layer if spec.needs_layer else None, chosen_params(spec))
+        return f" ~{cost.forwards}"
+    except interpret.InputError:
+        return ""
+
+
 def _request_compare(names: tuple) -> None:
     st.session_state["compare_run"] = tuple(names)
 
@@ -344,22 +354,28 @@ def comparison(ctx: ui.PageContext, specs) -> None:
     names = [s.name for s in specs]
     current = [m for m in state.get("compare") if m in by_name][:MAX_COMPARE]
     state.view()["compare"] = tuple(current)
+    layer = state.get("layer") or interpret.default_layer(ctx.handle)
     chosen = current
     if not ctx.present:
         chosen = st.multiselect(
             f"Methods side by side (up to {MAX_COMPARE})", names,
+            # a label that never changes (a multiselect matches its value by the label):
+            # the costs, which depend on the settings, are in the caption below
             format_func=lambda n: by_name[n].label + ("" if by_name[n].speed == "instant"
                                                       else f" ({by_name[n].speed})"),
             max_selections=MAX_COMPARE, select_all=_select_all_room(len(current)),
             key=state.wkey("compare"), on_change=state.commit, args=("compare", tuple),
             help="Every method this model can run. Slow ones (many passes through the model) "
                  "show their cost and run when you ask.")
+        heavy = [f"{by_name[n].label}{_cost_note(ctx, by_name[n], layer)}" for n in names
+                 if by_name[n].speed != "instant"]
+        if heavy:
+            st.caption("Passes through the model, for the heavy ones: " + "; ".join(heavy) + ".")
     if not chosen:
         st.caption(f"Pick up to {MAX_COMPARE} methods to see them side by side.")
         return
     target = current_target(ctx)
     contrast = current_contrast(ctx, target)  # a link's contrast, in presentation mode too
-    layer = state.get("layer") or interpret.default_layer(ctx.handle)
     requested = set(st.session_state.pop("compare_run", ()) or ())
     items, waiting, costs = [], [], []
     for name in chosen:

@@ -234,7 +234,14 @@ def test_compare_offers_every_method_with_the_cost_of_the_slow_ones_through_the_
     box = at.multiselect(key="w_compare")
     specs = interpret.methods(handle)
     assert len(box.options) == len(specs)  # every method this model can run
-    assert {"Integrated Gradients (slow)", "Occlusion (slow)", "DeepLIFT (Rescale) (fast)"} <= set(box.options)
+    # the heavy ones with their cost (the registry's, for this model, layer and settings)
+    layer = interpret.default_layer(handle)
+    for name in ("integrated_gradients", "occlusion", "deeplift"):
+        spec = interpret.get_method(name)
+        params = {**spec.defaults(), **({"window": 112, "stride": 56} if name == "occlusion" else {})}
+        cost = spec.estimate(handle, layer if spec.needs_layer else None, params)
+        assert f"{spec.label} ({spec.speed})" in box.options  # a label that never changes
+        assert f"{spec.label} ~{cost.forwards}" in " ".join(c.value for c in at.caption)
     # "Select all" only while all the options it would add fit under the limit
     assert box.proto.select_all == state.COMPARE_MAX - 2
     # the slow one waits, with its cost, for a click
