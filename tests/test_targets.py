@@ -107,6 +107,36 @@ def test_region_gradcam_equals_pytorch_grad_cams_semantic_segmentation_target(se
     assert e.explained.region is not None and int(e.explained.region.sum()) == int(mask.sum())
 
 
+def test_five_region_cams_agree_with_pytorch_grad_cam_and_grad_cam_pp_only_where_mean_is_sum(seg, x64):
+    """Grad-CAM, XGrad-CAM, LayerCAM and HiResCAM do not depend on the score's scale, so
+    our mean over the region and pytorch-grad-cam's sum give the same maps; Grad-CAM++'s
+    weights (Chattopadhay et al. 2018, eq. 19) do, so it agrees exactly only where the
+    mean is the sum: a one-pixel region."""
+    from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+    from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
+
+    layer = "backbone.12"
+    cls = interpret.predict(seg, x64).classes[0].index
+    big = np.zeros((64, 64), bool)
+    big[8:40, 16:56] = True
+    one = np.zeros((64, 64), bool)
+    one[20, 30] = True
+    module = Unwrap(copy.deepcopy(seg.module))
+    peers = {"gradcam": GradCAM, "xgradcam": XGradCAM, "layercam": LayerCAM, "hirescam": HiResCAM,
+             "gradcam_plus_plus": GradCAMPlusPlus}
+    rs = {}
+    for name, cls_ in peers.items():
+        for what, mask in (("big", big), ("one", one)):
+            e = interpret.explain(seg, x64, name, layer=layer, target=targets.region(cls, mask=mask))
+            with cls_(module, [dict(module.named_modules())["m." + layer]]) as cam:
+                ref = cam(x64.clone(), targets=[SemanticSegmentationTarget(cls, mask.astype(np.float32))])[0]
+            rs[name, what] = pearson(e.heatmap, ref)
+    print("\n" + ", ".join(f"{n}/{w}: {r:.4f}" for (n, w), r in rs.items()))
+    for (name, what), r in rs.items():
+        if name != "gradcam_plus_plus" or what == "one":
+            assert r > 0.99, (name, what, r)
+
+
 @pytest.mark.parametrize("sign,category", [(+1, 1), (-1, 0)])
 def test_binary_map_equals_binary_classifier_output_target(sign, category, x64):
     from pytorch_grad_cam import GradCAM
