@@ -431,6 +431,13 @@ def test_trust_curves_start_at_the_targets_own_probability(seg, x64):
     assert fl.probability == pytest.approx(float(torch.sigmoid(ml.module(x64)[0, 3])), abs=1e-5)
 
 
+def test_trust_curves_refuse_a_regressors_value_instead_of_calling_it_a_probability(x64):
+    h = interpret.load_model(small_cnn(1), preprocessing=Preprocessing(64, 64), task="regression")
+    e = interpret.explain(h, x64, "gradcam", layer="relu2")
+    with pytest.raises(InputError, match="no 0-100% scale"):
+        interpret.faithfulness(h, x64, e, steps=4, seeds=1)
+
+
 # ----------------------------------------------------------------------------------
 # keys and words
 

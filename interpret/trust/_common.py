@@ -158,8 +158,16 @@ def probabilities(logits: torch.Tensor, target) -> torch.Tensor:
     or, for "A rather than B", the probability that A beats B, ``sigmoid(logit_A -
     logit_B)`` (the logistic of the explained score); a label's sigmoid; a binary
     model's sigmoid; a regressor's value; a segment's mean class probability.
-    ``logits``: model outputs or their :meth:`~interpret.targets.Target.reduce`."""
-    return Target(target).probability(logits)
+    ``logits``: model outputs or their :meth:`~interpret.targets.Target.reduce`.
+
+    A regressor's value is refused (an :class:`InputError`): the curves' areas and the
+    verdict's sentences are probabilities, and a value has no 0-100% scale."""
+    t = Target(target)
+    if t.unit != "probability":
+        raise InputError("The deletion/insertion and ROAD curves are drawn in probabilities; a "
+                         "regressor's output is a value with no 0-100% scale, so they are not "
+                         "measured for regression models yet. The localisation measures work.")
+    return t.probability(logits)
 
 
 def reference(handle: ModelHandle, x: torch.Tensor, kind: str, constant: float = 0.0) -> torch.Tensor:
