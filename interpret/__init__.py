@@ -13,6 +13,7 @@ from .explain import (Explanation, LayerSummary, ModelInput, Prediction, Segment
                       estimate_cost, explain, layer_maps, layer_summary, model_input, predict,
                       resolve_target)
 from . import targets  # noqa: F401  (interpret.targets.region, ...)
+from .detection import Detection
 from . import features  # noqa: F401  (interpret.features.channel, ...)
 from .features import (FeatureVisualization, embed, export_tensorboard, images_from_folder,
                        images_from_zip, top_activating, visualize_channel)
@@ -46,6 +47,6 @@ __all__ = [
     "trust", "faithfulness", "Faithfulness", "road", "Road", "sanity_check", "SanityCheck",
     "agreement", "Agreement", "localization", "Localization", "report",
     "analyze_dataset", "open_dataset", "DatasetResult",
-    "targets", "Segmentation", "SegmentClass",
+    "targets", "Segmentation", "SegmentClass", "Detection",
     "concepts", "discover_concepts", "reference_patches", "tcav",
 ]

@@ -25,6 +25,7 @@ import torch
 
 from .errors import InputError
 from .handle import ModelHandle
+from .detection import Pyramid
 from .hooks import Tap, record
 from .layers import resolve_layer
 from .targets import ClassTarget, Target, resolve
@@ -156,7 +157,9 @@ def capture(handle: ModelHandle, x: torch.Tensor, layer: Optional[str], target,
     act = rec.values.get(layer) if layer is not None else None
     if act is not None and not act.requires_grad:
         raise InputError(f"Layer '{layer}' is not on the path to the output (no gradient).")
-    inputs = ([rec.input] if need_input else []) + ([act] if act is not None else [])
+    pyramid = act if isinstance(act, Pyramid) else None  # levels on one grid, gradients too
+    inputs = ([rec.input] if need_input else []) + (
+        pyramid.tensors if pyramid is not None else [act] if act is not None else [])
     if not score.requires_grad:
         raise InputError("The model's output does not depend on its input (no gradient).")
     grads = list(torch.autograd.grad(score, inputs, allow_unused=True))
@@ -165,7 +168,12 @@ def capture(handle: ModelHandle, x: torch.Tensor, layer: Optional[str], target,
         g0 = grads.pop(0)
         gin = (g0 if g0 is not None else torch.zeros_like(rec.input)).detach()
     a = g = raw_shape = None
-    if act is not None:
+    if pyramid is not None:
+        a = pyramid.combined([t.detach() for t in pyramid.tensors]).contiguous()
+        g = pyramid.combined([None if gr is None else gr.detach() for gr in grads]).contiguous()
+        raw_shape = tuple(a.shape)
+        handle.cache_put(_maps_key(handle, tkey, layer), LayerMaps(layer, a, raw_shape))
+    elif act is not None:
         raw_shape = tuple(act.shape)
         gact = grads[0] if grads[0] is not None else torch.zeros_like(act)
         a = _spatial(handle, act.detach(), layer)

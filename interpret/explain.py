@@ -15,6 +15,7 @@ from PIL import Image
 from torch import nn
 
 from .capture import LayerMaps, capture, layer_maps as _layer_maps, logits as _logits
+from .detection import Detection, detections
 from .errors import InputError, Progress
 from .handle import ModelHandle, session
 from .hooks import Tap, record
@@ -216,7 +217,8 @@ def _photo(image):
     return image, tuple(image.size)
 
 
-def predict(model, image, top_k: Optional[int] = 5) -> Union[List[Prediction], Segmentation]:
+def predict(model, image, top_k: Optional[int] = 5, threshold: float = 0.5
+            ) -> Union[List[Prediction], Segmentation, List[Detection]]:
     """What the model says, in its task's terms (``handle.task``):
 
     * classification: the top-k classes by softmax probability (all with
@@ -226,7 +228,10 @@ def predict(model, image, top_k: Optional[int] = 5) -> Union[List[Prediction], S
       one-logit model never gets a softmax);
     * regression: one :class:`Prediction` per output, its ``value`` (no probability);
     * segmentation: a :class:`Segmentation` (mask and probabilities at the photo's size,
-      the classes present with their share of the pixels).
+      the classes present with their share of the pixels);
+    * detection: every :class:`~interpret.detection.Detection` scoring at least
+      ``threshold``, best first, its box in the photo's pixels (``top_k`` does not
+      apply: a photo has as many objects as it has).
     """
     handle = as_handle(model)
     image, photo_size = _photo(image)
@@ -236,6 +241,9 @@ def predict(model, image, top_k: Optional[int] = 5) -> Union[List[Prediction], S
     task = handle.task
     if task == "segmentation":
         return _segmentation(handle, out, x, image, photo_size)
+    if task == "detection":
+        hw = (int(x.shape[-2]), int(x.shape[-1]))
+        return detections(out[0], handle.label, float(threshold), handle.preprocessing, photo_size, hw)
     out = out[0]
     if task == "regression":
         return [Prediction(i, handle.label(i), None, float(v), float(v), task) for i, v in enumerate(out)]
@@ -341,7 +349,7 @@ def explain(
     with session(handle, exclusive=spec.exclusive):
         fp, tkey = handle.fingerprint_fast(), tensor_key(x)
         if (not isinstance(target, Target) and spec.uses in ("layer", "input")
-                and handle.cache_get(("logits", fp, tkey)) is None):
+                and handle.cache_get(("logits", fp, tkey)) is None and handle.task != "detection"):
             # the capture's own forward resolves the target (the top class, the task):
             # one forward, not two
             goal = capture(handle, x, layer, target, contrast, input_grad=spec.uses == "input").explained

@@ -196,6 +196,8 @@ class ModelHandle:
             with torch.no_grad():
                 raw = self.module(torch.zeros(1, 3, *self.input_size, device=self.device))
             out = task_output(raw, self.input_size)
+            if out is not None and out.dim() == 3 and out.shape[-1] == 6:  # a detector's boxes
+                return (1, 0, 6)
             if out is None or out.dim() not in (2, 4):
                 raise InputError(
                     f"Model '{self.name}' does not return class scores of shape [batch, classes] "
@@ -209,7 +211,17 @@ class ModelHandle:
     @property
     def num_classes(self) -> int:
         """Outputs per image (classes, labels, 1 for a binary model or a regressor) or,
-        for segmentation, classes per pixel."""
+        for segmentation, classes per pixel; for a detector, the classes it scores."""
+        if self.task == "detection":
+            from .detection import class_count
+
+            if self.info.labels is not None:
+                return len(self.info.labels)
+            n = class_count(self.module)
+            if n is None:
+                raise InputError(f"Model '{self.name}' is a detector whose number of classes is "
+                                 "unknown; give its labels (load_model(..., labels=...)).")
+            return n
         return self.output_shape[1]
 
     @property

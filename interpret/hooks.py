@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .errors import InputError
+from .detection import Pyramid, combine, pyramid_levels
 from .tensors import check_output, first_tensor, task_output
 
 GRAD_MODES = ("none", "keep", "input", "taps")
@@ -178,7 +179,19 @@ def record(handle, x: torch.Tensor, taps: Sequence[Tap], *, logits: bool = True,
                 if calls[k] == 1:
                     order.append(k)
                 new_out = None
-                if tap.reduce is not None:
+                levels = pyramid_levels(output) if t is None and not tap.use_input else None
+                if levels is not None:  # a feature pyramid (FPN): one grid, see interpret.detection
+                    if tap.reduce is not None:
+                        values[k] = tap.reduce(combine(list(levels.values())))
+                    elif grad == "none":
+                        values[k] = combine(list(levels.values()))
+                    else:
+                        if grad == "taps":
+                            torch.set_grad_enabled(True)  # the rest of this forward builds a graph
+                            levels = {n: v.detach().requires_grad_(True) for n, v in levels.items()}
+                        values[k] = Pyramid(levels)
+                        new_out = type(output)((n, v.clone()) for n, v in levels.items())
+                elif tap.reduce is not None:
                     values[k] = tap.reduce(t) if isinstance(t, torch.Tensor) else None
                 else:
                     if not isinstance(t, torch.Tensor):

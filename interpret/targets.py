@@ -38,11 +38,11 @@ import torch
 from .errors import InputError
 
 __all__ = ["TASKS", "Target", "ClassTarget", "LabelTarget", "OutputTarget", "RegionTarget",
-           "classes", "label", "output", "region", "resolve", "task_of_output", "check_task",
+           "classes", "label", "output", "region", "box", "resolve", "task_of_output", "check_task",
            "escape", "map_mask", "photo_mask"]
 
 #: what a model's output means (``handle.task``)
-TASKS = ("classification", "multilabel", "binary", "regression", "segmentation")
+TASKS = ("classification", "multilabel", "binary", "regression", "segmentation", "detection")
 
 Index = Union[int, str]
 
@@ -351,6 +351,22 @@ def region(label: Index, mask=None, contrast: Optional[Index] = None) -> RegionT
                         mask=mask, how=how, digest=digest)
 
 
+def box(detection_or_box, label: Optional[Index] = None, iou_threshold: float = 0.5,
+        with_iou: bool = False):
+    """An object detector's detection: a :class:`interpret.detection.Detection` (from
+    :func:`interpret.predict`) or a box ``(x0, y0, x1, y1)`` in the photo's pixels, of
+    class ``label`` (None: the detection's own class, or for a bare box the class of
+    the detection that matches it best).  The score is that of the detection of the
+    same class whose IoU with the box is largest above ``iou_threshold`` (after the
+    detector's own NMS for torchvision detectors: docs/detection.md); ``with_iou`` adds
+    that IoU, as pytorch-grad-cam's ``FasterRCNNBoxScoreTarget`` does.  When nothing
+    matches on the photo, explaining it raises an :class:`InputError` that says what is
+    closest (never a flat map)."""
+    from .detection import box as _box
+
+    return _box(detection_or_box, label, iou_threshold, with_iou)
+
+
 # -- tasks --------------------------------------------------------------------------------
 
 def task_of_output(shape: Tuple[int, ...], told: Optional[str] = None) -> str:
@@ -360,6 +376,13 @@ def task_of_output(shape: Tuple[int, ...], told: Optional[str] = None) -> str:
     if told is not None and told not in TASKS:
         raise InputError(f"Unknown task '{told}'; one of {', '.join(TASKS)}.")
     shape = tuple(int(s) for s in shape)
+    if len(shape) == 3 and shape[-1] == 6:  # a detector's boxes, packed (interpret.detection)
+        if told not in (None, "detection"):
+            raise InputError(f"The model returns boxes (an object detector), not {told}.")
+        return "detection"
+    if told == "detection":
+        raise InputError(f"The model returns a tensor of shape {shape}, not boxes: it is not an "
+                         "object detector.")
     if len(shape) == 4:
         if told not in (None, "segmentation"):
             raise InputError(f"The model returns a map of class scores per pixel (shape {shape}: "
@@ -387,7 +410,7 @@ def task_of_output(shape: Tuple[int, ...], told: Optional[str] = None) -> str:
 
 
 _FITS = {"class": ("classification",), "label": ("multilabel",),
-         "output": ("binary", "regression"), "region": ("segmentation",)}
+         "output": ("binary", "regression"), "region": ("segmentation",), "box": ("detection",)}
 
 
 def check_task(target: Target, task: str) -> None:
@@ -395,7 +418,7 @@ def check_task(target: Target, task: str) -> None:
     if task not in _FITS[target.kind]:
         hint = {"classification": "targets.classes", "multilabel": "targets.label",
                 "binary": "targets.output", "regression": "targets.output",
-                "segmentation": "targets.region"}[task]
+                "segmentation": "targets.region", "detection": "targets.box"}[task]
         raise InputError(f"A {type(target).__name__} ({target.kind}) does not fit a {task} model; "
                          f"use {hint}(...).")
 
@@ -448,6 +471,14 @@ def resolve(handle, target=None, x: Optional[torch.Tensor] = None, *, contrast=N
     is on the model's input grid).  ``output``: the model's output for ``x`` if the
     caller has it (else it is computed, cached)."""
     task = handle.task
+    if task == "detection" and (target is None or not isinstance(target, Target) or target.kind == "box"):
+        if contrast is not None:
+            raise InputError("A contrast class does not apply to a detection (explain one box at a time).")
+        from .detection import resolve_box
+
+        if x is None:
+            raise InputError("A box target needs the input to find its detection.")
+        return resolve_box(handle, target, x, photo_size, output)
     if isinstance(target, Target):
         if contrast is not None:
             if target.contrast is not None:

@@ -52,7 +52,13 @@ def task_output(out: Any, size=None) -> Optional[torch.Tensor]:
     scores, or B x C x H x W class maps for segmentation, upsampled bilinearly to the
     input's ``size`` (h, w) when the model returns them smaller (Hugging Face's
     SegFormer and others: a quarter of the input, as their own post-processing
-    upsamples them).  A B x C x 1 x 1 output is read as B x C."""
+    upsamples them).  A B x C x 1 x 1 output is read as B x C.  A detector's output
+    (torchvision's list of box dicts, Hugging Face's ``pred_boxes``) is packed into one
+    B x N x 6 tensor (:func:`interpret.detection.pack`)."""
+    from .detection import is_detection_output, pack
+
+    if is_detection_output(out):
+        return pack(out, size)
     t = first_tensor(out)
     if t is None or t.dim() != 4:
         return t
@@ -65,8 +71,11 @@ def task_output(out: Any, size=None) -> Optional[torch.Tensor]:
 
 
 def check_output(t: Optional[torch.Tensor], out: Any = None) -> torch.Tensor:
-    """``t`` (a :func:`task_output`) if it is B x C or B x C x H x W, else an
-    :class:`~interpret.InputError` that says what the model returned."""
+    """``t`` (a :func:`task_output`) if it is B x C, B x C x H x W or a packed
+    detection B x N x 6, else an :class:`~interpret.InputError` that says what the model
+    returned."""
+    if t is not None and t.dim() == 3 and t.shape[-1] == 6:
+        return t
     if t is None or t.dim() not in (2, 4):
         got = tuple(t.shape) if t is not None else type(out).__name__
         raise InputError(

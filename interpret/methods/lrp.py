@@ -154,6 +154,11 @@ def unsupported(handle: ModelHandle) -> Optional[str]:
     """None when zennit's CNN rules cover the model's modules, else why not."""
     if handle.scripted:
         return "a TorchScript model has no modules to attach LRP rules to"
+    from ..detection import is_detector
+
+    if is_detector(handle.module):
+        return ("an object detector's box selection (proposals, RoI pooling, non-maximum "
+                "suppression) has no LRP rule here; use Grad-CAM or D-RISE")
     found = sorted({type(m).__name__ for m in handle.module.modules()
                     if type(m).__name__ in _NO_RULE or isinstance(m, (nn.LayerNorm, nn.GroupNorm,
                                                                         nn.MultiheadAttention))})

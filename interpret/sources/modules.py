@@ -39,4 +39,18 @@ def info_fields(module: nn.Module) -> Dict[str, Any]:
     fields = {"tokens": layout, "is_transformer": layout.prefix_tokens is not None or layout.channels_last}
     if type(module).__module__.startswith("torchvision.models.segmentation"):
         fields["task"] = "segmentation"
+    from ..detection import is_detector
+
+    if is_detector(module):  # resizes and normalises inside: pixels in [0, 1] at its own side
+        from ..preprocessing import Preprocessing
+
+        side = int(getattr(getattr(module, "transform", None), "min_size", (800,))[0])
+        fields.update(task="detection", suggested_layer="backbone" if hasattr(module, "backbone") else None,
+                      preprocessing=Preprocessing((side, side), None, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)))
+        from ..detection import class_count
+
+        if type(module).__module__.startswith("torchvision.") and class_count(module) == 91:
+            from .torchvision import detection_labels
+
+            fields["labels"] = tuple(detection_labels())
     return fields

@@ -46,6 +46,62 @@ def is_segmenter(arch: str) -> bool:
     return arch_name(arch) in segmenters()
 
 
+def detectors() -> List[str]:
+    """Names of every torchvision object detector (``fasterrcnn_resnet50_fpn``,
+    ``fasterrcnn_mobilenet_v3_large_320_fpn``, ``retinanet_resnet50_fpn``,
+    ``fcos_resnet50_fpn``, ``ssd300_vgg16``, ``ssdlite320_mobilenet_v3_large``,
+    ``maskrcnn_resnet50_fpn``...)."""
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models.detection))
+
+
+def is_detector(arch: str) -> bool:
+    return arch_name(arch) in detectors()
+
+
+def detector_side(arch: str) -> int:
+    """The shorter side torchvision's detector resizes to (its ``min_size``): 320 for
+    the ``*320*`` models, 300 for SSD300, else 800."""
+    name = arch_name(arch)
+    return 320 if "320" in name else 300 if name.startswith("ssd300") else 800
+
+
+#: the state-dict key of each detector family's class scores, and how many rows it has
+#: per class (anchors per location)
+_CLASS_KEYS = ("roi_heads.box_predictor.cls_score.weight", "head.classification_head.cls_logits.weight",
+               "head.classification_head.module_list.0.weight",
+               "head.classification_head.module_list.0.1.weight")
+
+
+def detector_classes(arch: str, state: Optional[Dict[str, torch.Tensor]]) -> int:
+    """The class count of a detector's state dict (91, COCO's with background, when it
+    does not say): the rows of its class head divided by the anchors per location."""
+    if not state:
+        return 91
+    import warnings
+
+    with warnings.catch_warnings(), torch.device("meta"):
+        warnings.simplefilter("ignore")
+        probe = _detector(arch, 91)
+    own = probe.state_dict()
+    for key in _CLASS_KEYS:
+        if key in state and key in own:
+            per_class = int(own[key].shape[0]) // 91
+            n, rem = divmod(int(state[key].shape[0]), max(1, per_class))
+            if rem == 0 and n > 0:
+                return n
+    return 91
+
+
+def _detector(arch: str, num_classes: int = 91) -> nn.Module:
+    """A torchvision detector, randomly initialised, with no backbone weights (never a
+    download)."""
+    from torchvision.models import get_model
+
+    return get_model(arch_name(arch), weights=None, weights_backbone=None, num_classes=num_classes)
+
+
 def arch_name(arch: str) -> str:
     """``resnet18`` or ``torchvision:resnet18`` -> ``resnet18``."""
     arch = arch.strip()
@@ -63,6 +119,12 @@ def _weights_enum(arch: str):
 
 def preprocessing(arch: str) -> Preprocessing:
     """The preprocessing of ``arch``'s default weights (ImageNet defaults without)."""
+    if is_detector(arch):
+        # torchvision's detectors resize and normalise inside (GeneralizedRCNNTransform):
+        # the photo goes in as pixels in [0, 1], here at an exact square of the side the
+        # detector resizes to, so that every photo gives one input size
+        side = detector_side(arch)
+        return Preprocessing((side, side), None, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0), "bilinear")
     enum = _weights_enum(arch)
     if enum is None:
         return Preprocessing()
@@ -82,12 +144,12 @@ def preprocessing(arch: str) -> Preprocessing:
 def check_arch(arch: str) -> str:
     """The architecture name, or an InputError with close matches."""
     name = arch_name(arch)
-    names = classifiers() + segmenters()
+    names = classifiers() + segmenters() + detectors()
     if name not in names:
         close = difflib.get_close_matches(name, names, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
         raise InputError(
-            f"'{arch}' is not a torchvision classification or segmentation architecture.{hint} "
+            f"'{arch}' is not a torchvision classification, segmentation or detection architecture.{hint} "
             "See interpret.torchvision_classifiers() for the list."
         )
     return name
@@ -124,6 +186,8 @@ def build(arch: str, num_classes: int = 1000, state: Optional[Dict[str, torch.Te
     kwargs = {"num_classes": num_classes}
     if is_segmenter(arch):
         return _segmenter(arch, num_classes, state)
+    if is_detector(arch):
+        return _detector(arch, detector_classes(arch, state) if state else num_classes)
     if arch.startswith(("inception", "googlenet")):
         kwargs["aux_logits"] = any("Aux" in k for k in (state or {}))
         kwargs["init_weights"] = False
@@ -180,7 +244,8 @@ def load(arch: str, weights: Optional[str], pre: Optional[Preprocessing], downlo
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
             module = (_segmenter(arch, len(w.meta.get("categories") or []) or 21, state)
-                      if is_segmenter(arch) else get_model(arch, weights=None))
+                      if is_segmenter(arch) else _detector(arch, detector_classes(arch, state))
+                      if is_detector(arch) else get_model(arch, weights=None))
             module.load_state_dict(state)
         except Exception as exc:
             raise InputError(
@@ -195,6 +260,9 @@ def load(arch: str, weights: Optional[str], pre: Optional[Preprocessing], downlo
         if is_segmenter(arch):
             module = _segmenter(arch)
             labels = list(enum.DEFAULT.meta.get("categories") or []) or None if enum is not None else None
+        elif is_detector(arch):
+            module = _detector(arch)
+            labels = list(enum.DEFAULT.meta.get("categories") or []) or None if enum is not None else None
         else:
             module = get_model(arch, weights=None)
             labels = imagenet_labels()
@@ -206,7 +274,8 @@ def load(arch: str, weights: Optional[str], pre: Optional[Preprocessing], downlo
         preprocessing=pre or preprocessing(arch), source="torchvision", weights=weights_name,
         notes=tuple(notes), tokens=layout,
         is_transformer=layout.prefix_tokens is not None or layout.channels_last,
-        task="segmentation" if is_segmenter(arch) else None)
+        suggested_layer="backbone" if is_detector(arch) else None,
+        task="segmentation" if is_segmenter(arch) else "detection" if is_detector(arch) else None)
 
 
 def tokens_for(module: nn.Module):
@@ -215,3 +284,11 @@ def tokens_for(module: nn.Module):
     from .modules import torchvision_tokens
 
     return torchvision_tokens(module)
+
+
+def detection_labels() -> List[str]:
+    """COCO's 91 category names as torchvision's detectors number them (index 0 is the
+    background, some indices "N/A"), from torchvision's metadata (offline)."""
+    from torchvision.models.detection import FasterRCNN_ResNet50_FPN_Weights
+
+    return list(FasterRCNN_ResNet50_FPN_Weights.DEFAULT.meta["categories"])
