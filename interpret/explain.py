@@ -241,6 +241,17 @@ def predict(model, image, top_k: Optional[int] = 5, threshold: float = 0.5
     task = handle.task
     if task == "segmentation":
         return _segmentation(handle, out, x, image, photo_size)
+    if task in ("image-text", "embedding"):
+        from .imagetext import Embedding, prompt_logits, zero_shot
+
+        if task == "embedding":
+            v = out[0].float()
+            return Embedding(v.numpy().copy(), float(v.norm()))
+        probs, z = zero_shot(handle, out)[0], prompt_logits(handle, out)[0]
+        k = probs.numel() if top_k is None else max(1, min(int(top_k), probs.numel()))
+        vals, idx = torch.topk(probs, k)
+        return [Prediction(int(i), handle.label(int(i)), float(p), float(z[i]), None, task)
+                for p, i in zip(vals, idx)]
     if task == "detection":
         hw = (int(x.shape[-2]), int(x.shape[-1]))
         return detections(out[0], handle.label, float(threshold), handle.preprocessing, photo_size, hw)

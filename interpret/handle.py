@@ -212,6 +212,8 @@ class ModelHandle:
     def num_classes(self) -> int:
         """Outputs per image (classes, labels, 1 for a binary model or a regressor) or,
         for segmentation, classes per pixel; for a detector, the classes it scores."""
+        if self.task == "image-text":  # the prompts are the classes
+            return len(self.info.labels or ())
         if self.task == "detection":
             from .detection import class_count
 
@@ -242,6 +244,8 @@ class ModelHandle:
         return self.runtime.memo("labels", lambda: [f"class {i}" for i in range(self.num_classes)])
 
     def label(self, index: int) -> str:
+        if isinstance(index, str):  # an image-text model's prompt, or a reference photo's name
+            return index
         labels = self.labels
         return labels[index] if 0 <= index < len(labels) else f"class {index}"
 

@@ -57,6 +57,7 @@ def load_model(
     download: bool = True,
     progress=None,
     task: Optional[str] = None,
+    prompts=None,
 ) -> ModelHandle:
     """Load a model and return a :class:`ModelHandle`.
 
@@ -86,6 +87,14 @@ def load_model(
     None reads it from the loader (Hugging Face's ``problem_type``, torchvision's
     segmentation models) or from the output's shape.  A task that does not fit the
     output is an :class:`InputError` that describes the output.
+
+    Image-text and embedding models (docs/imagetext.md): ``"open_clip:<name>"`` (e.g.
+    ``"open_clip:ViT-B-32"``; ``weights=None`` a random init, else a pretrained tag from
+    the local cache) and Hugging Face ``CLIPModel`` / ``SiglipModel`` folders are
+    ``"embedding"`` models of their image tower until ``prompts=[...]`` makes them
+    ``"image-text"``: the prompts are then the classes (zero-shot).  A module whose
+    output is an embedding (a timm or torchvision backbone without its head) is
+    ``"embedding"``, detected or with ``task="embedding"``.
     """
     if task is not None:
         from .targets import TASKS
@@ -95,7 +104,11 @@ def load_model(
     pre = _preprocessing(preprocessing, resize, crop, mean, std)
     label_list = files.load_labels(labels)
 
-    if isinstance(source, nn.Module):
+    if isinstance(source, nn.Module) and _is_open_clip(source):
+        from .sources import open_clip as oc_src
+
+        module, info = oc_src.wrap(source, None, name, pre)
+    elif isinstance(source, nn.Module):
         fields = dict(modules.info_fields(source))
         if pre is not None or "preprocessing" not in fields:
             fields["preprocessing"] = pre or Preprocessing()
@@ -104,6 +117,14 @@ def load_model(
         module, info = bundled.load(pre)
     elif isinstance(source, str) and source.startswith(tv.PREFIX):
         module, info = tv.load(tv.arch_name(source), weights, pre, download, progress)
+    elif isinstance(source, str) and source.startswith("open_clip:"):
+        from .sources import open_clip as oc_src
+
+        module, info = oc_src.load(oc_src.model_name(source), weights, pre, download, progress)
+    elif isinstance(source, (str, os.PathLike)) and os.path.isdir(source) and _image_text_folder(source):
+        from .sources import open_clip as oc_src
+
+        module, info = oc_src.load_hf_folder(source, pre, name, allow_untrusted)
     elif isinstance(source, str) and source.startswith(timm_src.PREFIX):
         module, info = timm_src.load(timm_src.model_name(source), weights, pre, download, progress)
     elif isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
@@ -122,6 +143,11 @@ def load_model(
         raise InputError(f"Cannot load a model from a {type(source).__name__}.")
 
     changes = {}
+    if task is None and info.task is None:
+        from .imagetext import is_embedding_module
+
+        if is_embedding_module(module):
+            changes["task"] = "embedding"
     if label_list is not None:
         changes["labels"] = tuple(label_list)
     if name:
@@ -131,10 +157,39 @@ def load_model(
     if changes:
         info = dataclasses.replace(info, **changes)
     handle = ModelHandle(module, info=info)
+    if prompts is not None:
+        from .imagetext import with_prompts
+
+        if label_list is not None:
+            raise InputError("Give prompts= or labels=, not both: an image-text model's prompts are its labels.")
+        return with_prompts(handle, prompts)
     handle = _check_labels(handle, explicit=label_list is not None)
     if task is not None and not handle.scripted:
         handle.task  # noqa: B018 - one forward: a task that does not fit the output is refused now
     return handle
+
+
+def _is_open_clip(module) -> bool:
+    from .sources.open_clip import is_open_clip_module
+
+    return is_open_clip_module(module)
+
+
+def _image_text_folder(folder) -> bool:
+    """Whether a folder holds a Hugging Face CLIP / SigLIP model (its config's model_type)."""
+    import json
+
+    try:
+        cfg = os.path.join(os.fspath(folder), "config.json")
+        if os.path.getsize(cfg) > 1 << 20:
+            return False
+        with open(cfg, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return False
+    from .sources.open_clip import is_image_text_folder
+
+    return isinstance(data, dict) and is_image_text_folder(data)
 
 
 def _check_labels(handle: ModelHandle, explicit: bool) -> ModelHandle:

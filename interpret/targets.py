@@ -38,11 +38,13 @@ import torch
 from .errors import InputError
 
 __all__ = ["TASKS", "Target", "ClassTarget", "LabelTarget", "OutputTarget", "RegionTarget",
-           "classes", "label", "output", "region", "box", "resolve", "task_of_output", "check_task",
+           "classes", "label", "output", "region", "box", "text", "similar_to", "resolve",
+           "task_of_output", "check_task",
            "escape", "map_mask", "photo_mask"]
 
 #: what a model's output means (``handle.task``)
-TASKS = ("classification", "multilabel", "binary", "regression", "segmentation", "detection")
+TASKS = ("classification", "multilabel", "binary", "regression", "segmentation", "detection",
+         "image-text", "embedding")
 
 Index = Union[int, str]
 
@@ -367,6 +369,25 @@ def box(detection_or_box, label: Optional[Index] = None, iou_threshold: float = 
     return _box(detection_or_box, label, iou_threshold, with_iou)
 
 
+def text(prompt, contrast=None):
+    """A text prompt of an image-text model (any text, among the model's prompts or not;
+    an int: the index of one of them), "rather than ``contrast``" when given: the score
+    is the prompt's zero-shot logit ``logit_scale * cos(image, text)`` (minus the
+    contrast's), drawn in its probability over the prompts (:mod:`interpret.imagetext`)."""
+    from .imagetext import text as _text
+
+    return _text(prompt, contrast)
+
+
+def similar_to(image, name=None):
+    """The cosine similarity of the photo's embedding to the reference photo ``image``'s
+    (an embedding model, or an image-text model's image tower): "why does the model find
+    these two alike?" (:mod:`interpret.imagetext`)."""
+    from .imagetext import similar_to as _similar_to
+
+    return _similar_to(image, name)
+
+
 # -- tasks --------------------------------------------------------------------------------
 
 def task_of_output(shape: Tuple[int, ...], told: Optional[str] = None) -> str:
@@ -376,6 +397,11 @@ def task_of_output(shape: Tuple[int, ...], told: Optional[str] = None) -> str:
     if told is not None and told not in TASKS:
         raise InputError(f"Unknown task '{told}'; one of {', '.join(TASKS)}.")
     shape = tuple(int(s) for s in shape)
+    if told in ("image-text", "embedding"):  # said by the loader or the caller, never guessed
+        if len(shape) != 2:
+            raise InputError(f"The model returns a tensor of shape {shape}, not one embedding vector "
+                             f"per photo, so it is not an {told} model.")
+        return told
     if len(shape) == 3 and shape[-1] == 6:  # a detector's boxes, packed (interpret.detection)
         if told not in (None, "detection"):
             raise InputError(f"The model returns boxes (an object detector), not {told}.")
@@ -410,7 +436,8 @@ def task_of_output(shape: Tuple[int, ...], told: Optional[str] = None) -> str:
 
 
 _FITS = {"class": ("classification",), "label": ("multilabel",),
-         "output": ("binary", "regression"), "region": ("segmentation",), "box": ("detection",)}
+         "output": ("binary", "regression"), "region": ("segmentation",), "box": ("detection",),
+         "text": ("image-text",), "similar": ("embedding", "image-text")}
 
 
 def check_task(target: Target, task: str) -> None:
@@ -418,7 +445,8 @@ def check_task(target: Target, task: str) -> None:
     if task not in _FITS[target.kind]:
         hint = {"classification": "targets.classes", "multilabel": "targets.label",
                 "binary": "targets.output", "regression": "targets.output",
-                "segmentation": "targets.region", "detection": "targets.box"}[task]
+                "segmentation": "targets.region", "detection": "targets.box",
+                "image-text": "targets.text", "embedding": "targets.similar_to"}[task]
         raise InputError(f"A {type(target).__name__} ({target.kind}) does not fit a {task} model; "
                          f"use {hint}(...).")
 
@@ -471,6 +499,10 @@ def resolve(handle, target=None, x: Optional[torch.Tensor] = None, *, contrast=N
     is on the model's input grid).  ``output``: the model's output for ``x`` if the
     caller has it (else it is computed, cached)."""
     task = handle.task
+    if task in ("image-text", "embedding"):  # a prompt or a reference photo (interpret.imagetext)
+        from .imagetext import resolve as _resolve_imagetext
+
+        return _resolve_imagetext(handle, target, x, contrast, output)
     if task == "detection" and (target is None or not isinstance(target, Target) or target.kind == "box"):
         if contrast is not None:
             raise InputError("A contrast class does not apply to a detection (explain one box at a time).")
