@@ -42,7 +42,7 @@ PHOTO_FILE = "[Sign in](javascript:alert(3)) <img src=x>.png"
 RAW = ("<img", "](http://evil", "](javascript", "![](", "<div")
 
 PAGES = ["app.py", "pages/1_Outputs.py", "pages/2_Input.py", "pages/3_Activations.py",
-         "pages/4_Attributions.py", "pages/5_Features.py", "pages/6_Dataset.py"]
+         "pages/4_Attributions.py", "pages/5_Features.py", "pages/6_Dataset.py", "pages/7_Concepts.py"]
 
 
 def rendered_texts(at: AppTest):
