@@ -131,6 +131,39 @@ def _torchvision_layout(module: nn.Module) -> Union[VitLayout, str]:
     return VitLayout(tuple(blocks), 1, (side, side), (0,), head)
 
 
+def _open_clip_layout(module: nn.Module) -> Union[VitLayout, str]:
+    """An image-text model's image tower (:class:`interpret.imagetext.ImageTextModel`):
+    open_clip's ``VisionTransformer`` (batch-first ``nn.MultiheadAttention`` blocks, as
+    torchvision's); ``head`` is the tower's own pooling, final norm and projection, so a
+    block's tokens give an image embedding that a text target scores (LeGrad, whose
+    authors published it for CLIP)."""
+    v = module.visual
+    blocks_mod = getattr(getattr(v, "transformer", None), "resblocks", None)
+    grid = getattr(v, "grid_size", None)
+    if blocks_mod is None or grid is None or not hasattr(v, "_pool"):
+        return ("its image tower is not an open_clip vision transformer (the attention methods read "
+                "open_clip's ViT blocks; use the gradient CAMs).")
+    if getattr(v, "attn_pool", None) is not None:
+        return "its image tower pools the tokens by attention pooling, which the attention methods do not model."
+    pool = getattr(v, "pool_type", "tok")
+    if pool not in ("tok", "avg"):
+        return f"its image tower pools the tokens with '{pool}', which the attention methods do not model."
+    blocks = []
+    for name, blk in blocks_mod.named_children():
+        mha = getattr(blk, "attn", None)
+        if not isinstance(mha, nn.MultiheadAttention) or not mha._qkv_same_embed_dim or not mha.batch_first:
+            return f"its block {name} does not use a batch-first nn.MultiheadAttention."
+        root = f"visual.transformer.resblocks.{name}"
+        blocks.append(AttentionBlock(root, f"{root}.attn", f"{root}.ln_1", int(mha.num_heads), "torchvision"))
+    prefix = 1 if isinstance(getattr(v, "class_embedding", None), torch.Tensor) else 0
+
+    def head(z):
+        pooled = v._pool(z)[0]
+        return pooled @ v.proj if v.proj is not None else pooled
+
+    return VitLayout(tuple(blocks), prefix, (int(grid[0]), int(grid[1])), (0,) if pool == "tok" else (), head)
+
+
 def _hf_layout(module: nn.Module, tokens: TokenLayout) -> Union[VitLayout, str]:
     prefix = getattr(module, "base_model_prefix", "")
     base = getattr(module, prefix, module) if prefix else module
@@ -177,6 +210,8 @@ def describe_module(module: nn.Module, tokens: Optional[TokenLayout] = None) -> 
     tokens = tokens or TokenLayout()
     if isinstance(module, torch.jit.ScriptModule):
         return "it is a TorchScript model (no hooks)."
+    if type(module).__name__ == "ImageTextModel" and type(module).__module__ == "interpret.imagetext":
+        return _open_clip_layout(module)
     if is_timm_module(module):
         if getattr(module, "num_prefix_tokens", None) is None and getattr(module, "output_fmt", "") != "NHWC":
             return NOT_A_VIT

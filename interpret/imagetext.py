@@ -90,6 +90,11 @@ class _TextSide:
         self.cache: "OrderedDict[Tuple[str, ...], torch.Tensor]" = OrderedDict()
         self.lock = threading.Lock()
 
+    def __deepcopy__(self, memo):
+        # a deep copy of the model (the sanity check's randomised copy, DeepLIFT's private
+        # copy) copies the image tower and shares the text side, which is only read
+        return self
+
     def features(self, prompts: Sequence[str]) -> torch.Tensor:
         key = tuple(prompts)
         with self.lock:

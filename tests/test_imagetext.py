@@ -164,3 +164,29 @@ def test_pretrained_weights_missing_from_the_cache_are_not_downloaded(monkeypatc
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(InputError, match="not in the local cache"):
         interpret.load_model("open_clip:ViT-B-32", weights="laion2b_s34b_b79k")
+
+
+def test_attention_recomputed_on_open_clip_blocks_equals_the_blocks_own_weights(handle, clip, x):
+    """Rollout, transformer attribution and LeGrad read each block's attention,
+    recomputed from its queries and keys: it equals what nn.MultiheadAttention itself
+    returns with need_weights=True."""
+    from interpret import attention
+
+    ap = attention.record_attention(handle, x)
+    blocks = clip.visual.transformer.resblocks
+    with torch.no_grad():
+        z = clip.visual._embeds(x)
+        for blk, ours in zip(blocks, ap.attentions):
+            h = blk.ln_1(z)
+            _, w = blk.attn(h, h, h, need_weights=True, average_attn_weights=False)
+            assert torch.allclose(ours, w, atol=1e-5)
+            z = blk(z)
+    lay = attention.layout(handle)
+    with torch.no_grad():  # the layout's head turns the last block's tokens into the embedding
+        assert torch.allclose(lay.head(z), handle.module(x), atol=1e-5)
+
+
+def test_an_open_clip_vit_runs_legrad_and_transformer_attribution_on_a_prompt(handle, x):
+    for method in ("legrad", "transformer_attribution", "attention_rollout"):
+        e = interpret.explain(handle, x, method, target=targets.text("a red square"))
+        assert e.heatmap.shape == (64, 64) and np.isfinite(e.heatmap).all() and e.heatmap.max() > 0
