@@ -45,6 +45,9 @@ def test_segmentation_figure_legend_shares_and_click_points():
     assert (cls == mask[ys.astype(int), xs.astype(int)]).all()
     sel = {"selection": {"points": [{"customdata": [25, 15, 2]}]}}
     assert figures.point_from_selection(sel) == (25.0, 15.0, 2)
+    # the browser's event, as Streamlit hands it over: the array as an index-keyed object
+    as_dict = {"selection": {"points": [{"x": 25, "y": 15, "customdata": {"0": 25, "1": 15, "2": 2}}]}}
+    assert figures.point_from_selection(as_dict) == (25.0, 15.0, 2)
     assert figures.point_from_selection({"selection": {"points": [{"customdata": [1, 1, -1]}]}}) is None
     # the click names its segment: the connected region of that class
     t = seg.segment_at(25, 15)

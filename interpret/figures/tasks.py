@@ -100,6 +100,11 @@ def point_from_selection(selection) -> Optional[Tuple[float, float, int]]:
     points = (sel or {}).get("points", []) if isinstance(sel, dict) else getattr(sel, "points", [])
     for p in points or []:
         cd = p.get("customdata") if isinstance(p, dict) else None
+        if isinstance(cd, dict):  # Streamlit may hand an array over as {"0": x, "1": y, ...}
+            try:
+                cd = [cd[k] for k in sorted(cd, key=lambda k: int(k))]
+            except (TypeError, ValueError):
+                cd = None
         if cd is not None and len(cd) >= 3 and int(cd[2]) >= 0:
             return float(cd[0]), float(cd[1]), int(cd[2])
     return None
