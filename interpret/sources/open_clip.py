@@ -183,6 +183,7 @@ class _HFImageTower(nn.Module):
         super().__init__()
         self.vision_model = vision_model
         self.visual_projection = projection
+        self.training = vision_model.training  # follows the model's own flag
 
     def forward(self, x):
         pooled = self.vision_model(pixel_values=x).pooler_output
