@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 import numpy as np
 import plotly.graph_objects as go
 
+from ..words import plotly_text
 from ._base import FONT, ImageLike, _base_layout, _clean_axes, image_trace, to_uint8_rgb
 
 __all__ = ["faithfulness_figure", "road_figure", "agreement_figure", "region_figure",
@@ -47,10 +48,11 @@ def faithfulness_figure(result, height: int = 260, title: Optional[str] = None,
                      gridcolor="rgba(128,128,128,.2)")
     fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.42, x=0, font=dict(size=11)),
                       hovermode="x unified")
-    if title is None:
-        title = f"Probability of “{result.target_label}”"
+    if title is None:  # class names are text in Plotly's HTML-like title
+        title = f"Probability of “{plotly_text(result.target_label)}”"
         if result.contrast_label:
-            title = f"“{result.target_label}” rather than “{result.contrast_label}”"
+            title = (f"“{plotly_text(result.target_label)}” rather than "
+                     f"“{plotly_text(result.contrast_label)}”")
     # r=28: room for the last tick ("100%"), which Plotly drops when it would overflow
     fig = _base_layout(fig, title, height + 90, margin=dict(l=4, r=28, t=30, b=4))
     fig.update_layout(title=dict(font=dict(size=13)))
@@ -67,7 +69,7 @@ def road_figure(road, label: str, height: int = 240, title: Optional[str] = None
     fig.add_trace(go.Scatter(x=f, y=np.asarray(road.lerf) * 100, mode="lines+markers",
                              name="least relevant removed first", line=dict(color=TRUST_COLORS["insertion"])))
     fig.update_xaxes(title="% of the photo removed and filled in", ticksuffix="%")
-    fig.update_yaxes(title=f"probability of {label}", ticksuffix="%", rangemode="tozero")
+    fig.update_yaxes(title=f"probability of {plotly_text(label)}", ticksuffix="%", rangemode="tozero")
     fig.update_layout(legend=dict(orientation="h", y=-0.3, x=0, font=dict(size=11)))
     return _base_layout(fig, title, height, margin=dict(l=4, r=4, t=30 if title else 6, b=4))
 
