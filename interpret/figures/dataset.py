@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..overlay import colorize, overlay
 from ..scaling import heatmap as to_heatmap
+from ..words import plotly_text
 from ._base import BAR_COLOR, HIGHLIGHT_COLOR, ImageLike, _base_layout, _clean_axes, jpeg_data_uri
 from .features import class_colors
 
@@ -31,7 +32,9 @@ CORRECT_COLORS = {"correct": "#54A24B", "wrong": HIGHLIGHT_COLOR}
 
 
 def _short(label: str, n: int = 22) -> str:
-    return label if len(label) <= n else label[: n - 1] + "…"
+    """A class or file name for a figure: shortened, and text (Plotly reads a few HTML
+    tags, <a href> among them, in titles, ticks and hover)."""
+    return plotly_text(label if len(label) <= n else label[: n - 1] + "…")
 
 
 def confusion_figure(matrix: np.ndarray, labels: Sequence[str], rows: Sequence[int],
@@ -59,7 +62,7 @@ def confusion_figure(matrix: np.ndarray, labels: Sequence[str], rows: Sequence[i
             xs.append(j)
             ys.append(i)
             cd.append([int(r), int(c), int(m[i, j])])
-            hover.append(f"true <b>{labels[r]}</b>, predicted <b>{labels[c]}</b>: {int(m[i, j])} image(s) "
+            hover.append(f"true <b>{plotly_text(labels[r])}</b>, predicted <b>{plotly_text(labels[c])}</b>: {int(m[i, j])} image(s) "
                          f"({share[i, j]:.0%} of the row)")
     fig.add_trace(go.Scatter(
         x=xs, y=ys, mode="markers", customdata=cd, text=hover, hovertemplate="%{text}<extra></extra>",
@@ -99,7 +102,7 @@ def class_maps_figure(maps: Dict[str, np.ndarray], titles: Optional[Sequence[str
     names = list(maps)
     tiles = [colorize(map_heatmap(maps[n], (side, side), "maps"), colormap) for n in names]
     heads = list(titles) if titles is not None else [_short(n, 16) for n in names]
-    return image_grid_figure(tiles, heads, hover=[f"<b>{n}</b>: mean map" for n in names],
+    return image_grid_figure(tiles, heads, hover=[f"<b>{plotly_text(n)}</b>: mean map" for n in names],
                              cols=min(cols, max(1, len(names))), photo=False)
 
 
@@ -124,7 +127,7 @@ def where_figure(shares: Sequence[np.ndarray], labels: Sequence[str], grid: int,
         fig.add_trace(go.Heatmap(
             z=s, zmin=0, zmax=top, colorscale="Reds", showscale=k == 0,
             text=[[f"{v:.0%}" if np.isfinite(v) else "" for v in row] for row in s],
-            texttemplate="%{text}", hovertemplate=f"{labels[k]}: %{{z:.1%}} of the map<extra></extra>",
+            texttemplate="%{text}", hovertemplate=f"{plotly_text(labels[k])}: %{{z:.1%}} of the map<extra></extra>",
             coloraxis=None, colorbar=dict(title=dict(text="share of map mass", side="right"),
                                           thickness=12, tickformat=".0%")), row=r + 1, col=c + 1)
     _clean_axes(fig)
@@ -202,7 +205,7 @@ def dataset_embedding_figure(coords: np.ndarray, groups: Sequence[str], keys: Se
     for g in dict.fromkeys(groups):
         idx = [i for i in range(n) if groups[i] == g]
         fig.add_trace(go.Scatter(
-            x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=str(g),
+            x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=plotly_text(g),
             marker=dict(color=colors.get(g, BAR_COLOR), size=10, line=dict(color="white", width=1)),
             customdata=[[keys[i]] for i in idx], text=[hover[i] for i in idx],
             hovertemplate="%{text}<extra></extra>"))
