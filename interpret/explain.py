@@ -360,7 +360,10 @@ def explain(
     with session(handle, exclusive=spec.exclusive):
         fp, tkey = handle.fingerprint_fast(), tensor_key(x)
         if (not isinstance(target, Target) and spec.uses in ("layer", "input")
-                and handle.cache_get(("logits", fp, tkey)) is None and handle.task != "detection"):
+                and handle.cache_get(("logits", fp, tkey)) is None
+                and "detection" not in (handle.info.task, handle.runtime.memos.get("task"))):
+            # (the task as far as it is known without a forward of its own: reading
+            # handle.task here would cost a probe forward on a fresh handle)
             # the capture's own forward resolves the target (the top class, the task):
             # one forward, not two
             goal = capture(handle, x, layer, target, contrast, input_grad=spec.uses == "input").explained
