@@ -9,6 +9,7 @@ from typing import Optional, Sequence, Tuple
 import numpy as np
 import plotly.graph_objects as go
 
+from ..words import plotly_text
 from ._base import (BAR_COLOR, HIGHLIGHT_COLOR, ImageLike, _base_layout, _clean_axes, jpeg_data_uri, png_data_uri)
 
 CLASS_PALETTE = (
@@ -101,10 +102,11 @@ def embedding_figure(
     for lab, color in colors.items():
         idx = [i for i in range(n) if labels[i] == lab]
         fig.add_trace(go.Scatter(
-            x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=lab,
+            # class and file names are text in Plotly's HTML-like legend and hover
+            x=xy[idx, 0], y=xy[idx, 1], mode="markers", name=plotly_text(lab),
             marker=dict(color=color, size=11, line=dict(color="white", width=1)),
-            customdata=[[i, names[i], float(probs[i])] for i in idx],
-            hovertemplate=("<b>%{customdata[1]}</b><br>predicted <i>" + lab.replace("%", "%%")
+            customdata=[[i, plotly_text(names[i]), float(probs[i])] for i in idx],
+            hovertemplate=("<b>%{customdata[1]}</b><br>predicted <i>" + plotly_text(lab).replace("%", "%%")
                            + "</i>" + ("" if probabilities is None else " (%{customdata[2]:.0%})")
                            + "<extra></extra>"),
         ))
