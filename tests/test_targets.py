@@ -438,6 +438,23 @@ def test_trust_curves_refuse_a_regressors_value_instead_of_calling_it_a_probabil
         interpret.faithfulness(h, x64, e, steps=4, seeds=1)
 
 
+def test_localisation_measures_read_the_segment_explained(trained_segmenter):
+    h, _ = trained_segmenter
+    img, lab = _scene(np.random.default_rng(7))
+    photo = Image.fromarray((img * 255).astype(np.uint8))
+    seg = interpret.predict(h, photo)
+    r, c = np.argwhere(lab == 2)[10]
+    e = interpret.explain(h, photo, "gradcam", layer="relu2", target=seg.segment_at(c + 0.5, r + 0.5))
+    own = interpret.localization(e)  # the segment's own region
+    mask = e.explained.region.numpy()
+    m = e.heatmap.astype(np.float64)
+    assert own.mass == pytest.approx(m[mask].sum() / m.sum(), rel=1e-6)
+    assert own.mass > 0.5
+    with pytest.raises(InputError, match="no region of its own"):
+        interpret.localization(interpret.explain(h, photo, "gradcam", layer="relu2",
+                                                 target=targets.region(1)).heatmap)
+
+
 # ----------------------------------------------------------------------------------
 # keys and words
 

@@ -73,13 +73,20 @@ class Localization:
          paper="https://arxiv.org/abs/1608.00507",
          citation="Zhang et al. 2018 (pointing game); Arras et al. 2022 (relevance mass)",
          cost=lambda handle, params: Cost(0, 0, note="no forwards: reads the finished map"))
-def localization(heatmap, box: Union[Box, Sequence[float], np.ndarray]) -> Localization:
+def localization(heatmap, box: Union[Box, Sequence[float], np.ndarray, None] = None) -> Localization:
     """The pointing game and relevance mass of a map (an H x W array, non-negative, or
     an :class:`~interpret.Explanation`, whose heatmap is used) for a region: a box
     ``(x0, y0, x1, y1)`` in map pixels (pixel-edge coordinates, see :func:`box_mask`) or
-    a boolean H x W mask."""
+    a boolean H x W mask.  ``box=None``: the explanation's own region (a segment's,
+    :func:`interpret.targets.region`): how much of the map lies on the segment explained."""
     from ..explain import Explanation
 
+    if box is None:
+        region = getattr(getattr(heatmap, "explained", None), "region", None)
+        if region is None:
+            raise InputError("Give a box or a mask: this explanation has no region of its own "
+                             "(only a segmentation target, interpret.targets.region, has one).")
+        box = region.detach().cpu().numpy().astype(bool)
     hm = heatmap.heatmap if isinstance(heatmap, Explanation) else heatmap
     a = np.asarray(hm, np.float64)
     if a.ndim != 2 or a.size == 0:
