@@ -406,6 +406,27 @@ def test_torchvision_segmentation_architectures_by_name_without_downloads(tmp_pa
     np.testing.assert_allclose(interpret.predict(h2, x64).scores.numpy(), want.numpy(), atol=1e-5)
 
 
+def test_an_onnx_segmentation_graph_is_a_segmentation_model(tmp_path, trained_segmenter):
+    import warnings
+
+    h, _ = trained_segmenter
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(h.module, (torch.zeros(1, 3, 32, 32),), str(tmp_path / "seg.onnx"))
+        program.save(str(tmp_path / "one.onnx"), external_data=False)
+    o = interpret.load_model(str(tmp_path / "one.onnx"), preprocessing=h.preprocessing,
+                             labels=["background", "red", "blue"])
+    assert o.task == "segmentation"
+    img, lab = _scene(np.random.default_rng(5))
+    photo = Image.fromarray((img * 255).astype(np.uint8))
+    a, b = interpret.predict(h, photo), interpret.predict(o, photo)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    r, c = np.argwhere(lab == 1)[5]
+    e = interpret.explain(o, photo, "saliency", target=b.segment_at(c + 0.5, r + 0.5))
+    m = e.heatmap.astype(np.float64)
+    assert m[lab == 1].sum() / m.sum() > 0.5
+
+
 # ----------------------------------------------------------------------------------
 # the trust curves follow the target
 
