@@ -130,7 +130,8 @@ def start_section(ctx: ui.PageContext) -> None:
     with c3:
         trust = st.toggle("Faithfulness figures", value=False, key="w_ds_trust",
                           help="Deletion and insertion curves of every map against random maps (the "
-                               "'least faithful maps' list). Slow: dozens of forwards per image.")
+                               "'least faithful maps' list). Slow: about 150 forwards of the model per "
+                               "image (20 points on each curve, 3 random maps), batched across images.")
     cmap, skip, undecided = {}, False, []
     with ui.guard("reading the set's class names"):
         names = ds.class_names(ctx.handle, ds.plan(ctx.handle, kind, methods, target, trust, upload))

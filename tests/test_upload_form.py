@@ -209,3 +209,15 @@ def test_onnx_preprocessing_is_set_in_the_preprocessing_panel_the_note_names(tmp
     at.switch_page("pages/2_Input.py").run()
     no_errors(at)
     assert at.session_state["uploaded_model"].preprocessing == pre
+
+
+@pytest.mark.parametrize("resize,crop,want", [
+    (256, 224, dict(resize=256, crop=224, input_size=(224, 224))),
+    (0, 224, dict(resize=(224, 224), crop=None, input_size=(224, 224))),
+    (0, (32, 48), dict(resize=(32, 48), crop=None, input_size=(32, 48))),   # a fixed non-square graph
+    (64, (32, 48), dict(resize=64, crop=(32, 48), input_size=(32, 48))),
+])
+def test_edited_preprocessing_sizes(resize, crop, want):
+    pre = upload.edited_preprocessing(resize, crop, "0.5, 0.4, 0.3", "0.2 0.2 0.2", "bicubic")
+    assert {k: getattr(pre, k) for k in want} == want
+    assert pre.mean == (0.5, 0.4, 0.3) and pre.std == (0.2, 0.2, 0.2) and pre.interpolation == "bicubic"

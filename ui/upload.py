@@ -289,7 +289,7 @@ def _numbers(raw: str, what: str) -> Tuple[float, float, float]:
     return vals  # type: ignore[return-value]
 
 
-def edited_preprocessing(resize: int, crop: int, mean: str, std: str, interpolation: str):
+def edited_preprocessing(resize: int, crop, mean: str, std: str, interpolation: str):
     """The :class:`interpret.Preprocessing` a person set in the form: the photo's
     shorter side resized to ``resize``, then its centre ``crop`` x ``crop`` (resize 0:
     the whole photo resized to ``crop`` x ``crop``, nothing cut off); checked: three
@@ -302,14 +302,15 @@ def edited_preprocessing(resize: int, crop: int, mean: str, std: str, interpolat
         raise interpret.InputError("Each mean is a pixel value between 0 and 1 (ImageNet's: 0.485, 0.456, 0.406).")
     if not all(v > 0 for v in s):
         raise interpret.InputError("Each standard deviation must be more than 0 (ImageNet's: 0.229, 0.224, 0.225).")
-    if int(crop) < 8:
+    c = (int(crop), int(crop)) if isinstance(crop, (int, float)) else (int(crop[0]), int(crop[1]))
+    if min(c) < 8:
         raise interpret.InputError("The crop (the model's input side) must be at least 8 pixels.")
-    if int(resize) and int(resize) < int(crop):
-        raise interpret.InputError(f"The resize ({int(resize)}) is smaller than the crop ({int(crop)}): the "
+    if int(resize) and int(resize) < min(c):
+        raise interpret.InputError(f"The resize ({int(resize)}) is smaller than the crop ({min(c)}): the "
                                    "shorter side is resized first, then the centre is cropped.")
-    c = int(crop)
-    pre = (Preprocessing(int(resize), c, m, s, interpolation) if int(resize)
-           else Preprocessing((c, c), None, m, s, interpolation))
+    crop_arg = c[0] if c[0] == c[1] else c
+    pre = (Preprocessing(int(resize), crop_arg, m, s, interpolation) if int(resize)
+           else Preprocessing(c, None, m, s, interpolation))
     pre.check_declared()
     return pre
 
@@ -352,8 +353,13 @@ def preprocessing_editor(handle) -> None:
         resize = c1.number_input("Resize (shorter side)", 0, 4096, r0, step=8, key=f"w_pre_resize_{k}",
                                  help="The photo's shorter side becomes this many pixels, then its centre "
                                       "is cropped. 0: the whole photo is resized to the crop's size.")
-        crop = c2.number_input("Crop (input side)", 8, 4096, c0, step=8, key=f"w_pre_crop_{k}",
-                               help="The side of the square the model sees, in pixels.")
+        h, w = pre.input_size
+        if h == w:
+            crop = c2.number_input("Crop (input side)", 8, 4096, c0, step=8, key=f"w_pre_crop_{k}",
+                                   help="The side of the square the model sees, in pixels.")
+        else:  # a graph with a fixed, non-square input: that size is kept
+            c2.caption(f"Input: {h}×{w} pixels (fixed by the model).")
+            crop = (h, w)
         mean = st.text_input("Mean (R, G, B)", ", ".join(f"{v:g}" for v in pre.mean), key=f"w_pre_mean_{k}")
         std = st.text_input("Std (R, G, B)", ", ".join(f"{v:g}" for v in pre.std), key=f"w_pre_std_{k}")
         interp = st.selectbox("Interpolation", modes, index=modes.index(pre.interpolation),
