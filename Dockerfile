@@ -22,6 +22,8 @@ WORKDIR /app
 RUN pip install --index-url "$TORCH_INDEX" "torch>=2.10" "torchvision>=0.25"
 COPY pyproject.toml README.md ./
 COPY interpret ./interpret
+# the package with its default dependencies: every model source (timm, transformers,
+# onnx and onnx2torch), as `make app` installs them
 RUN pip install .
 COPY app.py ./
 COPY pages ./pages
