@@ -3,7 +3,6 @@ photo and predictions, and the class being explained."""
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
 
@@ -70,14 +69,15 @@ def configure(title: str, icon: str) -> None:
     st.html(_CSS)
 
 
-_PLAIN_IDS = itertools.count()
-
-
 def plain(markup: str) -> None:
     """A plain-language caption (presentation mode's voice).  ``markup``: a sentence of
     :mod:`interpret.words` (Markdown whose visitor-supplied parts are escaped); it is
-    drawn as Markdown, never as HTML (the box is the container's CSS)."""
-    with st.container(key=f"plain_caption_{next(_PLAIN_IDS)}"):
+    drawn as Markdown, never as HTML (the box is the container's CSS).  The containers'
+    keys are numbered from 0 in each full run (:func:`setup`), so they stay the same
+    from run to run; a fragment's rerun continues the count, so none repeats."""
+    n = st.session_state.get("_plain_ids", 0)
+    st.session_state["_plain_ids"] = n + 1
+    with st.container(key=f"plain_caption_{n}"):
         st.markdown(markup)
 
 
@@ -91,6 +91,7 @@ def setup(title: str, icon: str, subtitle: str = "", tab_title: Optional[str] = 
     """Configure the page, draw the sidebar and the title, and return the context; None
     (after showing why) when there is no usable model or photo."""
     configure(f"{tab_title or title} · Interpret", icon)
+    st.session_state["_plain_ids"] = 0  # plain()'s container keys, per full run
     compute.server_settings()
     if not access.gate():
         st.stop()
