@@ -7,7 +7,7 @@ import json
 
 EXIT_BAD_INPUT = 2
 
-_BY_NAME = ("torchvision:", "timm:")
+_BY_NAME = ("torchvision:", "timm:", "open_clip:")
 
 
 def load_model(args):
@@ -35,6 +35,8 @@ def load_model(args):
         kwargs["allow_untrusted"] = True
     if getattr(args, "task", None):
         kwargs["task"] = args.task
+    if getattr(args, "prompts", None):
+        kwargs["prompts"] = prompts_of(args.prompts)
     if src.startswith(_BY_NAME):
         if getattr(args, "random_init", False):
             kwargs["weights"] = None
@@ -61,8 +63,12 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-untrusted", action="store_true",
                    help="allow pickled modules / TorchScript / .pt2 / Hugging Face remote code "
                         "(they run code from the file)")
+    p.add_argument("--prompts", nargs="+", metavar="PROMPT",
+                   help="image-text models (open_clip:<name>, a CLIP/SigLIP folder): the prompts "
+                        "that are the classes, e.g. --prompts 'a photo of a cat' 'a photo of a dog', "
+                        "or one .txt file (one prompt per line)")
     p.add_argument("--task", choices=("classification", "multilabel", "binary", "regression",
-                                      "segmentation"),
+                                      "segmentation", "image-text", "embedding"),
                    help="what the model's output means (default: read from the model and its "
                         "output's shape; one output means binary)")
 
@@ -74,6 +80,9 @@ def add_explanation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer")
     p.add_argument("--target", help="class index or label (default: the top prediction)")
     p.add_argument("--contrast", help="explain the target *rather than* this class")
+    p.add_argument("--reference", metavar="PHOTO",
+                   help="embedding and image-text models: explain why the image looks like this "
+                        "reference photo (cosine similarity of their embeddings)")
     p.add_argument("--lower", action="store_true",
                    help="binary and regression models: explain what lowers the output")
     p.add_argument("--region", metavar="X0,Y0,X1,Y1",
@@ -82,9 +91,25 @@ def add_explanation_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--param", "-p", action="append", help="method parameter NAME=VALUE (repeatable)")
 
 
+def prompts_of(values):
+    """``--prompts``: the texts, or the lines of one .txt file."""
+    import os
+
+    import interpret
+
+    if len(values) == 1 and values[0].endswith(".txt") and os.path.isfile(values[0]):
+        if os.path.getsize(values[0]) > 1 << 20:
+            raise interpret.InputError("The prompts file is over 1 MB.")
+        with open(values[0], encoding="utf-8") as fh:
+            return [line for line in fh.read().splitlines() if line.strip()]
+    return list(values)
+
+
 def target_of(args, model):
     """``--target`` / ``--lower`` / ``--region`` as what :func:`interpret.explain` takes:
     an :mod:`interpret.targets` target where the task needs one, else the text."""
+    import os
+
     import interpret
     from interpret import targets
 
@@ -103,6 +128,14 @@ def target_of(args, model):
         if args.target is None:
             raise interpret.InputError("--region needs --target: the class to explain inside the box.")
         return targets.region(args.target, mask=coords, contrast=getattr(args, "contrast", None))
+    reference = getattr(args, "reference", None)
+    if reference:
+        return targets.similar_to(interpret.load_image(reference), os.path.basename(reference))
+    if task == "embedding":
+        raise interpret.InputError("An embedding model is explained by its similarity to a reference "
+                                   "photo: --reference PHOTO.")
+    if task == "image-text" and args.target is not None:  # any text, listed or not
+        return targets.text(args.target, getattr(args, "contrast", None))
     if lower:
         if task not in ("binary", "regression"):
             raise interpret.InputError(f"--lower applies to binary and regression models; this one is {task}.")

@@ -13,6 +13,15 @@ def cmd_predict(args) -> int:
 
     model = _model(args)
     preds = interpret.predict(model, interpret.load_image(args.image), top_k=args.top_k)
+    if model.task == "embedding":
+        v = preds.vector
+        if args.json:
+            print(json.dumps({"task": "embedding", "size": preds.size, "norm": preds.norm,
+                              "vector": [float(f) for f in v]}))
+        else:
+            print(f"embedding of {preds.size} numbers, length {preds.norm:.4f}; first values "
+                  + " ".join(f"{float(f):.4f}" for f in v[:8]))
+        return 0
     if isinstance(preds, interpret.Segmentation):
         rows = preds.classes[:args.top_k] if args.top_k else preds.classes
         if args.json:
