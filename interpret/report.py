@@ -265,9 +265,10 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
                 sanity: Optional[Mapping] = None, box: Optional[Tuple[float, float, float, float]] = None,
                 steps: int = 20, baseline: str = "blur", colormap: str = "jet", opacity: float = 0.5,
                 title: Optional[str] = None, top_k: int = 5,
-                progress: Optional[Progress] = None, plain: bool = False) -> str:
+                progress: Optional[Progress] = None, plain: bool = False, concepts=None) -> str:
     """The report as one HTML string (see :func:`report`); ``plain``: the presentation
-    variant (:func:`_plain_report`)."""
+    variant (:func:`_plain_report`); ``concepts``: an :func:`interpret.concepts` result
+    for this photo, drawn as the section "What the decision rests on"."""
     from . import __version__
     from .explain import as_handle, predict
     from .methods.registry import get_method
@@ -376,6 +377,8 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
             out.append("<h2>Do the methods agree?</h2>")
             out.append("<p class='muted'>Spearman's rank correlation between the maps (1: the same "
                        "order of pixels, 0: unrelated).</p>" + _matrix_table(agr))
+    if concepts is not None:
+        out.append(_concepts_section(handle, image, concepts))
     # settings, measures, versions
     out.append("<h2>Settings and measures</h2><table>")
     out.append(f'<tr><th class="l">colours</th><td class="l">{_e(colormap)}, opacity {opacity}</td></tr>')
@@ -390,6 +393,28 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
         out.append(f'<tr><th class="l">{_e(k)}</th><td class="l">{_e(v)}</td></tr>')
     out.append(f'</table><p class="muted">Generated {now.isoformat()}.</p></main></body></html>')
     return "".join(out)
+
+
+def _concepts_section(handle, image, cs) -> str:
+    """The concepts a decision rests on (Concept Relevance Propagation): the sentence
+    for a stakeholder, each concept's heatmap over the photo with its share."""
+    from .concepts import concept_sentence
+    from .overlay import overlay
+
+    parts = [f"<h2>What the decision rests on</h2><p class='sentence'>"
+             f"{_e(concept_sentence(cs.target_label, [(f'concept {c.channel}', c.relevance) for c in cs]))}</p>",
+             f"<p class='muted'>The {len(cs)} channels of layer {_e(cs.layer)} with the most relevance for "
+             f"{_e(cs.target_label)} (LRP {_e(cs.composite)}; Achtibat et al. 2023). A share is the channel's "
+             "relevance over the sum of the absolute relevances of all the layer's channels; each picture "
+             "shows where that concept's own relevance lies on the photo.</p><div class='row'>"]
+    for c in cs:
+        pos = np.clip(np.asarray(c.heatmap, dtype=np.float32), 0, None)
+        top = float(np.percentile(pos[pos > 0], 99.5)) if pos.any() else 0.0
+        ov = overlay(image, np.clip(pos / top, 0, 1) if top > 0 else pos, handle, colormap="inferno", opacity=0.7)
+        parts.append(f'<div><img class="photo" alt="concept {c.channel} over the photo" src="{_data_uri(ov)}">'
+                     f'<div class="muted">concept {c.channel}: {c.relevance:.0%} of the layer\'s relevance</div></div>')
+    parts.append("</div>")
+    return "".join(parts)
 
 
 def _plain_report(handle, image, view, items, labels, faith, sanity, preds, colormap: str,

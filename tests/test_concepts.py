@@ -229,3 +229,25 @@ def test_concept_sentence_says_what_the_shares_say(shares, want):
 ])
 def test_tcav_sentence_says_what_the_numbers_say(args, want):
     assert significance_sentence(*args) == want
+
+
+def test_the_report_has_the_concepts_section_in_words_with_labels_escaped():
+    from PIL import Image
+
+    from interpret.report import report_html
+
+    model = resnet()
+    labels = ["<img src=x onerror=alert(1)>"] * 5
+    handle = interpret.load_model(model, preprocessing=Preprocessing(32, 32), labels=labels)
+    photo = Image.fromarray((np.random.default_rng(0).uniform(0, 1, (32, 32, 3)) * 255).astype(np.uint8))
+    cs = interpret.concepts(handle, photo, layer="layer3", k=3)
+    e = interpret.explain(handle, photo, "gradcam", layer="layer3")
+    html = report_html(handle, photo, [e], steps=4, concepts=cs)
+    section = html.split("<h2>What the decision rests on</h2>", 1)[1].split("<h2>", 1)[0]
+    want = concept_sentence(cs.target_label, [(f"concept {c.channel}", c.relevance) for c in cs])
+    import html as _html
+
+    assert _html.escape(want, quote=False) in section or _html.escape(want) in section
+    assert section.count('<img class="photo"') == 3 and "<img src=x" not in section
+    for c in cs:
+        assert f"concept {c.channel}: {c.relevance:.0%} of the layer" in section
