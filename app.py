@@ -38,9 +38,15 @@ def _summary(ctx: ui.PageContext) -> None:
     with right:
         st.subheader(f"The model says: *{words.text(top.label)}*")
         second = ctx.predictions[1]
-        st.markdown(
-            f"**{words.text(ctx.handle.name)}** is **{top.probability:.0%}** sure. Its next guess is "
-            f"*{words.text(second.label)}* ({second.probability:.0%}).")
+        if ctx.handle.task == "detection":  # boxes, not one class (issue 20)
+            from ui import tasks
+
+            st.markdown(tasks.detection_sentence(
+                [(d.label, d.score) for d in tasks.all_detections(ctx.handle, ctx.image)], 0.5))
+        else:
+            st.markdown(
+                f"**{words.text(ctx.handle.name)}** is **{top.probability:.0%}** sure. Its next guess is "
+                f"*{words.text(second.label)}* ({second.probability:.0%}).")
         st.markdown("Where to go next:")
         params = state.url_params()
         for page in pages():

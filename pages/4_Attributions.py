@@ -290,8 +290,19 @@ def result_panel(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation,
         with st.container():  # drawn below `where`, run before it
             under()
     with where:
-        st.plotly_chart(views.attribution_figure(ctx.handle, ctx.image, e, title, cmap, opacity, resolution),
-                        key="overlay", config=NOBAR)
+        fig = views.attribution_figure(ctx.handle, ctx.image, e, title, cmap, opacity, resolution)
+        explained = getattr(e, "explained", None)
+        if explained is not None and explained.kind == "box":  # the detection's outline (issue 20)
+            import plotly.graph_objects as go
+
+            fig = interpret.figures.outline_box(go.Figure(fig), explained.box if resolution == "original" else explained.pixels)
+        st.plotly_chart(fig, key="overlay", config=NOBAR)
+        if explained is not None and explained.kind == "box":  # no annotation needed: the box is the detection's
+            from ui import tasks
+
+            with ui.guard("the map inside the box"):
+                loc = interpret.localization(e.heatmap, explained.pixels)
+                st.markdown(tasks.box_localisation_sentence(loc.hit, loc.mass, loc.area))
         _under_the_map(ctx, sel, e, cmap, opacity, resolution)
 
 

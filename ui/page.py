@@ -111,6 +111,10 @@ def setup(title: str, icon: str, subtitle: str = "", tab_title: Optional[str] = 
     preds = None
     with guard("computing the predictions"):
         preds = compute.predictions(model.handle, image)
+        if model.handle.task == "detection":  # one row per class for the pickers (issue 20)
+            from . import tasks
+
+            preds = tasks.detection_rows(tasks.all_detections(model.handle, image), model.handle.labels)
     if not preds:
         state.sync_url()
         return None

@@ -25,6 +25,7 @@ TASK_WORDS = {
     "binary": "a binary classifier: one output, the probability of its positive class (a sigmoid)",
     "regression": "a regressor: it outputs values, not probabilities",
     "segmentation": "a segmentation model: it names a class for every pixel",
+    "detection": "an object detector: it finds boxes, each with a class and a score",
 }
 
 
@@ -71,6 +72,65 @@ def segmentation_sentence(classes: Sequence[Tuple[str, float]]) -> str:
             f"photo: {head}{more} of the pixels it sees.")
 
 
+def detection_rows(found: Sequence, labels: Sequence[str]) -> List[interpret.Prediction]:
+    """One row per class of a detector (the pickers' options): the classes detected
+    first, by their best score (``probability``), then the others (no probability)."""
+    best: dict = {}
+    for d in found:
+        best[d.index] = max(best.get(d.index, 0.0), float(d.score))
+    order = sorted(best, key=lambda i: -best[i]) + [i for i in range(len(labels)) if i not in best]
+    return [interpret.Prediction(i, labels[i] if 0 <= i < len(labels) else f"class {i}", best.get(i),
+                                 float("nan"), None, "detection") for i in order]
+
+
+def detection_sentence(found: Sequence[Tuple[str, float]], threshold: float) -> str:
+    """The detections at or above ``threshold`` in words (names escaped): ``found`` is
+    (label, score) of every detection, best first."""
+    on = [(n, p) for n, p in found if p >= threshold]
+    t = w.percent(threshold)
+    if not on:
+        tail = (f"; the best scores {w.percent(found[0][1])} (***{w.text(found[0][0])}***)"
+                if found else "")
+        return f"The model finds no object scoring {t} or more{tail}."
+    counts: dict = {}
+    for n, _ in on:
+        counts[n] = counts.get(n, 0) + 1
+    listed = ", ".join(f"{c} ***{w.text(n)}***" for n, c in list(counts.items())[:6])
+    more = f" and {len(counts) - 6} more classes" if len(counts) > 6 else ""
+    return (f"The model finds {len(on)} object{'s' if len(on) != 1 else ''} scoring {t} or more: "
+            f"{listed}{more}.")
+
+
+def box_localisation_sentence(hit: bool, mass: float, area: float) -> str:
+    """Where a box's map lies, from the pointing game (``hit``: its strongest point is
+    inside the box), the map's share inside the box (``mass``) and the box's share of
+    what the model sees (``area``: a uniform map's mass)."""
+    peak = "inside" if hit else "outside"
+    times = f", {mass / area:.1f} times what a uniform map would put there" if area > 0 else ""
+    return (f"The map's strongest point is {peak} the box; {mass:.0%} of the map lies inside the box, "
+            f"which covers {area:.0%} of what the model sees{times}.")
+
+
+def detections(ctx) -> list:
+    """Every detection of the photo, best first (cached by content; the light lane)."""
+    return all_detections(ctx.handle, ctx.image)
+
+
+def all_detections(handle, img) -> list:
+    """Every detection of photo ``img`` (an ImageChoice), best first, whatever its score."""
+    from . import compute
+
+    return compute.cached(("detect", handle.fingerprint(), img.hash),
+                          lambda: compute.run_gated(lambda _p: interpret.predict(handle, img.image, threshold=0.0),
+                                                    handle=handle, light=True))
+
+
+def _on_box_click() -> None:
+    i = figures.detection_from_selection(st.session_state.get("det_boxes"))
+    if i is not None:
+        st.session_state["w_det_box"] = i  # the Attributions page's box picker
+
+
 def _on_mask_click() -> None:
     point = figures.point_from_selection(st.session_state.get("seg_mask"))
     if point is not None:
@@ -94,6 +154,21 @@ def outputs(ctx) -> None:
         st.dataframe({"class": [c.label for c in seg.classes],
                       "share of the pixels": [f"{c.share:.1%}" for c in seg.classes],
                       "pixels": [c.pixels for c in seg.classes]}, hide_index=True)
+        return
+    if task == "detection":
+        dets = detections(ctx)
+        threshold = st.slider("Score threshold", 0.0, 1.0, float(st.session_state.get("det_threshold", 0.5)),
+                              0.05, key="w_det_threshold", help="A detection is shown at or above this score.")
+        st.session_state["det_threshold"] = threshold  # kept for the Attributions page's boxes
+        shown = [d for d in dets if d.score >= threshold]
+        st.markdown(detection_sentence([(d.label, d.score) for d in dets], threshold))
+        st.plotly_chart(figures.detections_figure(ctx.image.image, shown, len(ctx.handle.labels)),
+                        key="det_boxes", on_select=_on_box_click, selection_mode="points",
+                        config={"displayModeBar": False})
+        st.caption("Click a box to explain it on the Attributions page.")
+        st.dataframe({"class": [d.label for d in shown], "score": [f"{d.score:.1%}" for d in shown],
+                      "box (x0, y0, x1, y1)": [", ".join(f"{v:.0f}" for v in d.box) for d in shown]},
+                     hide_index=True)
         return
     preds = ctx.predictions
     if task == "multilabel":
@@ -154,6 +229,8 @@ def task_target(ctx, target: int):
                        help="The output's own score (its logit or value), or minus it: what pushes "
                             "the model towards a lower output.")
         return interpret.targets.output(int(target), sign=1 if way == "what raises it" else -1)
+    if task == "detection":
+        return _box_target(ctx)
     if task != "segmentation" or ctx.segmentation is None:
         return target
     seg = ctx.segmentation
@@ -185,5 +262,31 @@ def task_target(ctx, target: int):
                 "Draw a box on the mask (drag across it).", icon=":material/touch_app:")
         return target
     st.session_state["seg_target"] = (memo_key, chosen)
+    st.caption(f"Explaining {chosen.sentence(ctx.handle.labels)}.")
+    return chosen
+
+
+def _box_target(ctx):
+    """The detection explained: a click on a box of the photo (or the list under it);
+    the top detection until one is picked."""
+    dets = [d for d in detections(ctx) if d.score >= float(st.session_state.get("det_threshold", 0.5))]
+    if not dets:
+        threshold = float(st.session_state.get("det_threshold", 0.5))
+        raise interpret.InputError(f"The model finds no box scoring {threshold:.0%} or more in this photo; "
+                                   "lower the score threshold on the Outputs page.")
+    clicked = figures.detection_from_selection(st.session_state.get("w_det_click"))
+    if clicked is not None and clicked != st.session_state.get("det_last_click") and 0 <= clicked < len(dets):
+        st.session_state["w_det_box"] = clicked  # a new click on the photo picks the box
+    st.session_state["det_last_click"] = clicked
+    if not 0 <= int(st.session_state.get("w_det_box", 0)) < len(dets):
+        st.session_state["w_det_box"] = 0
+    names = [f"{i + 1}. {d.label} {d.score:.0%} at ({d.box[0]:.0f}, {d.box[1]:.0f})" for i, d in enumerate(dets)]
+    pick = st.selectbox("Box", range(len(dets)), format_func=lambda i: names[i], key="w_det_box",
+                        help="The detection to explain (or click it on the photo).")
+    st.plotly_chart(figures.detections_figure(ctx.image.image, dets, len(ctx.handle.labels),
+                                              selected=pick, height=300),
+                    key="w_det_click", on_select="rerun", selection_mode="points",
+                    config={"displayModeBar": False})
+    chosen = interpret.targets.box(dets[pick])
     st.caption(f"Explaining {chosen.sentence(ctx.handle.labels)}.")
     return chosen
