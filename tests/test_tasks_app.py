@@ -145,3 +145,30 @@ def test_binary_model_asks_what_raises_or_lowers_it(tmp_path, monkeypatch):
     at.radio(key="w_sign").set_value("what lowers it").run()
     no_errors(at)
     assert any("what lowers the probability of" in m.value for m in at.markdown)
+
+
+def test_upload_form_task_choice_makes_a_one_output_model_a_regressor():
+    """The upload form's Task: a one-output ResNet-18 state dict uploaded as a regressor
+    shows its value, with no probability; uploaded as a classifier (softmax over one
+    number) it is refused with what the output looks like."""
+    import io
+
+    from test_app import by_label
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    buf = io.BytesIO()
+    torch.save(resnet18(num_classes=1).eval().state_dict(), buf)
+    at = page("pages/1_Outputs.py").run()
+    at.sidebar.selectbox(key="w_model_kind").select("upload").run()
+    at.sidebar.file_uploader(key="w_model_file").upload("age.pth", buf.getvalue())
+    at.sidebar.selectbox(key="w_model_arch").select("resnet18")
+    at.sidebar.selectbox(key="w_model_task").select("classification")
+    by_label(at.sidebar.button, "Load model").click().run()
+    said = " ".join(e.value for e in at.sidebar.error) + " ".join(e.value for e in at.error)
+    assert "softmax over one class" in said
+    at.sidebar.selectbox(key="w_model_task").select("regression")
+    by_label(at.sidebar.button, "Load model").click().run()
+    no_errors(at)
+    assert any("a regressor" in c.value for c in at.caption)
+    assert at.metric and "%" not in at.metric[0].value

@@ -381,10 +381,12 @@ def _load_named_model(source: str) -> ModelChoice:
                                        "was logged on the server).")
 
 
-def load_uploaded_model(data: bytes, file_name: str, arch: str, labels: Optional[bytes]) -> interpret.ModelHandle:
+def load_uploaded_model(data: bytes, file_name: str, arch: str, labels: Optional[bytes],
+                        task: Optional[str] = None) -> interpret.ModelHandle:
     """Load an uploaded checkpoint into this session (raises InputError).  ``arch`` comes
     from a visitor: a factory string (``package.module:function``, code to import) is
-    refused here too, not only by the form (ui/upload.check_upload_arch)."""
+    refused here too, not only by the form (ui/upload.check_upload_arch).  ``task``: the
+    form's task (None: read from the model; one that does not fit is an InputError)."""
     from interpret.sources import factory
 
     if arch and factory.is_spec(arch):
@@ -396,7 +398,7 @@ def load_uploaded_model(data: bytes, file_name: str, arch: str, labels: Optional
     def load(_progress) -> interpret.ModelHandle:
         handle = interpret.load_model(
             data, arch=arch or None, labels=labels, allow_untrusted=untrusted,
-            name=os.path.splitext(os.path.basename(file_name))[0] or None,
+            name=os.path.splitext(os.path.basename(file_name))[0] or None, task=task,
         )
         _to_device(handle)
         handle.fingerprint()

@@ -54,6 +54,11 @@ _KEEP = {"w_model_library": "upload_library", "w_model_arch": "upload_arch",
          "w_model_timm_arch": "upload_timm_arch"}
 
 
+#: the upload form's task choice: read from the model, or one of interpret.targets.TASKS
+TASK_CHOICES = ("read from the model", "classification", "multilabel", "binary", "regression",
+                "segmentation")
+
+
 def library_available(library: str) -> bool:
     """Whether the packages a library's models need are installed on this server."""
     return all(importlib.util.find_spec(p) is not None for p in _PACKAGES.get(library, ()))
@@ -244,6 +249,11 @@ def upload_model_form() -> None:
         if library != "hf":
             labels = st.file_uploader("Class names (optional)", type=["txt", "json"], key="w_model_labels",
                                       help="One label per line, or a JSON list.", max_upload_size=5)
+        task = st.selectbox("Task", TASK_CHOICES, key="w_model_task",
+                            help="What the model's output means. Read from the model when left as "
+                                 "it is: a map per pixel is segmentation, one output is a binary "
+                                 "classifier, several are classes (softmax). Say multilabel for a "
+                                 "sigmoid per label, regression for values.")
         submitted = st.form_submit_button("Load model", type="primary", width="stretch")
     st.caption(upload_caption(libs, untrusted))
     if submitted:
@@ -258,7 +268,8 @@ def upload_model_form() -> None:
             chosen = check_upload_arch(lib, arch)
             with st.spinner("Loading the model..."):
                 handle = compute.load_uploaded_model(
-                    data, weights.name, chosen, labels.getvalue() if labels else None)
+                    data, weights.name, chosen, labels.getvalue() if labels else None,
+                    task=None if task == TASK_CHOICES[0] else task)
         except Exception as exc:  # noqa: BLE001 - InputError shown as is, others logged
             show_input_error(error_message(exc, "loading the checkpoint"))
             return
