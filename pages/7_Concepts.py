@@ -67,10 +67,18 @@ def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite:
         if st.session_state.get("cx_refs") == (choice.images.key, layer):
             cx.references(ctx.handle, choice.images, layer, composite)
             st.rerun()
-    elif not ctx.present:
-        st.caption(f"Under each concept: the patches of {words.text(choice.label)} where it carries the most "
-                   "relevance for each photo's own top class, with its share there (relevance "
-                   "maximisation).")
+    else:
+        if not ctx.present:
+            st.caption(f"Under each concept: the patches of {words.text(choice.label)} where it carries the "
+                       "most relevance for each photo's own top class, with its share there (relevance "
+                       "maximisation).")
+        with st.expander(f"Across {words.text(choice.label)}: the concepts each class rests on",
+                         icon=":material/table:"):
+            rows = [{"class": ctx.handle.label(cls), "photos": n,
+                     "concepts (mean share over the class's photos)": ", ".join(
+                         f"{name(ch)} ({share:.0%})" for ch, share in top)}
+                    for cls, n, top in refs.by_class(k=3)]
+            st.dataframe(rows, hide_index=True, width="stretch")
 
 
 def discover_section(ctx: ui.PageContext, layer: str, choice) -> None:

@@ -51,3 +51,14 @@ def test_fewer_concepts_when_asked_and_discovery_on_request():
     at.button(key="cx_discover_btn").click().run()
     no_errors(at)
     assert len([c for c in captions(at) if c.startswith("discovered concept")]) == 2
+
+
+def test_reference_patches_and_the_class_table_on_request():
+    at = page(CONCEPTS)
+    at.run()
+    at.number_input(key="w_cx_k").set_value(2).run()
+    at.button(key="cx_refs_btn").click().run()
+    no_errors(at)
+    assert len(at.dataframe) >= 1
+    df = at.dataframe[0].value
+    assert "class" in df.columns and df["photos"].sum() >= 1

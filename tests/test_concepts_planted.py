@@ -153,3 +153,23 @@ def test_tcav_scores_equal_captums_for_the_same_sets(model, tcav_sets):
         out = tc.interpret(inputs=x, experimental_sets=sets, target=1)
     theirs = [float(out[concepts_to_str(s)][LAYER]["sign_count"][0]) for s in sets]
     assert list(ours.scores) + list(ours.random_scores) == pytest.approx(theirs, abs=1e-6)
+
+
+def test_dataset_mode_the_striped_class_rests_on_the_stripes_concept(model, striped):
+    """Across a mixed set, the concept the "striped" class rests on most (mean share over
+    its photos) is the top concept of a single striped photo, and its patches within
+    the class lie on the stripes."""
+    imgs, labels, boxes = planted.dataset(30, 21)
+    table = interpret.reference_patches(model, [planted.to_pil(i) for i in imgs], layer=LAYER)
+    rows = {cls: (n, top) for cls, n, top in table.by_class(k=3)}
+    assert set(rows) <= {0, 1} and 1 in rows
+    n, top = rows[1]
+    assert n == int((table.classes == 1).sum()) and [s for _, s in top] == sorted([s for _, s in top], reverse=True)
+    single = interpret.concepts(model, striped[0][0], layer=LAYER, target="striped", k=1)[0].channel
+    assert top[0][0] == single
+    refs = table.patches(single, 4, cls=1)
+    assert refs and all(table.classes[r.index] == 1 for r in refs)
+    for r in refs:
+        sb = boxes[r.index]
+        l, t, rr, b = r.box
+        assert max(0, min(rr, sb[2]) - max(l, sb[0])) * max(0, min(b, sb[3]) - max(t, sb[1])) >= 0.5 * planted.PATCH ** 2

@@ -250,9 +250,11 @@ class Reference:
 class ReferenceTable:
     """Per image and channel of ``layer`` (N x C): the channel's relevance share for
     the image's explained class (``share``: CRP's ``reference_sampling`` with
-    ``max_target="sum"`` and ``abs_norm``) and the position of its most relevant unit
-    (``argmax``, flat on the ``map_size`` grid).  :meth:`patches` gives a channel's
-    reference patches (relevance maximisation, Achtibat et al. 2023, Sec. 4.2)."""
+    ``max_target="sum"`` and ``abs_norm``), the position of its most relevant unit
+    (``argmax``, flat on the ``map_size`` grid) and each image's explained class
+    (``classes``).  :meth:`patches` gives a channel's reference patches (relevance
+    maximisation, Achtibat et al. 2023, Sec. 4.2), of one class's photos with ``cls``;
+    :meth:`by_class` each class's most relevant concepts across the set."""
 
     layer: str
     names: Tuple[str, ...]
@@ -265,7 +267,19 @@ class ReferenceTable:
     _images: tuple = field(repr=False, compare=False, default=())
     _handle: object = field(repr=False, compare=False, default=None)
 
-    def patches(self, channel: int, n: int = 6) -> List[Reference]:
+    def by_class(self, k: int = 3) -> List[Tuple[int, int, List[Tuple[int, float]]]]:
+        """Dataset mode: for each explained class of the set (most photos first), (class,
+        number of photos, its ``k`` most relevant concepts as (channel, mean share over
+        the class's photos)), strongest first."""
+        out = []
+        classes, counts = np.unique(self.classes, return_counts=True)
+        for cls, n in sorted(zip(classes.tolist(), counts.tolist()), key=lambda t: (-t[1], t[0])):
+            mean = self.share[self.classes == cls].mean(0)
+            top = np.argsort(-mean, kind="stable")[:max(1, int(k))]
+            out.append((int(cls), int(n), [(int(c), float(mean[c])) for c in top]))
+        return out
+
+    def patches(self, channel: int, n: int = 6, cls: Optional[int] = None) -> List[Reference]:
         from ..features.dataset import receptive_field
 
         c = int(channel)
@@ -273,11 +287,12 @@ class ReferenceTable:
             raise InputError(f"Channel {c} is out of range: layer '{self.layer}' has {self.share.shape[1]} channels.")
         handle = self._handle
         rf = receptive_field(handle, self.layer)
-        order = np.argsort(-self.share[:, c], kind="stable")[:max(0, int(n))]
+        score = self.share[:, c] if cls is None else np.where(self.classes == int(cls), self.share[:, c], -np.inf)
+        order = np.argsort(-score, kind="stable")[:max(0, int(n))]
         h, w = self.map_size
         out = []
         for i in order:
-            if self.share[i, c] <= 0:
+            if not score[i] > 0:
                 break  # only images where the channel is evidence for the decision
             y, x = divmod(int(self.argmax[i, c]), w)
             view = handle.preprocessing.model_view(self._images[i])
