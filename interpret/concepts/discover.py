@@ -33,6 +33,8 @@ MAX_DISCOVER_IMAGES = 500
 MAX_CONCEPTS = 20
 #: rows (image positions) the factorisation is fitted on at most; more are subsampled
 MAX_ROWS = 60_000
+#: activation values held for one factorisation (photos x channels x positions)
+MAX_VALUES = 40_000_000
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,10 @@ def discover_concepts(model, images, layer: Optional[str] = None, k: int = 6, *,
     for lo in range(0, n, batch_size):
         x = torch.cat([handle.preprocess(im) for im in iset.images[lo:lo + batch_size]], 0)
         acts.append(_activations(handle, x, layer))
+        per_image = int(np.prod(acts[0].shape[1:]))
+        if per_image * n > MAX_VALUES:  # bounded before the rest of the set is paid for
+            raise InputError(f"Layer '{layer}' has {per_image:,} values per photo: {n} photos would be "
+                             f"{per_image * n:,}, more than {MAX_VALUES:,}. Pick a later layer or fewer photos.")
         report(progress, min(n, lo + batch_size), n + 1)
     a = np.concatenate(acts)  # N x C x h x w
     N, C, h, w = a.shape
