@@ -371,6 +371,22 @@ def _load_named_model(source: str) -> ModelChoice:
                 "weights: its predictions and explanations are meaningless (useful only to "
                 "try the tool). The server operator can add the weights to the torch cache.")
             return ModelChoice(handle, note=note)
+        if source.startswith("open_clip:"):  # image-text (issue 20): cached weights, else random
+            from interpret.sources.open_clip import weights_cached
+
+            from .imagetext import OPEN_CLIP_MODELS
+
+            arch = source.split(":", 1)[1]
+            if arch not in OPEN_CLIP_MODELS:  # a link names the model: only the offered ones are built
+                return ModelChoice(None, error=f"This server offers the open_clip models "
+                                               f"{', '.join(OPEN_CLIP_MODELS)}, not that one.")
+            pretrained = weights_cached(arch)
+            with st.spinner(f"Loading {arch}..."):
+                handle = _gated_load((source, pretrained), lambda: _load_named(source, pretrained))
+            note = None if pretrained else (
+                f"No pretrained weights for **{arch}** on this server, so it has random weights: its "
+                "zero-shot answers and explanations are meaningless (useful only to try the tool).")
+            return ModelChoice(handle, note=note)
         with st.spinner("Loading the model..."):
             return ModelChoice(_gated_load((source, True), lambda: _load_named(source, True)))
     except interpret.InputError as exc:

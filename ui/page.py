@@ -115,6 +115,8 @@ def setup(title: str, icon: str, subtitle: str = "", tab_title: Optional[str] = 
             from . import tasks
 
             preds = tasks.detection_rows(tasks.all_detections(model.handle, image), model.handle.labels)
+    if model.handle.task == "embedding":  # no classes: one row for the pickers (ui/imagetext.py)
+        preds = [interpret.Prediction(0, "similarity to the reference photo", None, 0.0, 0.0, "embedding")]
     if not preds:
         state.sync_url()
         return None

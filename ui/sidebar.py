@@ -11,12 +11,14 @@ from interpret import words
 from . import access, compute, state
 from .errors import error_message, show_input_error
 from .pages import pages
+from . import imagetext as imagetext_ui
 from .upload import classifiers, preprocessing_editor, upload_model_form
 
 MODEL_KINDS = {
     "bundled": "EfficientNet-Lite0 (bundled)",
     "team": "Team models (this server)",
     "torchvision": "A torchvision model",
+    "open_clip": "An image-text model (open_clip)",
     "upload": "Upload a checkpoint",
 }
 
@@ -45,6 +47,8 @@ def _kind_of(model: str) -> str:
         return "team"
     if model.startswith("torchvision:"):
         return "torchvision"
+    if model.startswith("open_clip:"):
+        return "open_clip"
     return "bundled"
 
 
@@ -55,6 +59,8 @@ def _on_kind_change() -> None:
         state.set("model", state.DEFAULT_MODEL)
     elif kind == "torchvision":
         state.set("model", f"torchvision:{st.session_state.get('tv_arch', 'resnet50')}")
+    elif kind == "open_clip":
+        state.set("model", f"open_clip:{st.session_state.get('oc_arch', 'ViT-B-32')}")
     elif kind == "team":
         names = [e.name for e in compute.team_models()]
         if names:
@@ -75,6 +81,11 @@ def _on_arch_change() -> None:
     state.set("model", f"torchvision:{arch}")
 
 
+def _on_oc_change() -> None:
+    st.session_state["oc_arch"] = st.session_state["w_oc_arch"]
+    state.set("model", f"open_clip:{st.session_state['oc_arch']}")
+
+
 def model_section() -> compute.ModelChoice:
     ss = st.session_state
     model = state.get("model")
@@ -84,6 +95,10 @@ def model_section() -> compute.ModelChoice:
     if not team:
         kinds.remove("team")
         if ss["model_kind"] == "team":
+            ss["model_kind"] = "bundled"
+    if not imagetext_ui.available():
+        kinds.remove("open_clip")
+        if ss["model_kind"] == "open_clip":
             ss["model_kind"] = "bundled"
     if not compute.allow_uploads():
         kinds.remove("upload")
@@ -108,6 +123,16 @@ def model_section() -> compute.ModelChoice:
             st.selectbox("torchvision architecture", archs, key="w_tv_arch", on_change=_on_arch_change,
                          help="Pretrained weights are used when they are in this server's torch "
                               "cache; otherwise the model has random weights.")
+        elif ss["model_kind"] == "open_clip":
+            if model.startswith("open_clip:"):
+                ss["oc_arch"] = model.split(":", 1)[1]
+            if ss.get("oc_arch") not in imagetext_ui.OPEN_CLIP_MODELS:
+                ss["oc_arch"] = imagetext_ui.OPEN_CLIP_MODELS[0]
+            ss["w_oc_arch"] = ss["oc_arch"]
+            st.selectbox("open_clip model", imagetext_ui.OPEN_CLIP_MODELS, key="w_oc_arch",
+                         on_change=_on_oc_change,
+                         help="Pretrained weights are used when they are in this server's cache; "
+                              "otherwise the model has random weights.")
         elif ss["model_kind"] == "team":
             names = [e.name for e in team]
             if model.startswith("team:") and model.split(":", 1)[1] in names:
@@ -122,7 +147,7 @@ def model_section() -> compute.ModelChoice:
         elif ss["model_kind"] == "upload":
             upload_model_form()
 
-    choice = compute.current_model()
+    choice = imagetext_ui.prompts_box(compute.current_model())  # image-text: the prompts are the classes
     if choice.error:
         show_input_error(choice.error)
     if choice.note:
@@ -135,7 +160,8 @@ def model_section() -> compute.ModelChoice:
         hh, ww = h.input_size
         st.caption(
             f"**{words.text(h.name)}** · {h.num_params / 1e6:.1f} M parameters · input {hh}×{ww} px · "
-            f"{len(h.labels)} classes")
+            + (f"{len(h.labels)} prompts" if h.task == "image-text" else
+               "an embedding model" if h.task == "embedding" else f"{len(h.labels)} classes"))
         if not present:
             with st.expander("Preprocessing", icon=":material/tune:"):
                 st.caption(words.text(h.preprocessing.describe()))

@@ -252,7 +252,7 @@ def _read_url(v: Dict[str, Any]) -> List[str]:
                     notes.append("The link was made with an uploaded model, which links cannot "
                                  "carry; the bundled model is used instead.")
                     continue
-                if raw != DEFAULT_MODEL and not raw.startswith(("torchvision:", "team:")):
+                if raw != DEFAULT_MODEL and not raw.startswith(("torchvision:", "team:", "open_clip:")):
                     raise ValueError("unknown model")
                 v[name] = raw
             elif name in ("present", "log"):

@@ -140,6 +140,10 @@ def _on_mask_click() -> None:
 def outputs(ctx) -> None:
     """The Outputs page for a model whose task is not single-label classification."""
     task = ctx.handle.task
+    if task in ("image-text", "embedding"):  # ui/imagetext.py (issue 20)
+        from . import imagetext
+
+        return imagetext.outputs(ctx)
     st.caption(f"This is {TASK_WORDS.get(task, task)}.")
     if task == "segmentation":
         seg = ctx.segmentation
@@ -224,6 +228,10 @@ def task_target(ctx, target: int):
     segment of the mask (its connected region) or a box drawn on it.  Returns what
     :func:`interpret.explain` takes as ``target`` (an int for a plain class)."""
     task = ctx.handle.task
+    if task in ("image-text", "embedding"):  # a prompt, or a reference photo (ui/imagetext.py)
+        from . import imagetext
+
+        return imagetext.task_target(ctx, target)
     if task in ("binary", "regression"):
         way = st.radio("Explain", ("what raises it", "what lowers it"), horizontal=True, key="w_sign",
                        help="The output's own score (its logit or value), or minus it: what pushes "

@@ -90,6 +90,19 @@ def _cached_weights(oc, name: str, tag: str) -> Optional[str]:
     return None
 
 
+def weights_cached(name: str) -> bool:
+    """Whether the default pretrained weights of open_clip's ``name`` are in the local
+    cache (nothing is downloaded; False when open_clip is missing or the name unknown)."""
+    try:
+        import open_clip as oc
+    except ImportError:
+        return False
+    if name not in oc.list_models():
+        return False
+    tags = oc.list_pretrained_tags_by_model(name)
+    return bool(tags) and _cached_weights(oc, name, tags[0]) is not None
+
+
 def load(name: str, weights: Optional[str] = "DEFAULT", pre: Optional[Preprocessing] = None,
          download: bool = True, progress=None) -> Tuple[nn.Module, ModelInfo]:
     """(ImageTextModel, info) for open_clip's ``name``: ``weights=None`` a random init;
