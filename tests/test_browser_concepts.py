@@ -10,7 +10,7 @@ import io
 import zipfile
 
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image
 from serving import ARTIFACTS, browser_api, chromium, settle, streamlit_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
