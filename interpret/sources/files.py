@@ -233,10 +233,28 @@ def file_kind(data: bytes, fname: str = "The file") -> str:
     return "unknown"
 
 
-def unwrap_state_dict(obj) -> Dict[str, torch.Tensor]:
+#: prefixes a wrapper puts on every key (DataParallel, a LightningModule, torch.compile)
+WRAPPER_PREFIXES = ("module.", "model.", "_orig_mod.")
+
+
+def strip_prefixes(tensors: Dict[str, torch.Tensor], own_keys=None) -> Dict[str, torch.Tensor]:
+    """``tensors`` with a wrapper's prefix on every key dropped, unless the
+    architecture's own keys (``own_keys``, when known) carry that prefix themselves (an
+    Ultralytics ``DetectionModel``'s top submodule is called ``model``)."""
+    own = list(own_keys) if own_keys is not None else []
+    for prefix in WRAPPER_PREFIXES:
+        if tensors and all(k.startswith(prefix) for k in tensors):
+            if own and all(k.startswith(prefix) for k in own):
+                continue
+            tensors = {k[len(prefix):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def unwrap_state_dict(obj, strip: bool = True) -> Dict[str, torch.Tensor]:
     """The tensors of a checkpoint: ``{"state_dict": ...}``, ``{"model": ...}`` and the
     like unwrapped, a ``module.`` / ``model.`` / ``_orig_mod.`` prefix on every key
-    dropped."""
+    dropped (``strip=False``: kept, for :func:`strip_prefixes` once the architecture's
+    own keys are known)."""
     for key in ("state_dict", "model_state_dict", "model", "net", "module", "ema"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
@@ -246,10 +264,25 @@ def unwrap_state_dict(obj) -> Dict[str, torch.Tensor]:
     tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not tensors:
         raise InputError("The file's state dict holds no tensors.")
-    for prefix in ("module.", "model.", "_orig_mod."):
-        if all(k.startswith(prefix) for k in tensors):
-            tensors = {k[len(prefix):]: v for k, v in tensors.items()}
-    return tensors
+    return strip_prefixes(tensors) if strip else tensors
+
+
+def _arch_keys(spec, state: Dict[str, torch.Tensor]):
+    """The state-dict keys of ``spec``'s architecture (built on the meta device where
+    the architecture allows, else built: the operator's own code), or None."""
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if spec.meta_check:
+                with torch.device("meta"):
+                    return list(spec.build(state).state_dict())
+            return list(spec.build(state).state_dict())
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - builders that compute with tensors: keep the usual rule
+        return None
 
 
 def classifier_key(module: nn.Module) -> Optional[str]:
@@ -810,13 +843,19 @@ def load(source, arch, allow_untrusted: bool, pre: Optional[Preprocessing],
             obj.eval()
         return obj, ModelInfo(name=label, preprocessing=pre or Preprocessing(),
                               source=f"file ({what}, untrusted allowed)")
-    state = unwrap_state_dict(obj)
+    state = unwrap_state_dict(obj, strip=False)
     if arch is None or (isinstance(arch, str) and not arch.strip()):
         raise InputError(
             f"{fname} is a state dict (weights only): say which architecture it belongs to "
             "with arch=..., e.g. arch='resnet50' or arch='timm:convnext_tiny'."
         )
     spec = resolve_arch(arch, arch_kwargs)
+    stripped = strip_prefixes(state)
+    if len(stripped) == len(state) and next(iter(stripped)) != next(iter(state)):
+        # every key carries a wrapper's prefix: drop it only when the architecture's own
+        # keys lack it (issue 20: an Ultralytics DetectionModel's keys all start "model.")
+        stripped = strip_prefixes(state, _arch_keys(spec, stripped))
+    state = stripped
     if spec.meta_check:
         _check_on_meta(spec, state, fname)
     module = spec.build(state)
