@@ -44,8 +44,10 @@ def canonizers_for(module: nn.Module) -> Tuple[list, List[str]]:
     ResNets get ``ResNetCanonizer`` (BatchNorm merged, the residual sum made a module
     with its own rule); any other model with BatchNorm gets ``SequentialMergeBatchNorm``
     (a BatchNorm right after a convolution or dense layer is merged into it); otherwise
-    none.  zennit 0.4.6 has no canonizer for timm's residual blocks or EfficientNet's
-    (their sums pass relevance as a gradient: see ``conservation_error``)."""
+    none.  (torchvision's blocks need theirs because they call one ReLU module twice;
+    timm's ResNet blocks have one module per activation: a canonised sum changed
+    nothing there.  EfficientNets' squeeze-excitation products have no rule in zennit
+    0.4.6: see ``conservation_error``.)"""
     from torchvision.models.resnet import BasicBlock, Bottleneck
     from zennit.canonizers import SequentialMergeBatchNorm
     from zennit.torchvision import ResNetCanonizer
