@@ -251,3 +251,19 @@ def test_the_report_has_the_concepts_section_in_words_with_labels_escaped():
     assert section.count('<img class="photo"') == 3 and "<img src=x" not in section
     for c in cs:
         assert f"concept {c.channel}: {c.relevance:.0%} of the layer" in section
+
+
+def test_concepts_take_a_target_object_with_a_contrast():
+    """An interpret.targets target ("class 1 rather than class 3"): the relevance starts
+    at the logit difference, and on a bias-free CNN the layer's total equals it."""
+    model = bias_free_cnn()
+    handle = interpret.load_model(model, preprocessing=Preprocessing(32, 32))
+    with torch.no_grad():
+        logits = model(X)[0]
+    want = float(logits[1] - logits[3])
+    cs = interpret.concepts(handle, X, layer="conv3", target=interpret.targets.classes(1, contrast=3), k=4)
+    assert cs.target.index == 1 and cs.target.contrast == 3
+    assert cs.score == pytest.approx(want, rel=1e-5)
+    assert cs.total == pytest.approx(want, rel=1e-4, abs=1e-6)
+    plain = interpret.concepts(handle, X, layer="conv3", target=1, k=4)
+    assert plain.score == pytest.approx(float(logits[1]), rel=1e-5)
