@@ -190,3 +190,19 @@ def test_an_open_clip_vit_runs_legrad_and_transformer_attribution_on_a_prompt(ha
     for method in ("legrad", "transformer_attribution", "attention_rollout"):
         e = interpret.explain(handle, x, method, target=targets.text("a red square"))
         assert e.heatmap.shape == (64, 64) and np.isfinite(e.heatmap).all() and e.heatmap.max() > 0
+
+
+def test_the_report_lists_the_prompts_as_the_models_answers(clip):
+    from PIL import Image
+
+    from interpret.report import report_html
+
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    h = interpret.load_model(clip, prompts=["a <b>red</b> square", "a blue circle"])
+    e = interpret.explain(h, photo, "gradcam", target=targets.text("a blue circle"))
+    html = report_html(h, photo, [e], steps=6)
+    probs = {p.label: p.probability for p in interpret.predict(h, photo, top_k=None)}
+    assert ">prompt<" in html
+    assert "a &lt;b&gt;red&lt;/b&gt; square" in html or "a &#60;b&#62;red&#60;/b&#62; square" in html
+    assert "<b>red</b>" not in html
+    assert f"{probs['a blue circle']:.1%}" in html
