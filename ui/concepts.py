@@ -52,11 +52,21 @@ def overlay(handle: interpret.ModelHandle, image: compute.ImageChoice, heat: np.
     return compute.cached(("concepts.overlay",) + key, build)
 
 
+def references_folder():
+    """Where reference patches are kept on disk: ``concepts/`` in the server's runs
+    folder (the ``dataset_runs`` setting, else a temporary folder for the server's
+    life); the Dataset page's run listing skips it (it holds no run manifest)."""
+    from .dataset import runs_folder
+
+    return runs_folder() / "concepts"
+
+
 def references(handle: interpret.ModelHandle, iset: ImageSet, layer: str, composite: str):
     """Every channel's relevance over the image set, each photo's own top class
-    (computed once per model, layer and set; gated, with progress)."""
+    (computed once per model, layer and set and stored on disk; gated, with progress)."""
     def work(progress):
-        return interpret.reference_patches(handle, iset, layer=layer, composite=composite, progress=progress)
+        return interpret.reference_patches(handle, iset, layer=layer, composite=composite, progress=progress,
+                                           store=references_folder())
 
     key = ("concepts.references", handle.fingerprint(), iset.key, layer, composite)
     return compute.run_with_progress(f"Finding where each concept matters in {len(iset)} photos", work,
@@ -64,7 +74,13 @@ def references(handle: interpret.ModelHandle, iset: ImageSet, layer: str, compos
 
 
 def references_ready(handle: interpret.ModelHandle, iset: ImageSet, layer: str, composite: str) -> bool:
-    return compute.is_cached(("concepts.references", handle.fingerprint(), iset.key, layer, composite))
+    """Computed in this server (cached) or stored on disk by an earlier run."""
+    if compute.is_cached(("concepts.references", handle.fingerprint(), iset.key, layer, composite)):
+        return True
+    from interpret.concepts.store import reference_key, reference_path
+
+    return reference_path(references_folder(),
+                          reference_key(handle.fingerprint(), layer, iset.key, None, composite)).is_file()
 
 
 def discovered(handle: interpret.ModelHandle, iset: ImageSet, layer: str, k: int):

@@ -303,13 +303,17 @@ class ReferenceTable:
 
 def reference_patches(model, images, layer: Optional[str] = None, target=None, *,
                       composite: str = "epsilon_plus_flat", batch_size: int = 8,
-                      progress: Optional[Progress] = None) -> ReferenceTable:
+                      progress: Optional[Progress] = None, store=None) -> ReferenceTable:
     """The relevance of every channel of ``layer`` on every image of ``images`` (a list,
     a folder or a zip), for ``target`` (a class index or label; None: each image's own
     top class), by LRP on the private copy: a :class:`ReferenceTable` whose
     ``patches(channel)`` are the channel's reference patches.  Computed once per model,
     layer, image set, target and composite (cached); ``progress(done, total)`` per
-    batch (raise :class:`interpret.Cancelled` in it to stop)."""
+    batch (raise :class:`interpret.Cancelled` in it to stop).  ``store``: a folder where
+    the table is kept on disk (:mod:`interpret.concepts.store`, keyed by the model's
+    content fingerprint, the layer, the set's content hash, the target and the
+    composite) and read back by later requests, in this process or another, without
+    running the model."""
     from ..explain import as_handle, resolve_target
     from ..features.imagesets import as_image_set
     from .discover import MAX_DISCOVER_IMAGES
@@ -331,6 +335,22 @@ def reference_patches(model, images, layer: Optional[str] = None, target=None, *
         return hit
     t0 = time.perf_counter()
     n = len(iset)
+    path = disk = None
+    if store is not None:
+        from .store import load_references, reference_key, reference_path
+
+        disk = reference_key(handle.fingerprint(), layer, iset.key, None if target is None else str(target),
+                             composite)
+        path = reference_path(store, disk)
+        got = load_references(path, disk, n)
+        if got is not None:
+            report(progress, n, n)
+            table = ReferenceTable(layer=layer, names=iset.names, share=got["share"], argmax=got["argmax"],
+                                   classes=got["classes"], map_size=tuple(int(v) for v in got["map_size"]),
+                                   composite=composite, seconds=time.perf_counter() - t0,
+                                   _images=tuple(iset.images), _handle=handle)
+            handle.cache_put(key, table)
+            return table
     shares, argmaxes, classes = [], [], []
     map_size = None
     for lo in range(0, n, batch_size):
@@ -369,5 +389,9 @@ def reference_patches(model, images, layer: Optional[str] = None, target=None, *
                            argmax=np.concatenate(argmaxes).astype(np.int64), classes=np.concatenate(classes),
                            map_size=map_size, composite=composite, seconds=time.perf_counter() - t0,
                            _images=tuple(iset.images), _handle=handle)
+    if path is not None:
+        from .store import save_references
+
+        save_references(path, disk, table.share, table.argmax, table.classes, table.map_size)
     handle.cache_put(key, table)
     return table
