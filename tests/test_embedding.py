@@ -147,3 +147,37 @@ def test_a_hugging_face_clip_folder_gives_zero_shot_probabilities_of_its_own(tmp
     assert preds["a blue circle"] == pytest.approx(float(want[1]), abs=1e-5)
     e = interpret.explain(h, x, "gradcam", target=targets.text("a dog"))
     assert np.isfinite(e.heatmap).all() and e.layer.endswith("layers.1.layer_norm1")
+
+
+def test_a_hugging_face_siglip_folder_gives_each_prompts_own_sigmoid(tmp_path):
+    """SigLIP was trained with a sigmoid per image-text pair: its probabilities are
+    ``sigmoid(logit_scale * cos + logit_bias)``, each on its own (they need not sum to 1),
+    with the text padded to the model's length as it was trained."""
+    transformers = pytest.importorskip("transformers")
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    words = ["[PAD]", "[UNK]", "a", "red", "square", "blue", "circle"]
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]")
+    cfg = transformers.SiglipConfig(
+        text_config=dict(vocab_size=len(words), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=8),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=32, patch_size=8))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = transformers.SiglipModel(cfg).eval()
+    model.save_pretrained(tmp_path)
+    fast.save_pretrained(tmp_path)
+    prompts = ["a red square", "a blue circle"]
+    h = interpret.load_model(str(tmp_path), prompts=prompts,
+                             preprocessing=Preprocessing((32, 32), None, (0.5,) * 3, (0.5,) * 3))
+    assert h.task == "image-text"
+    x = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ids = fast(prompts, return_tensors="pt", padding="max_length", max_length=8)
+        want = torch.sigmoid(model(pixel_values=x, input_ids=ids["input_ids"]).logits_per_image)[0]
+    preds = {p.label: p.probability for p in interpret.predict(h, x, top_k=None)}
+    assert preds["a red square"] == pytest.approx(float(want[0]), abs=1e-5)
+    assert preds["a blue circle"] == pytest.approx(float(want[1]), abs=1e-5)

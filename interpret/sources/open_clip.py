@@ -239,7 +239,10 @@ def load_hf_folder(folder, pre: Optional[Preprocessing] = None, name: Optional[s
             if siglip else dict(padding=True)
         t = tok(prompts, return_tensors="pt", truncation=True, **kw)
         dev = next(model.parameters()).device
-        out = model.get_text_features(**{k: v.to(dev) for k, v in t.items()})
+        # SigLIP is trained on max-length padding without an attention mask (as its
+        # model card calls it); CLIP with the mask
+        keys = ("input_ids",) if siglip else tuple(t.keys())
+        out = model.get_text_features(**{k: t[k].to(dev) for k in keys})
         return out if isinstance(out, torch.Tensor) else out.pooler_output
 
     scale = float(model.logit_scale.detach().exp())
