@@ -169,6 +169,36 @@ def _tick(v: float) -> str:
     return f"{pct:.3g}%"
 
 
+def _what(e, handle) -> str:
+    """What a map explains, in words (plain text, escaped where it is written): the
+    target's own description (:meth:`interpret.targets.Target.describe`), or for an
+    explanation without one its class label."""
+    t = getattr(e, "explained", None)
+    if t is not None and getattr(t, "kind", "class") != "class":  # a label, an output, a segment
+        try:
+            return t.describe(handle.labels)
+        except (AttributeError, TypeError, NotImplementedError, IndexError):
+            pass
+    return e.target_label + (f" rather than {e.contrast_label}" if e.contrast_label else "")
+
+
+def _answer_rows(preds, task: str) -> Tuple[Tuple[str, str], str]:
+    """The "model says" table in the task's terms: each present class's share of the
+    pixels (segmentation), each output's value (regression), else each class's or
+    label's probability.  Labels escaped."""
+    if hasattr(preds, "classes") and not isinstance(preds, list):  # a Segmentation
+        return (("class", "share of the pixels"),
+                "".join(f'<tr><td class="l">{_e(c.label)}</td><td>{c.share:.1%}</td></tr>' for c in preds.classes))
+    preds = list(preds) if isinstance(preds, (list, tuple)) else []
+    if preds and all(p.probability is None for p in preds):
+        return (("output", "value"),
+                "".join(f'<tr><td class="l">{_e(p.label)}</td><td>{p.value:.4g}</td></tr>' for p in preds))
+    name = {"multilabel": "label", "binary": "positive class", "image-text": "prompt"}.get(task, "class")
+    return ((name, "probability"),
+            "".join(f'<tr><td class="l">{_e(p.label)}</td><td>{p.probability:.1%}</td></tr>'
+                    for p in preds if p.probability is not None))
+
+
 def _legend(colormap: str, width: int = 224) -> str:
     """The colour scale of the maps: a gradient bar from "least" to "most important"
     (a CSS gradient: no image to load)."""
@@ -187,11 +217,19 @@ def _svg_curves(f, width: int = 420, height: int = 220) -> str:
     left, right, top, bottom = 46, 10, 10, 34
     pw, ph = width - left - right, height - top - bottom
     curves = [np.asarray(c, float) for c in (f.deletion, f.random_deletion, f.insertion, f.random_insertion)]
-    ymax = _axis_top(max(float(np.nanmax(c)) for c in curves))
+    value = getattr(f, "unit", "probability") == "value"
+    if value:  # a regressor's value: the axis spans the curves' own range, ticks in its unit
+        ymin = min(float(np.nanmin(c)) for c in curves)
+        ymax = max(float(np.nanmax(c)) for c in curves)
+        if not ymax > ymin:
+            ymin, ymax = ymin - 0.5, ymax + 0.5
+    else:
+        ymin, ymax = 0.0, _axis_top(max(float(np.nanmax(c)) for c in curves))
     fr = np.asarray(f.fractions, float)
 
     def pts(c):
-        return " ".join(f"{left + x * pw:.1f},{top + ph - (y / ymax) * ph:.1f}" for x, y in zip(fr, c))
+        return " ".join(f"{left + x * pw:.1f},{top + ph - ((y - ymin) / (ymax - ymin)) * ph:.1f}"
+                        for x, y in zip(fr, c))
 
     styles = [("#E45756", "", "deletion"), ("#E45756", "4,3", "deletion, random maps"),
               ("#4C78A8", "", "insertion"), ("#4C78A8", "4,3", "insertion, random maps")]
@@ -200,7 +238,8 @@ def _svg_curves(f, width: int = 420, height: int = 220) -> str:
              f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="#fafafa" stroke="#ccc"/>']
     for t in (0.0, 0.5, 1.0):
         y = top + ph - t * ph
-        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{_tick(t * ymax)}</text>')
+        tick = f"{ymin + t * (ymax - ymin):.3g}" if value else _tick(t * ymax)
+        parts.append(f'<text x="{left - 4}" y="{y + 4:.1f}" font-size="10" text-anchor="end">{tick}</text>')
         x = left + t * pw
         parts.append(f'<text x="{x:.1f}" y="{top + ph + 13}" font-size="10" text-anchor="middle">{t * 100:.0f}%</text>')
     parts.append(f'<text x="{left + pw / 2:.1f}" y="{top + ph + 27}" font-size="11" text-anchor="middle">'
@@ -320,21 +359,22 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
         ("model", d["name"]), ("source", d["source"]), ("weights", d["weights"] or "-"),
         ("parameters", f"{d['parameters']:,}"), ("input", f"{w}x{h}"),
         ("classes", d["classes"]), ("preprocessing", d["preprocessing"])))
-    pred_rows = "".join(f'<tr><td class="l">{_e(p.label)}</td><td>{p.probability:.1%}</td></tr>' for p in preds)
+    head, pred_rows = _answer_rows(preds, handle.task)
     out.append(f"<div><table>{rows}</table></div>"
-               f'<div><h3>The model says</h3><table><tr><th class="l">class</th><th>probability</th></tr>'
+               f'<div><h3>The model says</h3><table><tr><th class="l">{head[0]}</th><th>{head[1]}</th></tr>'
                f"{pred_rows}</table></div></div>")
     # one card per map
     out.append("<h2>The maps, and how far to trust each</h2>")
     out.append('<p class="muted">Faithfulness: the photo\'s pixels are hidden (deletion) or shown '
-               "(insertion) in the order the map ranks them, and the class probability is followed; "
+               "(insertion) in the order the map ranks them, and the probability (for a regressor, the "
+               "value) of what is explained is followed; "
                "the dotted curves do the same for random maps of the same coarseness. The verdict rests "
                "on insertion and on the gap between the curves, never on deletion alone.</p>")
     for e, label in zip(items, labels):
         f = faith[e.method]
         sc = sanity.get(e.method)
         ov = overlay(image, e.heatmap, handle, colormap=colormap, opacity=opacity)
-        what = e.target_label + (f" rather than {e.contrast_label}" if e.contrast_label else "")
+        what = _what(e, handle)
         badges = _badge(f.verdict) + _badge(sc.status if sc is not None else "not run", "sanity check ")
         nums = (f'<table><tr><th class="l"></th><th>this map</th><th>random maps</th></tr>'
                 f'<tr><td class="l">deletion area (lower is better)</td><td>{f.deletion_auc:.3f}</td>'
@@ -451,7 +491,10 @@ def _plain_report(handle, image, view, items, labels, faith, sanity, preds, colo
         except InputError:
             pass
         caption = ""
-        if top is not None and top.probability is not None:
+        t = getattr(e, "explained", None)
+        if t is not None and getattr(t, "kind", "class") != "class":  # a label, an output, a segment
+            caption = words.target_caption(t.sentence(handle.labels), hot, spec_contrastive)
+        elif top is not None and top.probability is not None:
             caption = words.map_caption(
                 e.target_label, hot, top_label=top.label, probability=probs.get(e.target, float("nan")),
                 top_probability=top.probability, predicted=top.index == e.target,

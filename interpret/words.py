@@ -28,7 +28,7 @@ import math
 import re
 from typing import Optional, Sequence, Tuple
 
-__all__ = ["text", "html", "plain", "plotly_text", "percent", "percents", "map_caption", "trust_sentence",
+__all__ = ["text", "html", "plain", "plotly_text", "percent", "percents", "values", "segment_localization", "target_caption", "map_caption", "trust_sentence",
            "trust_plain", "trust_evidence", "sanity_plain", "region", "prediction_plain", "home_plain",
            "link_note", "agreement_plain", "REGION_WHOLE", "Evidence"]
 
@@ -215,15 +215,46 @@ _LEVEL = {COUNTS: "clearly more than random maps", SLIGHT: "more than random map
           NIL: "no more than a random map reaches by chance"}
 
 
-def _quote(target_label: str, contrast_label: Optional[str]) -> str:
+def values(a: float, b: float, max_digits: int = 8) -> Tuple[str, str]:
+    """Two values of a regressor's output (no unit of their own, never a percentage),
+    with as many significant digits as it takes to tell them apart (3 at least):
+    ``values(2.5, 2.4999)`` is ("2.5", "2.4999")."""
+    for d in range(3, max_digits + 1):
+        va, vb = f"{float(a):.{d}g}", f"{float(b):.{d}g}"
+        if va != vb or float(a) == float(b):
+            break
+    return va, vb
+
+
+def _quote(target_label: str, contrast_label: Optional[str], unit: str = "probability",
+           sign: int = 1) -> str:
+    if unit == "value":
+        return f"{'minus ' if sign < 0 else ''}the value of \u201c*{text(target_label)}*\u201d"
     if contrast_label:
         return f"the chance of \u201c*{text(target_label)}*\u201d over \u201c*{text(contrast_label)}*\u201d"
     return f"\u201c*{text(target_label)}*\u201d"
 
 
-def trust_evidence(e: Evidence, target_label: str, contrast_label: Optional[str] = None) -> str:
-    """One clause per piece of evidence, quoting its two numbers and its level."""
-    q = _quote(target_label, contrast_label)
+def trust_evidence(e: Evidence, target_label: str, contrast_label: Optional[str] = None,
+                   unit: str = "probability", sign: int = 1) -> str:
+    """One clause per piece of evidence, quoting its two numbers and its level.
+    ``unit`` "value": a regressor's output (times ``sign``), quoted as numbers in its
+    own unit, never as percentages or percentage points."""
+    q = _quote(target_label, contrast_label, unit, sign)
+    if unit == "value":
+        a, b = values(e.value, e.random)
+        if e.name == "insertion":
+            return (f"Showing the photo back in the map's order, most important pixels first, gives "
+                    f"{q} {a} on average along the way; random maps of the same coarseness give {b}: "
+                    f"{_LEVEL[e.level]}.")
+        if e.name == "gap":
+            return (f"Showing first minus hiding first (the areas of the two curves, in the value's "
+                    f"unit): {a} for the map, {b} for random maps: {_LEVEL[e.level]}.")
+        if e.name == "road":
+            return (f"With the hidden pixels filled in from their neighbours (ROAD), removing the "
+                    f"least important pixels first keeps {q} {a} higher on average than removing "
+                    f"the most important first; a random order keeps it no higher: {_LEVEL[e.level]}.")
+        raise ValueError(f"unknown evidence {e.name!r}")
     if e.name == "insertion":
         a, b = percents(e.value, e.random)
         return (f"Showing the photo back in the map's order, most important pixels first, gives "
@@ -250,12 +281,18 @@ _CONCLUSION = {
 
 
 def trust_sentence(verdict: str, evidence: Sequence[Evidence], target_label: str,
-                   contrast_label: Optional[str] = None) -> str:
+                   contrast_label: Optional[str] = None, *, unit: str = "probability",
+                   sign: int = 1, target_sentence: Optional[str] = None) -> str:
     """The trust sentence: the quantities the verdict is computed from (the insertion
     area and the insertion - deletion gap against the random maps', and ROAD when it
     was run), each with how far it goes, then the verdict in words.  Never a number the
-    verdict does not use."""
-    parts = [trust_evidence(e, target_label, contrast_label) for e in evidence]
+    verdict does not use.  ``unit`` "value" (a regressor): numbers in the value's own
+    unit, no percentage.  ``target_sentence``: what is explained in words, as markup
+    with its labels already escaped (:meth:`interpret.targets.Target.sentence`), said
+    first ("Explained: the pixels the model calls *road*.")."""
+    parts = [trust_evidence(e, target_label, contrast_label, unit, sign) for e in evidence]
+    if target_sentence:
+        parts.insert(0, f"Explained: {target_sentence}.")
     if verdict in _CONCLUSION:
         end = _CONCLUSION[verdict]
     else:
@@ -295,6 +332,39 @@ def sanity_plain(passed: bool) -> str:
                 "the map changes, so it shows what the model learned.")
     return ("Sanity check failed: with the model's learned weights replaced by random ones, the "
             "map stays much the same, so it shows the photo more than what the model learned.")
+
+
+def target_caption(sentence: str, hot: str, class_specific: bool = True) -> str:
+    """The sentence under a map of a target that is not a plain class (a label, an
+    output, a segment), for the report (the page's own is ``ui.tasks.map_caption``):
+    ``sentence`` is the target's own, markup with its labels escaped
+    (:meth:`interpret.targets.Target.sentence`)."""
+    h = f"**{text(hot)}**"
+    if not class_specific:
+        return (f"The {h} areas are where this layer of the network reacts most strongly; this "
+                f"map does not depend on what is explained ({sentence}).")
+    return f"The {h} areas are what this method marks as driving the score explained: {sentence}."
+
+
+def segment_localization(hit: bool, mass: float, area: float, target_sentence: str) -> str:
+    """Where the map of a segment lies against the segment itself (no box to draw):
+    the pointing game, the relevance mass on the segment and its complement, the share
+    of the map on context outside the segment, against the segment's own share of the
+    photo (what a uniform map would put on it).  ``target_sentence``: the segment in
+    words, markup with its labels escaped (:meth:`interpret.targets.Target.sentence`)."""
+    m, a = float(mass), float(area)
+    inside, outside = percents(m, 1.0 - m)
+    if m > a:
+        how = "more than"
+    elif m < a:
+        how = "less than"
+    else:
+        how = "as much as"
+    return (f"On the segment explained ({target_sentence}): the map's hottest point is "
+            f"**{'inside' if hit else 'outside'}** it, and **{inside}** of the map lies on it, "
+            f"{how} a uniform map would put there (the segment is {percent(a)} of the photo). "
+            f"The other **{outside}** lies on context outside the segment: that is how much the "
+            f"explanation says the model relies on what surrounds it.")
 
 
 # -- regions -------------------------------------------------------------------------

@@ -452,11 +452,100 @@ def test_trust_curves_start_at_the_targets_own_probability(seg, x64):
     assert fl.probability == pytest.approx(float(torch.sigmoid(ml.module(x64)[0, 3])), abs=1e-5)
 
 
-def test_trust_curves_refuse_a_regressors_value_instead_of_calling_it_a_probability(x64):
-    h = interpret.load_model(small_cnn(1), preprocessing=Preprocessing(64, 64), task="regression")
-    e = interpret.explain(h, x64, "gradcam", layer="relu2")
-    with pytest.raises(InputError, match="no 0-100% scale"):
-        interpret.faithfulness(h, x64, e, steps=4, seeds=1)
+def test_trust_curves_of_a_regressor_are_in_its_value_never_a_percentage(x64):
+    """Issue 19: the curves follow the target, "the value for a regressor" (they were
+    refused with an InputError before): they start at the model's own value, the areas
+    and the sentence are in the value's unit, and the verdict's yardstick is the value's
+    change from the photo to the reference image."""
+    from interpret import words
+    from interpret.figures import faithfulness_figure
+    from interpret.trust.faithfulness import FAITHFUL_MARGIN, RANDOM_MARGIN, SPREAD_FACTOR
+
+    h = interpret.load_model(small_cnn(1), preprocessing=Preprocessing(64, 64), task="regression",
+                             labels=["age"])
+    v = float(h.module(x64)[0, 0])
+    for sign in (1, -1):
+        e = interpret.explain(h, x64, "gradcam", layer="relu2", target=targets.output(0, sign=sign))
+        f = interpret.faithfulness(h, x64, e, steps=4, seeds=2)
+        assert f.unit == "value" and f.sign == sign
+        assert f.probability == pytest.approx(sign * v, abs=1e-5)
+        assert f.deletion[0] == pytest.approx(sign * v, abs=1e-5)
+        assert f.insertion[-1] == pytest.approx(sign * v, abs=1e-5)
+        assert f.insertion[0] == pytest.approx(f.deletion[-1]) == pytest.approx(f.baseline_probability)
+        # the yardstick: |value(photo) - value(reference)|, and the levels by hand
+        scale = abs(f.probability - f.baseline_probability)
+        assert f.scale == pytest.approx(scale)
+        ins = next(ev for ev in f.evidence if ev.name == "insertion")
+        gain = f.insertion_auc - f.random_insertion_auc
+        want = ("counts" if gain > max(FAITHFUL_MARGIN * scale, SPREAD_FACTOR * f.random_insertion_auc_std)
+                else "nil" if gain <= max(RANDOM_MARGIN * scale, SPREAD_FACTOR * f.random_insertion_auc_std)
+                else "slight")
+        assert ins.level == want
+        # the sentence quotes the areas in the value's unit, never a percentage
+        a, b = words.values(f.insertion_auc, f.random_insertion_auc)
+        assert f"{a} on average along the way; random maps of the same coarseness give {b}" in f.sentence
+        assert "%" not in f.sentence and "point" not in f.sentence
+        assert ("minus the value of" in f.sentence) == (sign < 0)
+        assert f.sentence.startswith(f"Explained: what {'raises' if sign > 0 else 'lowers'} the value of age.")
+        assert f.as_dict()["unit"] == "value"
+        fig = faithfulness_figure(f)
+        np.testing.assert_allclose(fig.data[0].y, f.deletion)
+        assert fig.layout.yaxis.ticksuffix == "" and "%{y:.4g}<extra>" in fig.data[0].hovertemplate
+
+
+@pytest.mark.parametrize("ev, sign, want", [
+    ([("insertion", 2.5, 1.25, "counts"), ("gap", 0.75, 0.0, "counts")], 1,
+     "Showing the photo back in the map's order, most important pixels first, gives the value of "
+     "\u201c*age*\u201d 2.5 on average along the way; random maps of the same coarseness give 1.25: "
+     "clearly more than random maps. Showing first minus hiding first (the areas of the two curves, "
+     "in the value's unit): 0.75 for the map, 0 for random maps: clearly more than random maps. "
+     "Every measure is clearly better than random maps: the map is faithful to the model."),
+    ([("insertion", -3.0001, -3.0002, "nil"), ("gap", 0.0, 0.0, "nil")], -1,
+     "Showing the photo back in the map's order, most important pixels first, gives minus the value "
+     "of \u201c*age*\u201d -3.0001 on average along the way; random maps of the same coarseness give "
+     "-3.0002: no more than a random map reaches by chance. Showing first minus hiding first (the "
+     "areas of the two curves, in the value's unit): 0 for the map, 0 for random maps: no more than a "
+     "random map reaches by chance. No measure is more than a random map reaches by chance: the map "
+     "is no better than random."),
+])
+def test_trust_sentence_of_a_value_quotes_numbers_in_its_unit(ev, sign, want):
+    from interpret import words
+
+    evidence = [words.Evidence(*e) for e in ev]
+    verdict = "faithful" if ev[0][3] == "counts" else "no better than random"
+    assert words.trust_sentence(verdict, evidence, "age", unit="value", sign=sign) == want
+    named = words.trust_sentence(verdict, evidence, "age", unit="value", sign=sign,
+                                 target_sentence="what raises the value of age")
+    assert named == "Explained: what raises the value of age. " + want
+
+
+@pytest.mark.parametrize("hit, mass, area, want", [
+    (True, 0.75, 0.2, "On the segment explained (the pixels the model calls *road*): the map's hottest "
+     "point is **inside** it, and **75%** of the map lies on it, more than a uniform map would put "
+     "there (the segment is 20% of the photo). The other **25%** lies on context outside the segment: "
+     "that is how much the explanation says the model relies on what surrounds it."),
+    (False, 0.1, 0.3, "On the segment explained (the pixels the model calls *road*): the map's hottest "
+     "point is **outside** it, and **10%** of the map lies on it, less than a uniform map would put "
+     "there (the segment is 30% of the photo). The other **90%** lies on context outside the segment: "
+     "that is how much the explanation says the model relies on what surrounds it."),
+    (True, 0.5, 0.5, "On the segment explained (the pixels the model calls *road*): the map's hottest "
+     "point is **inside** it, and **50%** of the map lies on it, as much as a uniform map would put "
+     "there (the segment is 50% of the photo). The other **50%** lies on context outside the segment: "
+     "that is how much the explanation says the model relies on what surrounds it."),
+])
+def test_segment_localization_sentence_says_mass_on_the_segment_and_context_outside(hit, mass, area, want):
+    from interpret import words
+
+    assert words.segment_localization(hit, mass, area, "the pixels the model calls *road*") == want
+
+
+@pytest.mark.parametrize("a, b, want", [(2.5, 1.25, ("2.5", "1.25")), (2.5, 2.4999, ("2.5", "2.4999")),
+                                        (0.0, 0.0, ("0", "0")), (1234567.0, 1234568.0, ("1234567", "1234568")),
+                                        (-0.000123, 0.5, ("-0.000123", "0.5"))])
+def test_values_show_enough_digits_to_tell_two_values_apart(a, b, want):
+    from interpret import words
+
+    assert words.values(a, b) == want
 
 
 def test_localisation_measures_read_the_segment_explained(trained_segmenter):

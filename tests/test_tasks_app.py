@@ -126,6 +126,9 @@ def test_a_clicked_segment_is_explained_over_its_own_region(monkeypatch):
     said = " ".join(c.value for c in at.caption)
     assert "Explaining the class" in said and "over the chosen region" in said
     assert any("the class" in m.value and "over the chosen region" in m.value for m in at.markdown)
+    # the trust panel measures the segment itself, no box drawn: mass on it and context outside
+    seg = [m.value for m in at.markdown if m.value.startswith("On the segment explained (the class")]
+    assert seg and "lies on context outside the segment" in seg[0]
 
 
 def test_binary_model_asks_what_raises_or_lowers_it(tmp_path, monkeypatch):

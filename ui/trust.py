@@ -208,7 +208,16 @@ def badges(f: Optional[interpret.Faithfulness], s: Optional[interpret.SanityChec
 def _region_lines(ctx: PageContext, e: interpret.Explanation) -> Optional[str]:
     box = current_region(ctx)
     if box is None:
-        return None
+        # a segment's own region: measured on it, no box to draw (interpret.localization(e))
+        t = getattr(e, "explained", None)
+        if t is None or getattr(t, "region", None) is None:
+            return None
+        try:
+            loc = interpret.localization(e)
+        except interpret.InputError:
+            return None
+        return words.segment_localization(loc.hit, loc.mass, loc.area,
+                                          t.sentence(ctx.handle.labels))
     loc = interpret.localization(e.heatmap, box)
     return (f"In the box you drew: the map's hottest point is **{'inside' if loc.hit else 'outside'}** "
             f"it, and **{loc.mass:.0%}** of the map lies inside (the box is {loc.area:.0%} of the photo).")
@@ -286,8 +295,9 @@ def trust_panel(ctx: PageContext, spec: interpret.MethodSpec, explanation: inter
                        f"{f.steps} steps, {f.baseline} baseline, {f.seeds} random maps on a "
                        f"{f.grid[0]}×{f.grid[1]} grid; {f.forwards} passes, {f.seconds:.1f} s.")
             if f.road is not None:
-                st.caption(f"ROAD: {f.road.morf_mean:.1%} with the most relevant pixels removed first, "
-                           f"{f.road.lerf_mean:.1%} with the least relevant first (gap {f.road.gap:+.3f}).")
+                amt = (lambda v: f"{v:.4g}") if getattr(f, "unit", "") == "value" else (lambda v: f"{v:.1%}")
+                st.caption(f"ROAD: {amt(f.road.morf_mean)} with the most relevant pixels removed first, "
+                           f"{amt(f.road.lerf_mean)} with the least relevant first (gap {f.road.gap:+.3f}).")
     if s is not None:
         st.caption(f"{s.sentence} Spearman after the full cascade {s.correlation:.2f}, SSIM "
                    f"{s.final_ssim:.2f}; {len(s.steps)} blocks, {s.seconds:.0f} s.")

@@ -63,6 +63,8 @@ def cmd_trust(args) -> int:
         sanity = interpret.sanity_check(model, image, e, layers=args.sanity_layers, seed=args.seed,
                                         progress=progress("sanity check"))
     loc = interpret.localization(e.heatmap, box) if box is not None else None
+    if loc is None and e.explained is not None and e.explained.region is not None:
+        loc = interpret.localization(e)  # a segment: measured on its own region
     written = None
     if args.report:
         out = Path(args.report)
@@ -73,14 +75,17 @@ def cmd_trust(args) -> int:
         print(json.dumps({
             "method": e.method, "layer": e.layer, "target": e.target, "target_label": e.target_label,
             "contrast": e.contrast, "contrast_label": e.contrast_label,
+            "explained": e.explained.describe(model.labels) if e.explained is not None else None,
             "faithfulness": f.as_dict(),
             "sanity_check": sanity.as_dict() if sanity is not None else None,
             "localization": loc.as_dict() if loc is not None else None,
             "report": str(written) if written is not None else None,
         }, indent=2))
         return 0
-    what = e.target_label + (f" rather than {e.contrast_label}" if e.contrast_label else "")
-    print(f"{spec.label} for '{what}'" + (f" at layer {e.layer}" if e.layer else "") + f": {f.verdict}")
+    what = "'" + e.target_label + (f" rather than {e.contrast_label}" if e.contrast_label else "") + "'"
+    if e.explained is not None and e.explained.kind != "class":  # a label, an output, a segment
+        what = e.explained.describe(model.labels)
+    print(f"{spec.label} for {what}" + (f" at layer {e.layer}" if e.layer else "") + f": {f.verdict}")
     print(f"  {f.sentence}")
     print(f"  deletion area {f.deletion_auc:.3f} (random maps {f.random_deletion_auc:.3f} "
           f"± {f.random_deletion_auc_std:.3f}), insertion area {f.insertion_auc:.3f} (random maps "
@@ -89,15 +94,20 @@ def cmd_trust(args) -> int:
     for r in f.reasons:
         print(f"  - {r}")
     if f.road is not None:
-        print(f"  ROAD: most relevant removed first {f.road.morf_mean:.1%}, least relevant first "
-              f"{f.road.lerf_mean:.1%} (gap {f.road.gap:+.3f})")
+        amt = (lambda v: f"{v:.4g}") if f.unit == "value" else (lambda v: f"{v:.1%}")
+        print(f"  ROAD: most relevant removed first {amt(f.road.morf_mean)}, least relevant first "
+              f"{amt(f.road.lerf_mean)} (gap {f.road.gap:+.3f})")
     if sanity is not None:
         print(f"  sanity check {sanity.status}: mean rank correlation {sanity.mean_correlation:.2f} over "
               f"{len(sanity.steps)} randomised blocks, {sanity.correlation:.2f} after the full cascade "
               f"(threshold {sanity.threshold:.2f}); {sanity.seconds:.1f} s")
     else:
         print("  sanity check not run (add --sanity)")
-    if loc is not None:
+    if loc is not None and box is None:
+        print(f"  on the segment explained: pointing game {'hit' if loc.hit else 'miss'}, relevance "
+              f"mass {loc.mass:.0%} on it and {1 - loc.mass:.0%} on context outside it (the segment "
+              f"is {loc.area:.0%} of the photo)")
+    elif loc is not None:
         print(f"  region {box}: pointing game {'hit' if loc.hit else 'miss'}, relevance mass "
               f"{loc.mass:.0%} (the region is {loc.area:.0%} of the photo)")
     if written is not None:

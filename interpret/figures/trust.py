@@ -23,9 +23,13 @@ def faithfulness_figure(result, height: int = 260, title: Optional[str] = None,
                         numbers: bool = True) -> go.Figure:
     """The two curves of a :class:`~interpret.trust.Faithfulness` (fraction of pixels
     hidden or shown -> class probability), each with the random maps' curve dotted.
-    ``numbers=False`` (presentation mode) leaves the AUCs out of the legend."""
+    ``numbers=False`` (presentation mode) leaves the AUCs out of the legend.  A
+    regressor's curves (``result.unit`` "value") are drawn in its value, no percentage:
+    the axis, the hover and the areas are in the value's unit."""
     f = np.asarray(result.fractions) * 100
     fig = go.Figure()
+    value = getattr(result, "unit", "probability") == "value"
+    scale, suffix, fmt = (1.0, "", ".4g") if value else (100.0, "%", ".1f")
 
     def name(label: str, value: float) -> str:
         return f"{label} (area {value:.2f})" if numbers else label
@@ -33,24 +37,28 @@ def faithfulness_figure(result, height: int = 260, title: Optional[str] = None,
     c = TRUST_COLORS
     # the map's curve, then random maps' dotted one; deletion (hiding), then insertion
     for kind, verb, done in (("deletion", "hiding", "hidden"), ("insertion", "showing", "shown")):
-        fig.add_trace(go.Scatter(x=f, y=np.asarray(getattr(result, kind)) * 100, mode="lines",
+        fig.add_trace(go.Scatter(x=f, y=np.asarray(getattr(result, kind)) * scale, mode="lines",
                                  name=name(f"{verb} the map's pixels first", getattr(result, f"{kind}_auc")),
                                  line=dict(color=c[kind], width=2.5),
-                                 hovertemplate=f"%{{x:.0f}}% {done}: %{{y:.1f}}%<extra>{kind}</extra>"))
-        fig.add_trace(go.Scatter(x=f, y=np.asarray(getattr(result, f"random_{kind}")) * 100, mode="lines",
+                                 hovertemplate=f"%{{x:.0f}}% {done}: %{{y:{fmt}}}{suffix}<extra>{kind}</extra>"))
+        fig.add_trace(go.Scatter(x=f, y=np.asarray(getattr(result, f"random_{kind}")) * scale, mode="lines",
                                  name=name(f"{verb} random pixels", getattr(result, f"random_{kind}_auc")),
                                  line=dict(color=c[kind], width=1.5, dash="dot"),
-                                 hovertemplate=f"%{{x:.0f}}% {done} at random: %{{y:.1f}}%<extra></extra>"))
+                                 hovertemplate=f"%{{x:.0f}}% {done} at random: %{{y:{fmt}}}{suffix}<extra></extra>"))
     fig.update_xaxes(title=dict(text="% of the photo hidden / shown", font=dict(size=12)),
                      range=[0, 100], ticksuffix="%", showgrid=True, gridcolor="rgba(128,128,128,.2)")
-    fig.update_yaxes(title=dict(text="probability", font=dict(size=12)),
-                     rangemode="tozero", ticksuffix="%", showgrid=True,
+    minus = getattr(result, "sign", 1) < 0
+    ytitle = ("minus the value" if minus else "value") if value else "probability"
+    fig.update_yaxes(title=dict(text=ytitle, font=dict(size=12)),
+                     rangemode="normal" if value else "tozero", ticksuffix=suffix, showgrid=True,
                      gridcolor="rgba(128,128,128,.2)")
     fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.42, x=0, font=dict(size=11)),
                       hovermode="x unified")
     if title is None:  # class names are text in Plotly's HTML-like title
         title = f"Probability of “{plotly_text(result.target_label)}”"
-        if result.contrast_label:
+        if value:
+            title = f"{'Minus the value' if minus else 'Value'} of “{plotly_text(result.target_label)}”"
+        elif result.contrast_label:
             title = (f"“{plotly_text(result.target_label)}” rather than "
                      f"“{plotly_text(result.contrast_label)}”")
     # r=28: room for the last tick ("100%"), which Plotly drops when it would overflow
@@ -59,17 +67,22 @@ def faithfulness_figure(result, height: int = 260, title: Optional[str] = None,
     return fig
 
 
-def road_figure(road, label: str, height: int = 240, title: Optional[str] = None) -> go.Figure:
+def road_figure(road, label: str, height: int = 240, title: Optional[str] = None,
+                unit: str = "probability") -> go.Figure:
     """ROAD's two curves (most relevant removed first, least relevant first) of a
-    :class:`~interpret.trust.Road`."""
+    :class:`~interpret.trust.Road`; ``unit`` "value": a regressor's, in its value."""
     f = np.asarray(road.fractions) * 100
+    scale = 1.0 if unit == "value" else 100.0
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=f, y=np.asarray(road.morf) * 100, mode="lines+markers",
+    fig.add_trace(go.Scatter(x=f, y=np.asarray(road.morf) * scale, mode="lines+markers",
                              name="most relevant removed first", line=dict(color=TRUST_COLORS["deletion"])))
-    fig.add_trace(go.Scatter(x=f, y=np.asarray(road.lerf) * 100, mode="lines+markers",
+    fig.add_trace(go.Scatter(x=f, y=np.asarray(road.lerf) * scale, mode="lines+markers",
                              name="least relevant removed first", line=dict(color=TRUST_COLORS["insertion"])))
     fig.update_xaxes(title="% of the photo removed and filled in", ticksuffix="%")
-    fig.update_yaxes(title=f"probability of {plotly_text(label)}", ticksuffix="%", rangemode="tozero")
+    if unit == "value":
+        fig.update_yaxes(title=f"value of {plotly_text(label)}")
+    else:
+        fig.update_yaxes(title=f"probability of {plotly_text(label)}", ticksuffix="%", rangemode="tozero")
     fig.update_layout(legend=dict(orientation="h", y=-0.3, x=0, font=dict(size=11)))
     return _base_layout(fig, title, height, margin=dict(l=4, r=4, t=30 if title else 6, b=4))
 

@@ -160,13 +160,11 @@ def probabilities(logits: torch.Tensor, target) -> torch.Tensor:
     model's sigmoid; a regressor's value; a segment's mean class probability.
     ``logits``: model outputs or their :meth:`~interpret.targets.Target.reduce`.
 
-    A regressor's value is refused (an :class:`InputError`): the curves' areas and the
-    verdict's sentences are probabilities, and a value has no 0-100% scale."""
+    A regressor's curves are in its value (``unit`` "value"; times the target's sign,
+    so the curves rise with what is explained), never a percentage: the areas are in
+    the value's unit and the verdict's yardstick is the value's change from the photo to
+    the reference image (:func:`interpret.trust.faithfulness.verdict`)."""
     t = Target(target)
-    if t.unit != "probability":
-        raise InputError("The deletion/insertion and ROAD curves are drawn in probabilities; a "
-                         "regressor's output is a value with no 0-100% scale, so they are not "
-                         "measured for regression models yet. The localisation measures work.")
     return t.probability(logits)
 
 

@@ -43,7 +43,7 @@ from ._common import (BASELINES, Forwards, MapInput, cache, order_of,
 from .registry import measure
 
 __all__ = ["Faithfulness", "DeletionInsertion", "faithfulness", "estimate", "verdict", "VERDICTS",
-           "auc", "FAITHFUL", "WEAK", "RANDOM", "faithfulness_many", "evidence", "verdict_of"]
+           "auc", "FAITHFUL", "WEAK", "RANDOM", "faithfulness_many", "evidence", "verdict_of", "scale_of"]
 
 FAITHFUL, WEAK, RANDOM = "faithful", "weak", "no better than random"
 VERDICTS = (FAITHFUL, WEAK, RANDOM)
@@ -112,6 +112,18 @@ class Faithfulness:
     forwards: int = 0
     seconds: float = 0.0
     extras: dict = field(default_factory=dict, repr=False, compare=False)
+    #: what the curves are in: "probability" (0 to 1, shown as a percentage) or "value"
+    #: (a regressor's output times ``sign``, in its own unit)
+    unit: str = "probability"
+    sign: int = 1
+    #: the target in words for a page (labels escaped; :meth:`interpret.targets.Target.sentence`)
+    target_sentence: str = ""
+
+    @property
+    def scale(self) -> float:
+        """The verdict's yardstick (:func:`verdict`): the probability on the full photo,
+        or for a value the size of its change from the photo to the reference image."""
+        return scale_of(self.unit, self.probability, self.baseline_probability)
 
     @property
     def gap(self) -> float:
@@ -133,7 +145,7 @@ class Faithfulness:
         """The pieces of evidence the verdict rests on (:func:`evidence`)."""
         road_gap = getattr(self.road, "gap", None) if self.road is not None else None
         return evidence(self.insertion_auc, self.deletion_auc, self.random_insertion_auc,
-                        self.random_deletion_auc, self.probability, self.random_insertion_auc_std,
+                        self.random_deletion_auc, self.scale, self.random_insertion_auc_std,
                         self.random_gap_std, road_gap)
 
     def sentence_for(self, marked: str = "", fraction: float = 0.1) -> str:
@@ -160,10 +172,22 @@ class Faithfulness:
             "probability": self.probability, "baseline_probability": self.baseline_probability,
             "verdict": self.verdict, "sentence": self.sentence, "reasons": list(self.reasons),
             "forwards": self.forwards, "seconds": round(self.seconds, 4),
+            "unit": self.unit, "sign": self.sign,
         }
         if self.road is not None:
             out["road"] = self.road.as_dict()
         return out
+
+
+def scale_of(unit: str, probability: float, baseline_probability: float) -> float:
+    """The yardstick the gains over random maps are measured against: for a
+    probability, the probability on the full photo (its distance from 0, where a photo
+    with nothing of the class left lies); for a regressor's value, which has no zero of
+    its own, the distance the value travels from the full photo to the reference
+    image, ``|value(photo) - value(reference)|`` (the whole range the curves span)."""
+    if unit == "probability":
+        return float(probability)
+    return abs(float(probability) - float(baseline_probability))
 
 
 def evidence(insertion_auc: float, deletion_auc: float, random_insertion_auc: float,
@@ -195,13 +219,16 @@ def evidence(insertion_auc: float, deletion_auc: float, random_insertion_auc: fl
 
 
 _NAMES = {"insertion": "insertion", "gap": "insertion - deletion gap", "road": "ROAD (LeRF - MoRF)"}
+_YARDSTICK = {"probability": "photo's probability",
+              "value": "value's change from the photo to the reference image"}
 _WORDS = {"counts": "better than random", "slight": "slightly better than random",
           "nil": "no better than random"}
 
 
 def verdict(insertion_auc: float, deletion_auc: float, random_insertion_auc: float,
             random_deletion_auc: float, probability: float, random_insertion_std: float = 0.0,
-            random_gap_std: float = 0.0, road_gap: Optional[float] = None) -> Tuple[str, Tuple[str, ...]]:
+            random_gap_std: float = 0.0, road_gap: Optional[float] = None,
+            unit: str = "probability") -> Tuple[str, Tuple[str, ...]]:
     """"faithful", "weak" or "no better than random", and the comparisons behind it.
 
     Three pieces of evidence (:func:`evidence`), each a gain over the random maps:
@@ -214,7 +241,8 @@ def verdict(insertion_auc: float, deletion_auc: float, random_insertion_auc: flo
     theirs.
 
     A gain *counts* when it exceeds both ``FAITHFUL_MARGIN`` (10%) of the probability on
-    the full photo and ``SPREAD_FACTOR`` (2) standard deviations of the random maps'
+    the full photo (for a regressor's value: of its change from the photo to the
+    reference, :func:`scale_of`; the areas are then in the value's unit) and ``SPREAD_FACTOR`` (2) standard deviations of the random maps'
     values; it is *nil* when it is at most ``RANDOM_MARGIN`` (5%) of that probability or
     within those 2 standard deviations.  The spread is the yardstick because the map is
     compared with *one* random map: coarse random maps vary a lot (a random 7 x 7 blob
@@ -228,7 +256,7 @@ def verdict(insertion_auc: float, deletion_auc: float, random_insertion_auc: flo
                       probability, random_insertion_std, random_gap_std, road_gap)
     return verdict_of(pieces), tuple(
         f"{_NAMES[e.name]}: {e.value - e.random:+.3f} over random maps ({(e.value - e.random) / p:+.0%} "
-        f"of the photo's probability): {_WORDS[e.level]}" for e in pieces)
+        f"of the {_YARDSTICK.get(unit, unit)}): {_WORDS[e.level]}" for e in pieces)
 
 
 def verdict_of(pieces) -> str:
@@ -245,7 +273,8 @@ def _sentence(r: "Faithfulness") -> str:
     """The trust sentence (interpret.words.trust_sentence) as markup."""
     from ..words import trust_sentence
 
-    return trust_sentence(r.verdict, r.evidence, r.target_label, r.contrast_label)
+    return trust_sentence(r.verdict, r.evidence, r.target_label, r.contrast_label,
+                          unit=r.unit, sign=r.sign, target_sentence=r.target_sentence or None)
 
 
 class DeletionInsertion:
@@ -514,7 +543,8 @@ def _cost(handle, params) -> Cost:
 
 
 @measure("deletion_insertion", label="Deletion and insertion", kind="faithfulness",
-         measures="How fast the class probability falls when the pixels the map marks are "
+         measures="How fast the probability of what is explained (a regressor: its value) "
+                  "falls when the pixels the map marks are "
                   "hidden first, and rises when they are shown first, compared with random "
                   "maps of the same coarseness.",
          paper="https://arxiv.org/abs/1806.07421",
@@ -591,6 +621,18 @@ def faithfulness_many(model, images, explanations, steps: int = 20, baseline: st
     return [_finish(runner, handle, m, c, per, None, each) for m, c in zip(ms, all_curves)]
 
 
+def _target_sentence(target, handle) -> str:
+    """The target's own sentence for a page (labels escaped), or "" when it has none or
+    when the class label quoted in the trust sentence already says it all (one class
+    of a single-label classifier)."""
+    if getattr(target, "kind", "class") == "class":
+        return ""
+    try:
+        return target.sentence(handle.labels)
+    except (AttributeError, TypeError, NotImplementedError, IndexError):  # a target without words
+        return ""
+
+
 def _finish(runner: "DeletionInsertion", handle, m: MapInput, curves: dict, count: int,
             road_result, seconds: float) -> Faithfulness:
     """The :class:`Faithfulness` of one map from its curves (:meth:`DeletionInsertion.__call__`
@@ -601,9 +643,10 @@ def _finish(runner: "DeletionInsertion", handle, m: MapInput, curves: dict, coun
     del_auc, ins_auc = auc(f, curves["deletion"]), auc(f, curves["insertion"])
     rins_std = float(r_ins.std(ddof=1)) if len(r_ins) > 1 else 0.0
     rgap_std = float((r_ins - r_del).std(ddof=1)) if len(r_ins) > 1 else 0.0
+    unit = getattr(m.target, "unit", "probability")
     word, reasons = verdict(ins_auc, del_auc, float(r_ins.mean()), float(r_del.mean()),
-                            curves["p0"], rins_std, rgap_std,
-                            road_result.gap if road_result is not None else None)
+                            scale_of(unit, curves["p0"], curves["p_ref"]), rins_std, rgap_std,
+                            road_result.gap if road_result is not None else None, unit=unit)
     con = m.target.contrast
     result = Faithfulness(
         method=m.method, target=m.target.index, target_label=handle.label(m.target.index),
@@ -620,7 +663,8 @@ def _finish(runner: "DeletionInsertion", handle, m: MapInput, curves: dict, coun
         probability=curves["p0"], baseline_probability=float(curves["p_ref"]),
         verdict=word, sentence="", reasons=reasons, road=road_result, random_gap_std=rgap_std,
         forwards=count,
-        seconds=seconds,
+        seconds=seconds, unit=unit, sign=int(getattr(m.target, "sign", 1)),
+        target_sentence=_target_sentence(m.target, handle),
     )
     from ..words import plain
 

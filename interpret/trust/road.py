@@ -241,7 +241,8 @@ def _cost(handle, params) -> Cost:
 
 
 @measure("road", label="ROAD (remove and debias)", kind="faithfulness",
-         measures="The class probability as the most (and least) relevant pixels are removed "
+         measures="The probability of what is explained (a regressor: its value) as the most "
+                  "(and least) relevant pixels are removed "
                   "and filled in from their neighbours, so the shape of the hole gives nothing away.",
          paper="https://arxiv.org/abs/2202.00449",
          citation="Rong et al. 2022, A Consistent and Efficient Evaluation Strategy for Attribution Methods",
