@@ -126,10 +126,7 @@ class ImageTextModel(nn.Module):
         self.kind = kind
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.visual(x)
-        if not isinstance(out, torch.Tensor):  # Hugging Face towers
-            out = getattr(out, "image_embeds", None) if hasattr(out, "image_embeds") else out
-        return out
+        return self.visual(x)
 
     @property
     def logit_scale(self) -> float:

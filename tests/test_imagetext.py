@@ -206,3 +206,12 @@ def test_the_report_lists_the_prompts_as_the_models_answers(clip):
     assert "a &lt;b&gt;red&lt;/b&gt; square" in html or "a &#60;b&#62;red&#60;/b&#62; square" in html
     assert "<b>red</b>" not in html
     assert f"{probs['a blue circle']:.1%}" in html
+
+
+def test_open_clip_is_not_imported_with_interpret():
+    import subprocess
+    import sys
+
+    code = ("import sys, interpret, interpret.targets, interpret.imagetext, interpret.models; "
+            "assert 'open_clip' not in sys.modules, 'open_clip imported at import time'")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
