@@ -150,6 +150,33 @@ def test_binary_model_asks_what_raises_or_lowers_it(tmp_path, monkeypatch):
     assert any("what lowers the probability of" in m.value for m in at.markdown)
 
 
+def test_regressors_trust_panel_draws_its_value_not_a_percentage(tmp_path, monkeypatch):
+    """Issue 19: the trust curves of a regressor follow its value (they were refused):
+    the Attributions page's check gives a sentence that names what is explained and
+    quotes values, no percentage, and curves whose axis is the value."""
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    torch.save(resnet18(num_classes=1).eval().state_dict(), tmp_path / "r.pth")
+    (tmp_path / "models.toml").write_text('[[model]]\nname = "Age"\nfile = "r.pth"\narch = "resnet18"\n'
+                                          'task = "regression"\nlabels = "age.txt"\n')
+    (tmp_path / "age.txt").write_text("age\n")
+    monkeypatch.setenv("INTERPRET_MODEL_FOLDER", str(tmp_path))
+    at = page("app.py", {"model": "team:Age", "method": "gradcam"}).run()
+    at.switch_page("pages/4_Attributions.py").run(timeout=120)
+    no_errors(at)
+    check = [b for b in at.button if b.key == "trust_check_gradcam"]
+    if check:
+        check[0].click().run(timeout=300)
+        no_errors(at)
+    said = [m.value for m in at.markdown if "Explained: what raises the value of" in m.value]
+    assert said, [m.value for m in at.markdown]
+    assert "%" not in said[0] and "the value of \u201c*age*\u201d" in said[0]
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    figs = [c for c in specs if c.get("layout", {}).get("yaxis", {}).get("title", {}).get("text") == "value"]
+    assert figs and figs[0]["layout"]["yaxis"].get("ticksuffix", "") == ""
+
+
 def test_upload_form_task_choice_makes_a_one_output_model_a_regressor():
     """The upload form's Task: a one-output ResNet-18 state dict uploaded as a regressor
     shows its value, with no probability; uploaded as a classifier (softmax over one

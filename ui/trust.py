@@ -346,6 +346,13 @@ def comparison_trust(ctx: PageContext, explanations,
             if region is not None:
                 loc = interpret.localization(e.heatmap, region)
                 bits.append(f"box: {'hit' if loc.hit else 'miss'}, {loc.mass:.0%} inside")
+            elif getattr(getattr(e, "explained", None), "region", None) is not None:
+                try:
+                    loc = interpret.localization(e)  # a segment's own region
+                    bits.append(f"segment: {'hit' if loc.hit else 'miss'}, {loc.mass:.0%} on it, "
+                                f"{1 - loc.mass:.0%} on context outside")
+                except interpret.InputError:
+                    pass
             if bits:
                 st.caption(" · ".join(bits))
     return agr
@@ -430,10 +437,18 @@ def _report_kwargs(ctx: PageContext, items: Sequence[interpret.Explanation],
                    settings: Mapping[str, Any]) -> Dict[str, Any]:
     faith = {e.method: f for e in items if (f := cached_faithfulness(ctx, e, settings)) is not None}
     sanity = {e.method: s for e in items if (s := cached_sanity(ctx, e, settings)) is not None}
+    # the concepts the person computed on the Concepts page for this photo and class
+    from . import concepts as _concepts
+
+    targets = {e.target for e in items}
+    classes = all(getattr(getattr(e, "explained", None), "kind", "class") == "class" for e in items)
+    cs = (_concepts.for_report(ctx.handle, ctx.image, next(iter(targets)))
+          if len(targets) == 1 and classes else None)
     return {"faithfulness": faith, "sanity": sanity, "box": current_region(ctx),
             "steps": settings["steps"], "baseline": settings["baseline"],
             "colormap": state.get("cmap") or "jet", "opacity": float(state.get("opacity") or 0.5),
-            "plain": ctx.present}  # presentation mode: the report in the same plain words
+            "plain": ctx.present,  # presentation mode: the report in the same plain words
+            "concepts": cs}
 
 
 def report_downloads(ctx: PageContext, explanations,
