@@ -341,7 +341,7 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
     if plain:
         return _plain_report(handle, image, view, items, labels, faith, sanity,
                              predict(handle, image, top_k=None), colormap, opacity,
-                             title or f"What the model sees: {handle.name}", now)
+                             title or f"What the model sees: {handle.name}", now, concepts=concepts)
     title = title or f"How far to trust these heatmaps: {handle.name}"
 
     out: List[str] = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
@@ -457,8 +457,36 @@ def _concepts_section(handle, image, cs) -> str:
     return "".join(parts)
 
 
+def _concept_overlay(handle, image, heatmap):
+    """One concept's positive relevance over the photo (scaled to its 99.5th percentile)."""
+    from .overlay import overlay
+
+    pos = np.clip(np.asarray(heatmap, dtype=np.float32), 0, None)
+    top = float(np.percentile(pos[pos > 0], 99.5)) if pos.any() else 0.0
+    return overlay(image, np.clip(pos / top, 0, 1) if top > 0 else pos, handle, colormap="inferno", opacity=0.7)
+
+
+def _plain_concepts_section(handle, image, cs) -> str:
+    """The concepts section in plain words (presentation mode): the stakeholder sentence
+    and each concept's picture with its caption, both from
+    :mod:`interpret.concepts.words`; the label escaped (:func:`interpret.words.text`)."""
+    from .concepts import concept_caption, concept_sentence
+
+    label = words.text(cs.target_label)
+    parts = [f"<h2>What the decision rests on</h2><p class='sentence'>"
+             f"{words.html(concept_sentence(f'*{label}*', [(f'concept {c.channel}', c.relevance) for c in cs]))}</p>",
+             "<p>The model builds its answer from patterns it learnt (concepts); each picture shows where one "
+             "of them lies on the photo.</p><div class='row'>"]
+    for c in cs:
+        parts.append(f'<div style="max-width:260px"><img class="photo" alt="concept {c.channel} over the photo" '
+                     f'src="{_data_uri(_concept_overlay(handle, image, c.heatmap))}">'
+                     f"<p>{words.html(concept_caption(f'concept {c.channel}', c.relevance, f'*{label}*'))}</p></div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
 def _plain_report(handle, image, view, items, labels, faith, sanity, preds, colormap: str,
-                  opacity: float, title: str, now) -> str:
+                  opacity: float, title: str, now, concepts=None) -> str:
     """The presentation-mode report: the same sentences as the page in presentation mode
     (interpret.words), each map with its colour legend and its verdict in words, and no
     technical number (no curve, area, correlation or setting)."""
@@ -519,6 +547,8 @@ def _plain_report(handle, image, view, items, labels, faith, sanity, preds, colo
         pairs = pairs[~np.isnan(pairs)]
         if pairs.size:
             out.append(f"<h2>Do the methods agree?</h2><p>{words.html(words.agreement_plain(float(pairs.mean()), len(items)))}</p>")
+    if concepts is not None:
+        out.append(_plain_concepts_section(handle, image, concepts))
     out.append(f'<p class="muted">Made {now.isoformat()} with interpret-dashboard {_e(__version__)}; '
                "every figure is inside this file.</p></main></body></html>")
     return "".join(out)

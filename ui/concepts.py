@@ -21,6 +21,8 @@ MAX_TCAV_UPLOAD = 100
 MAX_TCAV_MB = 100
 UPLOAD_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "bmp"]
 TCAV_RUNS = 10
+#: photo-and-class pairs whose last concepts a session remembers for the report
+REPORT_KEPT = 8
 
 
 def top_concepts(handle: interpret.ModelHandle, image: compute.ImageChoice, layer: str, target: int,
@@ -31,8 +33,25 @@ def top_concepts(handle: interpret.ModelHandle, image: compute.ImageChoice, laye
                                   composite=composite, progress=progress)
 
     key = ("concepts.top", handle.fingerprint(), image.hash, layer, int(target), int(k), composite)
-    return compute.run_with_progress("Tracing the decision to the layer's concepts", work, key=key,
-                                     unit="concept", handle=handle)
+    out = compute.run_with_progress("Tracing the decision to the layer's concepts", work, key=key,
+                                    unit="concept", handle=handle)
+    # the report of the Attributions page takes the concepts last shown for this photo and class
+    seen = st.session_state.setdefault("cx_for_report", {})
+    seen.pop((handle.fingerprint(), image.hash, int(target)), None)
+    seen[(handle.fingerprint(), image.hash, int(target))] = key
+    while len(seen) > REPORT_KEPT:
+        seen.pop(next(iter(seen)))
+    return out
+
+
+def for_report(handle: interpret.ModelHandle, image: compute.ImageChoice, target) -> Optional[Any]:
+    """The concepts this session last computed on the Concepts page for this photo and
+    class (an :func:`interpret.concepts` result), or None (never computed here, or no
+    longer at hand): nothing is computed."""
+    if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
+        return None
+    key = st.session_state.get("cx_for_report", {}).get((handle.fingerprint(), image.hash, int(target)))
+    return None if key is None else compute.lookup(key)
 
 
 def overlay(handle: interpret.ModelHandle, image: compute.ImageChoice, heat: np.ndarray,

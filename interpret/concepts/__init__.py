@@ -15,8 +15,8 @@ from .crp import (Concept, ConceptSet, Reference, ReferenceTable, concepts, cond
                   reference_patches)
 from .discover import DiscoveredConcept, Discovery, discover_concepts
 from .tcav import TcavResult, significance_sentence, tcav
-from .words import concept_sentence
+from .words import concept_caption, concept_sentence
 
 __all__ = ["Concept", "ConceptSet", "Reference", "ReferenceTable", "concepts", "conditional_relevance",
            "reference_patches", "DiscoveredConcept", "Discovery", "discover_concepts", "TcavResult",
-           "significance_sentence", "tcav", "concept_sentence"]
+           "significance_sentence", "tcav", "concept_sentence", "concept_caption"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Sequence, Tuple
 
+__all__ = ["concept_sentence", "concept_caption"]
+
 
 def concept_sentence(target: str, shares: Sequence[Tuple[str, float]]) -> str:
     """One sentence for a stakeholder: ``target`` (a label, plain text: the caller
@@ -25,3 +27,24 @@ def concept_sentence(target: str, shares: Sequence[Tuple[str, float]]) -> str:
     else:
         lead = "is spread over many concepts; the largest are"
     return f"{target} here {lead} {listed}."
+
+
+def _percent(share: float) -> str:
+    p = abs(float(share))
+    return "less than 1%" if 0 < p < 0.005 else f"{round(100 * p)}%"
+
+
+def concept_caption(name: str, share: float, target: str) -> str:
+    """The caption of one concept's picture in the plain report: ``name`` (plain text),
+    its ``share`` of the layer's relevance (signed; the share of the absolute total)
+    and the decision ``target`` (plain text; the caller escapes both).  The picture
+    shows where the concept's relevance for the target is positive."""
+    if share != share:  # NaN: nothing to say
+        return f"Where {name} lies on the photo."
+    lead = name[:1].upper() + name[1:]
+    if share > 0:
+        return f"Bright where {name} counts for {target}; it carries {_percent(share)} of what this layer weighs."
+    if share < 0:
+        return (f"{lead} counts against {target} overall ({_percent(share)} of what this layer weighs); "
+                "bright where it still counts for it.")
+    return f"{lead} counts neither for nor against {target}."
