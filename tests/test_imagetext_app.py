@@ -74,3 +74,20 @@ def test_prompts_from_the_box(text, template, want):
 ])
 def test_zero_shot_sentence(rows, want):
     assert it_ui.zero_shot_sentence(rows) == want
+
+
+def test_similar_to_an_uploaded_reference_photo_on_the_attributions_page():
+    from test_app import photo_bytes
+
+    at = page("app.py", {"model": "open_clip:ViT-B-32", "img": "cat"}).run()
+    at.switch_page("pages/4_Attributions.py").run()
+    no_errors(at)
+    at.radio(key="w_it_way").set_value("similar to a photo").run()
+    asked = [e.value for e in list(at.error) + list(at.warning) + list(at.info)]
+    assert any("Upload a reference photo above." in v for v in asked), asked  # no map until then
+    at.file_uploader(key="w_it_reference").upload("<b>ref</b>.png", photo_bytes("espresso.jpg")).run()
+    no_errors(at)
+    said = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert "look like the reference photo &#60;b&#62;ref&#60;/b&#62;.png" in said
+    assert "<b>ref</b>" not in said
+    assert "overlay" in charts(at)
