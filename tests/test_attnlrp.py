@@ -304,3 +304,63 @@ def test_attnlrp_is_offered_on_vits_and_refused_elsewhere():
     h = interpret.load_model(glu, preprocessing=Preprocessing(tm.VIT_SIZE, tm.VIT_SIZE))
     why = interpret.get_method("attnlrp").unavailable(h)
     assert why is not None and "GluMlp" in why
+
+
+# ----------------------------------------------------------------------------------
+# (d) the map localises the evidence on a task a tiny ViT learns in seconds
+
+
+def _stripes_batch(n: int, g: torch.Generator):
+    """Noise images with one striped 8 x 8 patch at a random grid cell (class 0:
+    horizontal stripes, 1: vertical) and a flat bright distractor square in another."""
+    x = 0.3 * torch.randn(n, 3, 32, 32, generator=g)
+    y = torch.randint(0, 2, (n,), generator=g)
+    cells = torch.randint(0, 16, (n, 2), generator=g)
+    horizontal = (torch.arange(8) % 4 < 2).float()[:, None].expand(8, 8)
+    for i in range(n):
+        a, b = cells[i].tolist()
+        b = (a + 1) % 16 if a == b else b
+        (ya, xa), (yb, xb) = divmod(a, 4), divmod(b, 4)
+        pattern = horizontal if y[i] == 0 else horizontal.T
+        x[i, :, ya * 8:ya * 8 + 8, xa * 8:xa * 8 + 8] = 2 * pattern - 1
+        x[i, :, yb * 8:yb * 8 + 8, xb * 8:xb * 8 + 8] = 0.8
+        cells[i, 1] = b
+    return x, y, cells[:, 0]
+
+
+def test_attnlrp_puts_the_relevance_on_the_stripes_the_model_learnt():
+    """A tiny timm ViT (2 blocks, 8-pixel patches) learns the stripes' orientation in
+    300 Adam steps (about 3 s; test accuracy 99.6 %).  On 40 test images the stripes'
+    cell (1/16 of the image) holds most of the positive AttnLRP relevance: median 83 %,
+    at least 44 % on every image (training seeds 0, 1, 2 on another draw of 40 test
+    images: medians 70, 61, 81 %; input x gradient there: 39, 60, 31 %).  Bars: a median over 50 % (8x chance) and no image under 20 %
+    (3x chance)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        import timm
+
+        model = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8,
+                                  embed_dim=32, depth=2, num_heads=2, num_classes=2)
+        opt = torch.optim.Adam(model.parameters(), 3e-3)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(300):
+            xb, yb, _ = _stripes_batch(64, g)
+            loss = torch.nn.functional.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval().zero_grad(set_to_none=True)
+    x, y, cell = _stripes_batch(40, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert float((model(x).argmax(1) == y).float().mean()) > 0.95
+    handle = interpret.load_model(model, preprocessing=Preprocessing(32, 32))
+    fractions = []
+    for i in range(len(x)):
+        e = interpret.explain(handle, x[i:i + 1], "attnlrp", target=int(y[i]))
+        pos = e.attribution[0].sum(0).clamp(min=0)
+        r, c = divmod(int(cell[i]), 4)
+        fractions.append(float(pos[r * 8:r * 8 + 8, c * 8:c * 8 + 8].sum() / pos.sum()))
+    print(f"\nshare of positive relevance on the stripes: median {np.median(fractions):.2f}, "
+          f"min {min(fractions):.2f} (chance 0.06)")
+    assert np.median(fractions) > 0.5
+    assert min(fractions) > 0.2
