@@ -179,3 +179,151 @@ def uploaded_set(label: str, key: str, help: str) -> Optional[ImageSet]:
     st.caption(f"{len(iset)} photos from {words.text(held['name'])}"
                + (f"; {len(iset.skipped)} file(s) skipped." if iset.skipped else "."))
     return iset
+
+
+# ---------------------------------------------------------------------------------------
+# Dataset mode: each class's concepts across a stored run, and the concepts of its flags
+
+#: photos per class (and per flag) analysed, and in all: bounded before anything runs
+DATASET_PER_CLASS = 12
+DATASET_MAX = 120
+
+
+def run_photos(r, flags) -> Tuple[List[str], List[int]]:
+    """The run's photos to analyse (paths) and the class each was explained for: the
+    first :data:`DATASET_PER_CLASS` of each explained class in path order, then each
+    flag's strongest, at most :data:`DATASET_MAX` in all."""
+    df = r.table()
+    if "target_index" not in df.columns or df.empty:
+        return [], []
+    df = df[df["target_index"] >= 0]
+    chosen = {}
+    for _, g in df.groupby("target_index", sort=True):
+        for p, t in zip(g["path"].tolist()[:DATASET_PER_CLASS], g["target_index"].tolist()):
+            chosen.setdefault(p, int(t))
+    by_path = dict(zip(df["path"].tolist(), df["target_index"].astype(int).tolist()))
+    for f in flags:
+        for p in [q for q in f.paths if q in by_path][:DATASET_PER_CLASS]:
+            chosen.setdefault(p, by_path[p])
+    paths = list(chosen)[:DATASET_MAX]
+    return paths, [chosen[p] for p in paths]
+
+
+def dataset_concepts(handle: interpret.ModelHandle, r, flags, layer: str):
+    """Each class's concepts across the run and the concepts of its shortcut flags
+    (gated, with progress; cached per model, run, its stored photos, flags and layer)."""
+    from interpret.concepts.dataset import dataset_concepts as compute_concepts
+    from interpret.concepts.dataset import flag_regions
+
+    paths, targets = run_photos(r, flags)
+
+    def work(progress):
+        datas, names = [], []
+        for p in paths:
+            data = r.image_bytes(p)
+            if data is not None:  # else the set is gone or the file changed: left out
+                datas.append(data)
+                names.append(p)
+        iset = load_images(datas, names=names, skip_bad=True)
+        if len(iset) == 0:
+            raise interpret.InputError("The run's photos are no longer where it read them; the concepts need them.")
+        explained = dict(zip(paths, targets))
+        tg = [explained[p] for p in iset.names]
+        return compute_concepts(handle, iset, tg, layer=layer, regions=flag_regions(flags, iset.names), k=3,
+                                progress=progress), tuple(iset.names)
+
+    fl = tuple((f.label, f.kind, tuple(f.box), f.given_box, tuple(f.paths)) for f in flags)
+    key = ("concepts.dataset", handle.fingerprint(), str(r.out), r.done, layer, fl)
+    return compute.run_with_progress(f"Tracing {len(paths)} photos to the concepts of {layer}", work,
+                                     key=key, unit="photo", handle=handle)
+
+
+def patch_uri(patch) -> str:
+    """A reference patch as a small PNG data address (for a table's image column)."""
+    import base64
+    import io
+
+    im = patch.convert("RGB")
+    im.thumbnail((64, 64))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def dataset_rows(handle: interpret.ModelHandle, result, patches: int = 3) -> Tuple[List[dict], List[dict]]:
+    """The two tables of dataset mode: per class and per flag, one row per concept with
+    its mean share and its reference patches among the class's (the flag's) photos.
+    Labels stay plain text: a table cell never renders markup."""
+    table = result.table
+    by_class = []
+    for cls, n, top in result.by_class:
+        for ch, share in top:
+            row = {"class": handle.label(cls), "photos": n, "concept": f"concept {ch}", "share": share}
+            refs = table.patches(ch, patches, cls=cls)
+            for i in range(patches):
+                row[f"patch {i + 1}"] = patch_uri(refs[i].patch) if i < len(refs) else None
+            by_class.append(row)
+    by_flag = []
+    for rc in result.regions:
+        own = set(rc.region.images)
+        for ch, share in rc.concepts:
+            row = {"flag": rc.region.name, "photos": rc.images, "concept": f"concept {ch}",
+                   "share of the region's relevance": share}
+            refs = [p for p in table.patches(ch, len(table.names)) if p.index in own][:patches]
+            for i in range(patches):
+                row[f"patch {i + 1}"] = patch_uri(refs[i].patch) if i < len(refs) else None
+            by_flag.append(row)
+    return by_class, by_flag
+
+
+def dataset_section(ctx, r, flags) -> None:
+    """Dataset mode of the Concepts page, drawn on the Dataset page: on request, each
+    class's most relevant concepts across the run (a table with their patches) and,
+    for each shortcut flag, the concepts that carry its region."""
+    st.markdown("**The concepts each class rests on**")
+    why = interpret.get_method("lrp").unavailable(ctx.handle)
+    if why:
+        st.caption(f"Concepts are traced with LRP, which cannot run on this model: {words.text(why)}.")
+        return
+    if r.manifest["model"]["fingerprint"] != ctx.handle.fingerprint():
+        st.caption("Concepts are traced in the model that made the run: choose it in the sidebar.")
+        return
+    paths, _ = run_photos(r, flags)
+    if not paths:
+        st.caption("No analysed photos in this run yet.")
+        return
+    layers = [li.name for li in interpret.list_layers(ctx.handle) if li.spatial]
+    run_layer = r.settings.layer
+    layer = st.selectbox("Layer of the concepts", layers, key="w_cx_dataset_layer",
+                         index=layers.index(run_layer) if run_layer in layers else max(0, len(layers) - 1),
+                         help="The run's layer by default. LRP traces relevance through modules: a layer "
+                              "followed by pooling written as a function (x.mean) gets it spread evenly, "
+                              "so an earlier layer can show better where a concept sits.")
+    if layer is None:
+        return
+    want = (str(r.out), r.done, len(flags), layer)
+    if st.session_state.get("cx_dataset") != want:
+        st.button(f"Find the concepts of each class ({len(paths)} photos, layer {words.text(layer)})",
+                  key="cx_dataset_btn", icon=":material/extension:", on_click=st.session_state.__setitem__,
+                  args=("cx_dataset", want))
+        return
+    result, used = dataset_concepts(ctx.handle, r, flags, layer)
+    by_class, by_flag = dataset_rows(ctx.handle, result)
+    cfg = {f"patch {i}": st.column_config.ImageColumn(f"patch {i}", width="small") for i in (1, 2, 3)}
+    cfg["share"] = st.column_config.NumberColumn("share", format="percent",
+                                                 help="The concept's mean share of the layer's relevance "
+                                                      "over the class's photos")
+    st.dataframe(by_class, hide_index=True, width="stretch", column_config=cfg)
+    if by_flag:
+        cfg2 = dict(cfg)
+        cfg2["share of the region's relevance"] = st.column_config.NumberColumn(
+            "share of the region's relevance", format="percent",
+            help="The concept's mean share of the relevance inside the flagged region (or outside the box given)")
+        st.markdown("**The concepts that carry each shortcut flag**")
+        st.dataframe(by_flag, hide_index=True, width="stretch", column_config=cfg2)
+    if not ctx.present:
+        st.caption(f"LRP (EpsilonPlusFlat) at {words.text(layer)} on {len(used)} photos of the run (at most "
+                   f"{DATASET_PER_CLASS} per class and per flag), each for the class the run explained. A share "
+                   "is a channel's relevance over the sum of all channels' absolute relevances, averaged over the "
+                   "photos; a flag's shares are of the relevance inside its region. Patches: where the concept "
+                   "is most relevant in those photos (Achtibat et al. 2023).")

@@ -7,16 +7,20 @@ and whether the model uses a concept a team names.
   (CRP's relevance maximisation);
 * :func:`discover_concepts` -- a non-negative factorisation of a layer's activations
   over an image set into k concepts;
+* :func:`dataset_concepts` -- dataset mode: each class's most relevant concepts across a
+  set, and the concepts that carry a region (a shortcut flag's);
 * :func:`tcav` -- Testing with Concept Activation Vectors (Captum), with the paper's
   significance test against random concept sets.
 """
 
 from .crp import (Concept, ConceptSet, Reference, ReferenceTable, concepts, conditional_relevance,
                   reference_patches)
+from .dataset import DatasetConcepts, Region, RegionConcepts, dataset_concepts, flag_regions
 from .discover import DiscoveredConcept, Discovery, discover_concepts
 from .tcav import TcavResult, significance_sentence, tcav
 from .words import concept_caption, concept_sentence
 
 __all__ = ["Concept", "ConceptSet", "Reference", "ReferenceTable", "concepts", "conditional_relevance",
            "reference_patches", "DiscoveredConcept", "Discovery", "discover_concepts", "TcavResult",
-           "significance_sentence", "tcav", "concept_sentence", "concept_caption"]
+           "significance_sentence", "tcav", "concept_sentence", "concept_caption", "DatasetConcepts", "Region",
+           "RegionConcepts", "dataset_concepts", "flag_regions"]

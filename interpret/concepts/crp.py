@@ -33,7 +33,7 @@ from ..methods.lrp import COMPOSITES, initial_relevance, lrp_copy, make_composit
 from ..tensors import first_tensor, tensor_key
 
 __all__ = ["Concept", "ConceptSet", "concepts", "conditional_relevance", "Reference", "ReferenceTable",
-           "reference_patches"]
+           "reference_patches", "layer_relevance"]
 
 MAX_K = 64
 #: conditional heatmaps per batched backward (bounds the memory of one backward)
@@ -301,6 +301,39 @@ class ReferenceTable:
         return out
 
 
+def layer_relevance(handle: ModelHandle, x: torch.Tensor, layer: str, composite: str,
+                    classes: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(the relevance at ``layer`` of each image of the batch ``x`` for its class, B x C x
+    h x w float64; the classes explained, B longs): LRP with ``composite`` on the private
+    copy, from each image's logit of ``classes`` (None: its top class).  One forward and
+    one backward to the layer for the whole batch.  The caller holds the writer lock."""
+    twin, _ = lrp_copy(handle)
+    comp = make_composite(composite, x, handle)
+    module = _layer_module(twin, layer)
+    seen = {}
+    xin = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad(), comp.context(twin) as modified:
+        hd = module.register_forward_hook(lambda m, i, o: seen.__setitem__("a", o))
+        try:
+            out = first_tensor(modified(xin))
+        finally:
+            hd.remove()
+        a = seen.get("a")
+        if not isinstance(a, torch.Tensor) or a.dim() != 4 or a.grad_fn is None:
+            raise InputError(f"Layer '{layer}' has no B x C x h x w maps that depend on the input; "
+                             "pick a convolutional layer.")
+        if out.dim() != 2:
+            raise InputError("Concepts across a set need a classifier's B x classes output.")
+        cls = out.detach().argmax(1) if classes is None else classes.to(out.device).long()
+        if ((cls < 0) | (cls >= out.shape[1])).any():
+            raise InputError(f"A class index is out of range: the model has {out.shape[1]} classes.")
+        init = torch.zeros_like(out)
+        rows = torch.arange(len(x))
+        init[rows, cls] = out.detach()[rows, cls]
+        (rel,) = torch.autograd.grad(out, [a], grad_outputs=[init])
+    return rel.detach().double(), cls.cpu()
+
+
 def reference_patches(model, images, layer: Optional[str] = None, target=None, *,
                       composite: str = "epsilon_plus_flat", batch_size: int = 8,
                       progress: Optional[Progress] = None, store=None) -> ReferenceTable:
@@ -357,27 +390,8 @@ def reference_patches(model, images, layer: Optional[str] = None, target=None, *
         x = torch.cat([handle.preprocess(im) for im in iset.images[lo:lo + batch_size]], 0)
         with session(handle, exclusive=True):
             tgt = None if target is None else resolve_target(handle, target, x[:1])
-            twin, _ = lrp_copy(handle)
-            comp = make_composite(composite, x, handle)
-            module = _layer_module(twin, layer)
-            seen = {}
-            xin = x.detach().clone().requires_grad_(True)
-            with torch.enable_grad(), comp.context(twin) as modified:
-                hd = module.register_forward_hook(lambda m, i, o: seen.__setitem__("a", o))
-                try:
-                    out = first_tensor(modified(xin))
-                finally:
-                    hd.remove()
-                a = seen.get("a")
-                if not isinstance(a, torch.Tensor) or a.dim() != 4 or a.grad_fn is None:
-                    raise InputError(f"Layer '{layer}' has no B x C x h x w maps that depend on the input; "
-                                     "pick a convolutional layer.")
-                cls = out.detach().argmax(1) if tgt is None else torch.full((len(x),), tgt, dtype=torch.long)
-                init = torch.zeros_like(out)
-                rows = torch.arange(len(x))
-                init[rows, cls] = out.detach()[rows, cls]
-                (rel,) = torch.autograd.grad(out, [a], grad_outputs=[init])
-        rel = rel.detach().double()
+            rel, cls = layer_relevance(handle, x, layer, composite,
+                                       None if tgt is None else torch.full((len(x),), tgt, dtype=torch.long))
         flat = rel.flatten(2)
         per = flat.sum(2)
         shares.append((per / (per.abs().sum(1, keepdim=True) + 1e-12)).cpu().numpy())
