@@ -447,29 +447,23 @@ def results_section(ctx: ui.PageContext, path: str) -> None:
                 if "ds_active" not in st.session_state:  # finished: the counters above
                     st.rerun()                           # count what was just computed
                 r = ds.open_run(path)
-    if ctx.present and not r.labelled:
+    if ctx.present:
         ui.plain(f"The model got **{a_acc:.0%}** of these {len(r.table())} images right. Click a square of "
                  "the table to see those images and where the model looked in each.")
-    tabs = st.tabs(["Per label" if r.labelled else "Confusion", "Per-label maps" if r.labelled else
-                    "Per-class maps", "Where it looks", "Shortcut flags", "Embedding",
+    tabs = st.tabs(["Confusion", "Per-class maps", "Where it looks", "Shortcut flags", "Embedding",
                     "Sorted images", f"Skipped ({len(r.skipped)})"])
-    if r.labelled:
-        with tabs[0], ui.guard("the precision and recall per label"):
-            per_label_tab(r)
-    else:
-        with tabs[0], ui.guard("the confusion matrix"):
-            confusion_tab(r)
+    with tabs[0], ui.guard("the confusion matrix"):
+        confusion_tab(r)
     with tabs[1], ui.guard("the per-class maps"):
         class_maps_tab(r)
     with tabs[2], ui.guard("the 'where it looks' grid"):
         where_tab(r)
     with tabs[3], ui.guard("the shortcut flags"):
         flags_tab(r, flags)
-    if not r.labelled:
-        with tabs[3], ui.guard("the concepts of each class"):
-            from ui import concepts as cx
+    with tabs[3], ui.guard("the concepts of each class"):
+        from ui import concepts as cx
 
-            cx.dataset_section(ctx, r, flags)
+        cx.dataset_section(ctx, r, flags)
     with tabs[4], ui.guard("the embedding"):
         embedding_tab(r)
     with tabs[5], ui.guard("the sorted images"):
