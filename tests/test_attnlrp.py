@@ -228,8 +228,8 @@ def test_attnlrp_relevance_accounts_exactly_for_the_explained_logit(build, monke
                 p.requires_grad_(False)
             monkeypatch.setattr(A, "attention_softmax", real)
         r_input = float((xin * grads[0]).detach().double().sum())
-        r_added = float(sum((p * g).double().sum() for p, g in zip(added, grads[1:])))
-        r_softmax = float(sum((o * rec["out"]).double().sum() - (s * rec["in"]).double().sum()
+        r_added = float(sum((p * g).detach().double().sum() for p, g in zip(added, grads[1:])))
+        r_softmax = float(sum((o * rec["out"]).detach().double().sum() - (s * rec["in"]).detach().double().sum()
                               for s, o, rec in leaks))
         assert len(leaks) == 2  # one softmax per block, each seen by the backward
         assert r_input == pytest.approx(float(e.attribution.double().sum()), rel=1e-5, abs=1e-7)

@@ -195,16 +195,21 @@ def _attention_kind(m: nn.Module) -> Optional[str]:
 
 
 #: module types (by class name) whose computation is not linear, not an elementwise
-#: function and not one of the rules above: a model with one is refused
-_NO_RULE = ("GroupNorm", "BatchNorm1d", "BatchNorm2d", "GluMlp", "SwiGLU", "SwiGLUPacked", "AttentionPoolLatent",
-            "Attention", "ViTSelfAttention", "DeiTSelfAttention", "WindowAttention", "ShiftedWindowAttention",
-            "Sigmoid", "Tanh", "Softmax")
+#: function and not one of the rules above: a model with one is refused (so is any other
+#: module named like an attention or a normalisation that is not one of ours)
+_NO_RULE = ("GluMlp", "SwiGLU", "SwiGLUPacked", "Sigmoid", "Tanh", "Softmax", "Hardsigmoid")
+
+
+def _has_rule(m: nn.Module) -> bool:
+    return (_attention_kind(m) is not None or isinstance(m, nn.LayerNorm)
+            or (type(m).__name__ == "RMSNorm" and hasattr(m, "normalized_shape")))
 
 
 def _uncovered(module: nn.Module) -> Optional[str]:
     for name, m in module.named_modules():
-        if _attention_kind(m) is None and type(m).__name__ in _NO_RULE:
-            return f"{type(m).__name__} ({name or 'the model'})"
+        cls = type(m).__name__
+        if cls in _NO_RULE or (("attention" in cls.lower() or "norm" in cls.lower()) and not _has_rule(m)):
+            return f"{cls} ({name or 'the model'})"
     return None
 
 
