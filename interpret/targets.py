@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from .errors import InputError
+from .words import a_task
 
 __all__ = ["TASKS", "Target", "ClassTarget", "LabelTarget", "OutputTarget", "RegionTarget",
            "classes", "label", "output", "region", "box", "text", "similar_to", "resolve",
@@ -447,7 +448,7 @@ def check_task(target: Target, task: str) -> None:
                 "binary": "targets.output", "regression": "targets.output",
                 "segmentation": "targets.region", "detection": "targets.box",
                 "image-text": "targets.text", "embedding": "targets.similar_to"}[task]
-        raise InputError(f"A {type(target).__name__} ({target.kind}) does not fit a {task} model; "
+        raise InputError(f"A {type(target).__name__} ({target.kind}) does not fit {a_task(task)}; "
                          f"use {hint}(...).")
 
 
@@ -522,7 +523,7 @@ def resolve(handle, target=None, x: Optional[torch.Tensor] = None, *, contrast=N
     else:
         if contrast is not None and task not in ("classification", "segmentation"):
             raise InputError(f"A contrast class applies to classification and segmentation models, "
-                             f"not to a {task} model.")
+                             f"not to {a_task(task)}.")
         if target is None:
             if x is None:
                 raise InputError("No target given.")

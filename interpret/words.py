@@ -443,3 +443,16 @@ def agreement_plain(mean_correlation: float, n: int) -> str:
     if mean_correlation >= 0.2:
         return "The methods agree only in part on which parts of the photo matter."
     return "The methods disagree on which parts of the photo matter: they cannot all be right."
+
+
+_TASK_NOUNS = {"classification": "classifier", "multilabel": "multi-label model",
+               "binary": "binary classifier", "regression": "regression model",
+               "segmentation": "segmentation model", "detection": "object detector",
+               "image-text": "image-text model", "embedding": "embedding model"}
+
+
+def a_task(task: str) -> str:
+    """``"an image-text model"``, ``"a classifier"``: a model of ``task`` with its
+    article, for sentences that say what kind of model this is."""
+    noun = _TASK_NOUNS.get(task, f"{task} model")
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"

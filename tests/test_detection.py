@@ -138,7 +138,7 @@ def test_a_box_with_no_matching_detection_is_a_sentence_not_a_flat_map(tiny, img
     assert "no detection touches it" in no_match_sentence("cat", 0.5, (0.0, "dog", 0.8))
     with pytest.raises(InputError, match="x1 > x0"):
         targets.box((5, 5, 1, 9))
-    with pytest.raises(InputError, match="does not fit a classification model"):
+    with pytest.raises(InputError, match="does not fit a classifier"):
         targets.resolve(interpret.load_model(torch.nn.Sequential(
             torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 2)).eval(),
             preprocessing=interpret.Preprocessing(8, 8)), targets.box((0, 0, 4, 4), 1), torch.zeros(1, 3, 8, 8))

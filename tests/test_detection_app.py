@@ -58,7 +58,7 @@ def test_outputs_draws_the_boxes_and_a_click_explains_that_box(detector_folder):
 def test_dataset_mode_refuses_a_detector_with_a_sentence(tmp_path):
     from detectors import handle
 
-    with pytest.raises(interpret.InputError, match="is a detection model"):
+    with pytest.raises(interpret.InputError, match="is an object detector"):
         interpret.analyze_dataset(handle(), tmp_path, out=tmp_path / "out")
 
 

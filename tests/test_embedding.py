@@ -69,7 +69,7 @@ def test_similar_to_scores_the_cosine_of_the_two_embeddings(backbone, photos):
     assert same.score == pytest.approx(1.0, abs=1e-5)  # a photo is like itself
     with pytest.raises(InputError, match="similar_to"):
         interpret.explain(h, x, "gradcam")
-    with pytest.raises(InputError, match="does not fit a classification model"):
+    with pytest.raises(InputError, match="does not fit a classifier"):
         interpret.explain(interpret.load_model("torchvision:resnet18", weights=None), x, "gradcam",
                           target=targets.similar_to(ref))
 

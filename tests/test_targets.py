@@ -347,7 +347,7 @@ def test_targets_that_do_not_fit_the_task_are_refused(seg, x64):
     with pytest.raises(InputError, match="does not fit a segmentation model"):
         interpret.explain(seg, x64, "gradcam", target=targets.classes(1))
     h = interpret.load_model(small_cnn(3), preprocessing=Preprocessing(64, 64))
-    with pytest.raises(InputError, match="does not fit a classification model"):
+    with pytest.raises(InputError, match="does not fit a classifier"):
         interpret.explain(h, x64, "gradcam", target=targets.region(1))
     with pytest.raises(InputError, match="no pixel of this photo"):
         absent = next(i for i in range(4) if i not in {c.index for c in interpret.predict(seg, x64).classes})

@@ -325,3 +325,15 @@ def test_agreement_plain_has_no_number(rho, expected):
 def test_link_note_escapes_key_and_value():
     s = words.link_note("cmap", "x` [Sign in](http://evil) ![](http://evil/b) `", "expected one of jet")
     assert_inert(s, "x` [Sign in](http://evil) ![](http://evil/b) `")
+
+
+@pytest.mark.parametrize("task, said", [
+    ("classification", "a classifier"), ("multilabel", "a multi-label model"),
+    ("binary", "a binary classifier"), ("regression", "a regression model"),
+    ("segmentation", "a segmentation model"), ("detection", "an object detector"),
+    ("image-text", "an image-text model"), ("embedding", "an embedding model"),
+    ("other", "an other model"),
+])
+def test_a_model_of_each_task_is_named_with_its_article(task, said):
+    """"is a embedding model" was seen on the Dataset page."""
+    assert words.a_task(task) == said

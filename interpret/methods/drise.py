@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from ..detection import BoxTarget, box_iou
 from ..errors import InputError
+from ..words import a_task
 from .common import Context, Result, baseline
 from .registry import Cost, Param, method
 
@@ -39,7 +40,7 @@ def _applies(handle) -> "str | None":
     except InputError as exc:
         return str(exc)
     if task != "detection":
-        return f"D-RISE explains an object detector's box; this is a {task} model."
+        return f"D-RISE explains an object detector's box; this is {a_task(task)}."
     return None
 
 
