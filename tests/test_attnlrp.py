@@ -332,9 +332,9 @@ def test_attnlrp_puts_the_relevance_on_the_stripes_the_model_learnt():
     """A tiny timm ViT (2 blocks, 8-pixel patches) learns the stripes' orientation in
     300 Adam steps (about 3 s; test accuracy 99.6 %).  On 40 test images the stripes'
     cell (1/16 of the image) holds most of the positive AttnLRP relevance: median 83 %,
-    at least 44 % on every image (training seeds 0, 1, 2 on another draw of 40 test
-    images: medians 70, 61, 81 %; input x gradient there: 39, 60, 31 %).  Bars: a median over 50 % (8x chance) and no image under 20 %
-    (3x chance)."""
+    at least 44 % on every image (training seeds 0, 1, 2, on 40 images of another
+    draw: medians 70, 61, 81 %; input x gradient there: 39, 60, 31 %).  Bars: a median
+    over 50 % (8x chance) and no image under 20 % (3x chance)."""
     with torch.random.fork_rng():
         torch.manual_seed(0)
         import timm
