@@ -67,7 +67,7 @@ def _lin_rule(x, W, z, Rz):
 
 
 def _ln_rule(x, u, sd, w, y, Ry):
-    """AttnLRP's LayerNorm (Eq. 16): the affine part keeps u w of y's relevance (the
+    """AttnLRP's LayerNorm (1/std constant): the affine part keeps u w of y's relevance (the
     bias absorbs the rest); u = (I - 1/N) x / sd with sd constant is linear in x."""
     Ru = u * w / y * Ry
     n = x.shape[-1]
@@ -76,7 +76,7 @@ def _ln_rule(x, u, sd, w, y, Ry):
 
 
 def _uniform_rule(a, b, out, Rout):
-    """out = a @ b (per head), the uniform rule (Prop. 3.2): each term a_ij b_jk gets
+    """out = a @ b (per head), the uniform rule: each term a_ij b_jk gets
     its share a_ij b_jk / out_ik of R_out_ik, half to each factor."""
     terms = a[..., :, :, None] * b[..., None, :, :] / out[..., :, None, :] * Rout[..., :, None, :]
     return 0.5 * terms.sum(-1), 0.5 * terms.sum(-3)
@@ -127,12 +127,12 @@ def numpy_attnlrp(model, x: np.ndarray, target: int):
     R_nf[0] = _lin_rule(pooled, P["head.weight"], logits, R)
     R_r2 = _ln_rule(r2, uf, sdf, P["norm.weight"], nf, R_nf)
     R_r1, R_m = r1 / r2 * R_r2, m / r2 * R_r2  # a sum: shares by contribution
-    R_h = _lin_rule(gh, W2, m, R_m)  # GELU: identity rule (Eq. 15), R_h = R_gh
+    R_h = _lin_rule(gh, W2, m, R_m)  # GELU: identity rule, R_h = R_gh
     R_r1 = R_r1 + _ln_rule(r1, u2, sd2, P["blocks.0.norm2.weight"], n2, _lin_rule(n2, W1, h, R_h))
     R_e, R_o = e / r1 * R_r1, o / r1 * R_r1
     R_C = _lin_rule(cc, Wp, o, R_o).reshape(N, H, hd).transpose(1, 0, 2)
     R_A, R_v = _uniform_rule(Aw, v, C, R_C)
-    R_S = S * (R_A - Aw * R_A.sum(-1, keepdims=True))  # Prop. 3.1 (Eq. 9)
+    R_S = S * (R_A - Aw * R_A.sum(-1, keepdims=True))  # Prop. 3.1
     R_qs, R_kT = _uniform_rule(qs, k.transpose(0, 2, 1), S, R_S)
     R_qkv = np.stack([R_qs, R_kT.transpose(0, 2, 1), R_v])  # 3 x H x N x hd; q*s keeps q's relevance
     R_qkv = R_qkv.transpose(2, 0, 1, 3).reshape(N, 3 * H * hd)
@@ -186,7 +186,7 @@ def tv_vit():
 def test_attnlrp_relevance_accounts_exactly_for_the_explained_logit(build, monkeypatch):
     """Conservation (Achtibat et al. 2024, Sec. 3): every rule conserves relevance
     except where it hands some to a non-input term by design: a bias or added
-    embedding keeps its share (epsilon rule, Eq. 4) and Prop. 3.1's softmax rule
+    embedding keeps its share (epsilon rule) and Prop. 3.1's softmax rule
     absorbs ``sum R_out - sum R_in`` (the bias term of its Taylor expansion).  So the
     input relevance + those terms = the explained logit, to 1e-5 of the largest term
     (float32).  The input relevance alone is not the logit on these random models (their

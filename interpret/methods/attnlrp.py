@@ -13,29 +13,26 @@ and LRP's copies); only the forwards of *the copy's* module instances are replac
 (instance attributes, never a class or ``torch.nn.functional``), so the caller's model
 and every other model in the process run exactly as before.
 
-The rules (paper section and equation in brackets):
+The rules, as the paper names them:
 
 * **linear layers, convolutions, additions** (residuals, position embeddings, layer
   scale): the epsilon rule with epsilon -> 0 (LRP-0), which for these is exactly
-  gradient x input [Sec. 3.1, Eq. 4; no stabiliser: the plain gradient].  Biases and the
+  gradient x input (no stabiliser: the plain gradient).  Biases and the
   added class token / position embedding keep their share of relevance (it does not
   reach the pixels: ``extras["conservation_error"]`` says how much);
 * **LayerNorm / RMSNorm**: the identity rule on the normalisation: ``(x - mean) /
-  std.detach()`` [Sec. 3.3.3, Eq. 16: the division by the standard deviation is treated
-  as a constant; the mean subtraction and the affine part are linear and keep the
-  epsilon rule];
+  std.detach()`` (the division by the standard deviation is treated as a constant;
+  the mean subtraction and the affine part are linear and keep the epsilon rule);
 * **elementwise nonlinearities** (GELU, SiLU, ...): the identity rule, relevance passed
-  through unchanged: ``x * (f(x)/x).detach()`` [Sec. 3.3.3, Eq. 15];
-* **the attention softmax**: the rule of Proposition 3.1 [Eq. 9], the Deep Taylor
+  through unchanged: ``x * (f(x)/x).detach()``;
+* **the attention softmax**: the rule of Proposition 3.1, the Deep Taylor
   decomposition with the bias term absorbed, ``R_in_i = x_i (R_out_i - s_i sum_j
   R_out_j)``.  With ``R_out = s * g`` it is ``x_i * s_i (g_i - sum_j s_j g_j)``, which
   is ``x`` times softmax's *own* gradient: in gradient x input form the softmax needs no
-  change (computed in float32, as lxt does);
-* **the two matrix products q k^T and A v**: the uniform rule [Proposition 3.2,
-  Eq. 11]: each of the two factors of a bilinear product gets half of the relevance
-  (after the epsilon rule distributes it over the summed terms), i.e. the gradient to
-  both factors is halved: ``out = 0.5 * (a @ b) + 0.5 * (a @ b).detach()`` (lxt's
-  ``divide_gradient(·, 2)``).
+  change (computed in float32);
+* **the two matrix products q k^T and A v**: the uniform rule: each of the two factors
+  of a bilinear product gets half of the relevance (after the epsilon rule distributes
+  it over the summed terms), i.e. the gradient to both factors is halved: ``out = 0.5 * (a @ b) + 0.5 * (a @ b).detach()``.
 
 Models: timm ``VisionTransformer`` (and DeiT, register tokens: the standard ``Attention``
 with one ``qkv`` projection; its fused ``scaled_dot_product_attention`` path is
@@ -67,8 +64,8 @@ from ..tensors import first_tensor
 from .common import Context, Result
 from .registry import Cost, method
 
-RULES = ("LayerNorm/RMSNorm: identity on 1/std (Eq. 16); GELU and other elementwise: identity (Eq. 15); "
-         "softmax: Prop. 3.1 (Eq. 9); q k^T and A v: uniform 50/50 (Prop. 3.2); linear: epsilon -> 0 (Eq. 4)")
+RULES = ("LayerNorm/RMSNorm: identity on 1/std ; GELU and other elementwise: identity rule; "
+         "softmax: Prop. 3.1; q k^T and A v: uniform rule (50/50); linear: epsilon -> 0")
 
 
 # ----------------------------------------------------------------------------------
@@ -77,13 +74,13 @@ RULES = ("LayerNorm/RMSNorm: identity on 1/std (Eq. 16); GELU and other elementw
 
 def uniform_product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """``a @ b`` whose gradient to both factors is halved: the uniform rule for a
-    bilinear product (Prop. 3.2, Eq. 11; each factor gets half the relevance)."""
+    bilinear product (each factor gets half the relevance)."""
     out = a @ b
     return 0.5 * out + (0.5 * out).detach()
 
 
 def attention_softmax(scores: torch.Tensor) -> torch.Tensor:
-    """The attention softmax (in float32).  Prop. 3.1 (Eq. 9), ``R_in = x (R_out - s
+    """The attention softmax (in float32).  Prop. 3.1, ``R_in = x (R_out - s
     sum R_out)``, is ``x`` times softmax's own gradient, so nothing is modified."""
     return scores.float().softmax(dim=-1).to(scores.dtype)
 
@@ -94,7 +91,7 @@ def attend(q_scaled: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Te
 
 
 def identity_rule(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``y = f(x)`` (elementwise) whose relevance passes through unchanged (Eq. 15):
+    """``y = f(x)`` (elementwise) whose relevance passes through unchanged (identity rule):
     the value is ``y``, the gradient ``f(x)/x`` (0 where ``x`` is 0, where ``x``
     times any gradient is 0 too)."""
     zero = x == 0
@@ -107,7 +104,7 @@ def _layer_norm(self, x: torch.Tensor) -> torch.Tensor:
     dims = tuple(range(-len(self.normalized_shape), 0))
     mean = x.mean(dims, keepdim=True)
     var = (x - mean).pow(2).mean(dims, keepdim=True)
-    y = (x - mean) / torch.sqrt(var + self.eps).detach()  # Eq. 16: 1/std held constant
+    y = (x - mean) / torch.sqrt(var + self.eps).detach()  # 1/std held constant (identity rule on the division)
     if self.weight is not None:
         y = y * self.weight
     if getattr(self, "bias", None) is not None:
