@@ -32,7 +32,8 @@ The rules, as the paper names them:
   change (computed in float32);
 * **the two matrix products q k^T and A v**: the uniform rule: each of the two factors
   of a bilinear product gets half of the relevance (after the epsilon rule distributes
-  it over the summed terms), i.e. the gradient to both factors is halved: ``out = 0.5 * (a @ b) + 0.5 * (a @ b).detach()``.
+  it over the summed terms), i.e. the gradient to both factors is halved:
+  ``out = 0.5 * (a @ b) + 0.5 * (a @ b).detach()``.
 
 Models: timm ``VisionTransformer`` (and DeiT, register tokens: the standard ``Attention``
 with one ``qkv`` projection; its fused ``scaled_dot_product_attention`` path is
