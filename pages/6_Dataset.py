@@ -239,7 +239,7 @@ def _thumbs(r, paths: Sequence[str]) -> List[Image.Image]:
 
 
 def gallery(r, paths: Sequence[str], key: str, caption: str, box=None, given_box=None,
-            extra: Optional[Dict[str, str]] = None) -> None:
+            extra: Optional[Dict[str, str]] = None, label: Optional[str] = None) -> None:
     paths = list(paths)[: ds.GALLERY]
     if not paths:
         st.info("No images here.", icon=":material/image_not_supported:")
@@ -255,7 +255,7 @@ def gallery(r, paths: Sequence[str], key: str, caption: str, box=None, given_box
                      f"predicted {words.plotly_text(row['prediction'])} "
                      f"({row['probability']:.0%})" + (f"<br>{extra[p]}" if extra and p in extra else "")
                      + "<br>click: open on Attributions")
-    maps = [r.map_of(p) for p in paths]
+    maps = [r.map_of(p, label=label) for p in paths]  # label: a multi-label run's map of that label
     kind = "cam" if r.methods[0] in interpret.dataset.BATCHED_CAMS else "maps"
     fig = dfig.map_gallery_figure(_thumbs(r, paths), maps, titles, paths, hover=hover, box=box,
                                   given_box=given_box, cols=6, kind=kind)
@@ -289,10 +289,26 @@ def confusion_tab(r) -> None:
             f"{'its true class' if r.settings.target == 'label' else 'the prediction'}).")
 
 
+def per_label_tab(r) -> None:
+    """A multi-label or binary run: precision and recall per label at a stated threshold
+    (in place of the confusion matrix)."""
+    t = st.slider("Threshold", 0.05, 0.95, 0.5, 0.05, key="w_ds_threshold",
+                  help="A label counts as predicted when its own (sigmoid) probability is at least this.")
+    table = r.per_label(threshold=t)
+    st.plotly_chart(dfig.per_label_figure(table), key="ds_per_label", config=NOBAR)
+    st.caption(dfig.per_label_caption(t, len(r.table()), len(table), binary=r.task == "binary"))
+    st.dataframe(table.drop(columns=["threshold"]), hide_index=True, width="stretch",
+                 column_config={"precision": st.column_config.NumberColumn(format="percent"),
+                                "recall": st.column_config.NumberColumn(format="percent")})
+
+
 def class_maps_tab(r) -> None:
     means = r.mean_maps()
     summary = r.class_summary().set_index("label")
-    titles = [f"{ds_short(l, 16)}<br>{summary.loc[l, 'accuracy']:.0%} right" for l in means]
+    if r.labelled:  # per explained label: how many maps
+        titles = [f"{ds_short(l, 16)}<br>{int(summary.loc[l, 'images'])} map(s)" for l in means]
+    else:
+        titles = [f"{ds_short(l, 16)}<br>{summary.loc[l, 'accuracy']:.0%} right" for l in means]
     st.plotly_chart(dfig.class_maps_figure(means, titles), key="ds_class_maps", config=NOBAR)
     st.caption("Each class's maps averaged over its images (each map counted as a share of its mass): "
                "where the model finds the class's evidence, on the square of the model's view.")
@@ -361,7 +377,7 @@ def flags_tab(r, flags) -> None:
         gallery(r, list(f.paths), f"ds_gal_flag_{k}",
                 f"The images of '{words.text(f.label)}', most concentrated first; red: the region, "
                 + ("dashed: the box given." if f.given_box else f"{words.region(f.box, False)}."),
-                box=f.box, given_box=f.given_box)
+                box=f.box, given_box=f.given_box, label=f.label if r.labelled else None)
 
 
 def embedding_tab(r) -> None:
@@ -427,7 +443,9 @@ def results_section(ctx: ui.PageContext, path: str) -> None:
     a, b, c, d = st.columns(4)
     a.metric("Images", f"{len(r.table())}", help=f"{r.done} of {r.total} stored")
     a_acc = r.accuracy
-    b.metric("Accuracy", "-" if np.isnan(a_acc) else f"{a_acc:.1%}")
+    b.metric("Exact match" if r.labelled else "Accuracy", "-" if np.isnan(a_acc) else f"{a_acc:.1%}",
+             help="Images whose predicted labels (probability at least 0.5) are exactly their true labels."
+             if r.labelled else None)
     flags = r.find_flags(boxes=_boxes(r))  # with the boxes given in this session, as the tab
     c.metric("Shortcut flags", len(flags))
     d.metric("Skipped files", len(r.skipped))
@@ -447,23 +465,29 @@ def results_section(ctx: ui.PageContext, path: str) -> None:
                 if "ds_active" not in st.session_state:  # finished: the counters above
                     st.rerun()                           # count what was just computed
                 r = ds.open_run(path)
-    if ctx.present:
+    if ctx.present and not r.labelled:
         ui.plain(f"The model got **{a_acc:.0%}** of these {len(r.table())} images right. Click a square of "
                  "the table to see those images and where the model looked in each.")
-    tabs = st.tabs(["Confusion", "Per-class maps", "Where it looks", "Shortcut flags", "Embedding",
+    tabs = st.tabs(["Per label" if r.labelled else "Confusion", "Per-label maps" if r.labelled else
+                    "Per-class maps", "Where it looks", "Shortcut flags", "Embedding",
                     "Sorted images", f"Skipped ({len(r.skipped)})"])
-    with tabs[0], ui.guard("the confusion matrix"):
-        confusion_tab(r)
+    if r.labelled:
+        with tabs[0], ui.guard("the precision and recall per label"):
+            per_label_tab(r)
+    else:
+        with tabs[0], ui.guard("the confusion matrix"):
+            confusion_tab(r)
     with tabs[1], ui.guard("the per-class maps"):
         class_maps_tab(r)
     with tabs[2], ui.guard("the 'where it looks' grid"):
         where_tab(r)
     with tabs[3], ui.guard("the shortcut flags"):
         flags_tab(r, flags)
-    with tabs[3], ui.guard("the concepts of each class"):
-        from ui import concepts as cx
+    if not r.labelled:
+        with tabs[3], ui.guard("the concepts of each class"):
+            from ui import concepts as cx
 
-        cx.dataset_section(ctx, r, flags)
+            cx.dataset_section(ctx, r, flags)
     with tabs[4], ui.guard("the embedding"):
         embedding_tab(r)
     with tabs[5], ui.guard("the sorted images"):

@@ -99,3 +99,24 @@ def test_a_worker_killed_mid_job_is_replaced_and_nothing_is_lost(local_ray, tiny
     keys = Store(out).stored_keys()
     assert r.stored_rows == 60 and len(keys) == 60  # every image once
     _same(local_run, r)
+
+
+def test_a_multilabel_run_on_ray_equals_the_local_one(local_ray, tiny_model, planted_set, tmp_path):  # noqa: F811
+    """The same model read as multi-label (a sigmoid per class), on a CSV of ';'-separated
+    labels: the per-label precision and recall and every label's map agree bit for bit."""
+    from interpret.dataset import synthetic as syn
+    from interpret.preprocessing import Preprocessing
+
+    h = interpret.load_model(tiny_model, labels=list(syn.CLASSES), name="tiny as multi-label", task="multilabel",
+                             preprocessing=Preprocessing(resize=(syn.SIZE, syn.SIZE), crop=None, mean=syn.MEAN,
+                                                         std=syn.STD))
+    paths = sorted(p.relative_to(planted_set).as_posix() for p in planted_set.rglob("*.png"))[:18]
+    rows = [f"{planted_set / p},{p.split('/')[0]}" + (";square" if k % 3 == 0 else "") for k, p in enumerate(paths)]
+    (tmp_path / "set.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    a = interpret.analyze_dataset(h, tmp_path / "set.csv", out=tmp_path / "local", batch_size=5)
+    b = interpret.analyze_dataset(h, tmp_path / "set.csv", out=tmp_path / "ray", batch_size=5, engine="ray",
+                                  workers=2)
+    assert b.task == "multilabel" and b.stored_rows == b.total == 18 and b.manifest["engine"] == "ray"
+    assert a.per_label().equals(b.per_label())
+    assert len(a.maps()) == len(b.maps()) > 18 and np.array_equal(a.maps(), b.maps())
+    assert a.table()["probabilities"].map(list).tolist() == b.table()["probabilities"].map(list).tolist()

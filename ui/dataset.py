@@ -228,7 +228,7 @@ def _plan(handle: interpret.ModelHandle, kind: str, methods: Sequence[str], targ
 
 def check_source(handle: interpret.ModelHandle, job: Job) -> Tuple[int, List[Tuple[str, str]]]:
     """(images, skipped) of a job's source before it runs (folder names checked)."""
-    src = read_source(job.source, handle.labels, model=handle.name, **job.read_kw())
+    src = read_source(job.source, handle.labels, model=handle.name, task=handle.task, **job.read_kw())
     return len(src), list(src.skipped)
 
 
@@ -242,7 +242,10 @@ def _class_names(source: str, stamp: int, labels: Tuple[str, ...], upload: bool)
 
 def class_names(handle: interpret.ModelHandle, job: Job) -> list:
     """The class names of a job's source (:func:`interpret.dataset.sources.class_names`,
-    without the person's map), cached per source and its modification time."""
+    without the person's map), cached per source and its modification time.  None for
+    a multi-label or binary model: its set's labels are a CSV's or the folders 1 and 0."""
+    if handle.task in ("multilabel", "binary"):
+        return []
     p = Path(job.source)
     stamp = p.stat().st_mtime_ns if p.exists() else 0
     return _class_names(str(p), stamp, tuple(handle.labels), job.upload)

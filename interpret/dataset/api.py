@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Dict, Mapping, Optional, Sequence, Union
 
 from ..errors import InputError, Progress, report
+from ..words import a_task
 from ..layers import check_layer
-from .batch import JobSettings, TARGETS, check_methods, map_size
+from .batch import LABEL_TASKS, JobSettings, TARGETS, check_methods, map_size
 from .engines import ENGINES, plan_batches, run_local, run_ray
 from .result import DatasetResult
 from .sources import MAX_DATASET_IMAGES, MAX_ZIP_BYTES, Box, DatasetSource, read_source
@@ -28,14 +29,17 @@ MAX_BATCH = 1024
 OWN_FILES = {"manifest.json", "items.parquet", "parts", ".lock", "source.zip"}
 
 
-def run_key(fingerprint: str, labels: Sequence[str], preprocessing: str, settings: JobSettings) -> str:
-    """The identity of a run: the model's weights and preprocessing, its labels, and the
-    settings.  Two runs with the same key compute the same numbers, so the store serves
-    the second; the batch size and the engine do not change the results and are not
-    part of it."""
+def run_key(fingerprint: str, labels: Sequence[str], preprocessing: str, settings: JobSettings,
+            task: str = "classification") -> str:
+    """The identity of a run: the model's weights and preprocessing, its labels, its
+    task, and the settings.  Two runs with the same key compute the same numbers, so the
+    store serves the second; the batch size and the engine do not change the results
+    and are not part of it."""
     h = hashlib.blake2b(digest_size=12)
-    h.update(json.dumps([fingerprint, list(labels), preprocessing, settings.as_dict()],
-                        sort_keys=True).encode())
+    what = [fingerprint, list(labels), preprocessing, settings.as_dict()]
+    if task != "classification":  # (a classifier's key is the one runs stored before tasks)
+        what.append(task)
+    h.update(json.dumps(what, sort_keys=True).encode())
     return h.hexdigest()
 
 
@@ -100,6 +104,15 @@ def analyze_dataset(
     is, in fractions of the model's view, for the "outside the box" flags.
     ``trust``: the faithfulness figures of each primary map (slow).
 
+    Multi-label and binary models (``handle.task``): the set is a CSV whose label
+    column lists the labels present, ``;``-separated (multi-label), or is 1 or 0
+    (binary; also two folders named ``1`` and ``0``).  Every label's sigmoid
+    probability is stored, and one map per explained label of each image (the labels
+    present, or predicted with ``target="prediction"``; a binary model's positive
+    class, or what lowers it for a negative image); ``result.per_label()`` gives the
+    precision and recall per label, and the where-it-looks figures and flags are per
+    label.  Other tasks (segmentation, regression) are refused with a sentence.
+
     ``out``: the result folder (default: a new temporary one).  A job that stops
     (cancelled, killed, crashed) leaves every finished batch there; running it again
     with the same model and settings computes only the missing images, and a finished
@@ -112,10 +125,15 @@ def analyze_dataset(
 
     handle = as_handle(model)
     handle.check_ready()
-    if handle.task != "classification":
+    task = handle.task
+    if task not in ("classification", *LABEL_TASKS):
         raise InputError(
-            f"Dataset mode analyses single-label classifiers for now; '{handle.name}' is a "
-            f"{handle.task} model. Explain its photos one at a time on the other pages.")
+            f"Dataset mode analyses classifiers (single-label, multi-label and binary) for now; "
+            f"'{handle.name}' is {a_task(task)}. Explain its photos one at a time on the other pages.")
+    if task in LABEL_TASKS and trust:
+        raise InputError("The faithfulness figures of a dataset analysis are computed for "
+                         "single-label classifiers only for now; run this multi-label or binary "
+                         "analysis with trust=False (check single photos on the Attributions page).")
     if engine not in ENGINES:
         raise InputError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}.")
     if target not in TARGETS:
@@ -134,7 +152,8 @@ def analyze_dataset(
                            thumb=int(thumbnails), features=bool(features), trust=bool(trust),
                            trust_steps=int(trust_steps), trust_baseline=str(trust_baseline))
     src = read_source(source, labels, class_map=class_map, unmatched=unmatched,
-                      max_images=max_images, max_total_bytes=max_total_bytes, model=handle.name)
+                      max_images=max_images, max_total_bytes=max_total_bytes, model=handle.name,
+                      task=task)
     root = Path(out).expanduser() if out is not None else Path(tempfile.mkdtemp(prefix="interpret-dataset-"))
     store = Store(root)
     if root.is_dir() and not store.exists():
@@ -142,7 +161,7 @@ def analyze_dataset(
         if foreign:
             raise InputError(f"{root} is not empty and holds no analysis (it has {foreign[0]!r}); "
                              "choose a new or empty folder for the results.")
-    key = run_key(handle.fingerprint(), labels, repr(handle.preprocessing), settings)
+    key = run_key(handle.fingerprint(), labels, repr(handle.preprocessing), settings, task)
     with store.lock():
         store.clean_temporary()
         now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
@@ -169,7 +188,7 @@ def analyze_dataset(
             "created_at": (old or {}).get("created_at") or now, "updated_at": now,
             "model": {"name": handle.name, "fingerprint": handle.fingerprint(), "source": handle.source,
                       "preprocessing": handle.preprocessing.describe()},
-            "labels": labels, "settings": settings.as_dict(),
+            "labels": labels, "task": task, "settings": settings.as_dict(),
             "map_shape": list(map_size(handle, layer)), "input_size": list(handle.input_size),
             "source": {"kind": src.kind, "root": str(Path(src.root).resolve()),
                        "base": str(Path(src._base).resolve()) if src._base else "",

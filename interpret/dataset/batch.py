@@ -37,8 +37,15 @@ from ..methods.cam import (gradcam_plus_plus_weights, gradcam_weights, hirescam_
 from ..methods.registry import get_method
 from ..scaling import heatmap as to_heatmap
 
-__all__ = ["JobSettings", "BATCHED_CAMS", "Payload", "run_batch", "decode_map", "TRUST_FIELDS",
-           "check_methods"]
+__all__ = ["JobSettings", "BATCHED_CAMS", "Payload", "run_batch", "decode_map", "decode_maps",
+           "TRUST_FIELDS", "check_methods", "LABEL_TASKS", "PREDICTED_AT", "image_targets"]
+
+#: The tasks whose sets hold several (multi-label) or one (binary) independent
+#: sigmoid labels per image, analysed per label.
+LABEL_TASKS = ("multilabel", "binary")
+#: A label counts as predicted when its sigmoid probability is at least this (the maps
+#: of ``target="prediction"``; the precision and recall take their own threshold).
+PREDICTED_AT = 0.5
 
 #: The gradient CAMs computed for a whole batch from one recorded pass: their weight
 #: functions (C x h x w in, weights out), as registered in interpret.methods.cam.
@@ -124,6 +131,7 @@ class Payload:
     box: Optional[Tuple[float, float, float, float]]
     data: Optional[bytes]
     error: Optional[str] = None
+    truth: Tuple[int, ...] = ()
 
 
 def encode_map(m: torch.Tensor) -> bytes:
@@ -133,6 +141,28 @@ def encode_map(m: torch.Tensor) -> bytes:
 
 def decode_map(b: bytes, shape: Tuple[int, int]) -> np.ndarray:
     return np.frombuffer(b, dtype="<f4").reshape(shape)
+
+
+def decode_maps(b: bytes, shape: Tuple[int, int]) -> np.ndarray:
+    """K x h x w: the maps of a multi-label or binary row (one per explained label)."""
+    return np.frombuffer(b or b"", dtype="<f4").reshape((-1, *shape))
+
+
+def image_targets(task: str, truth: Sequence[int], probabilities: Sequence[float], target: str) -> list:
+    """What is explained in one image of a multi-label or binary set (a list of
+    :mod:`interpret.targets` targets): multi-label, each label present
+    (``target="label"``) or predicted (probability >= :data:`PREDICTED_AT`,
+    ``target="prediction"``), as ``targets.label(i)``; binary, the positive class
+    (``targets.output(0, sign=+1)``) when the image is positive (or predicted so), else
+    what lowers it (``sign=-1``)."""
+    from .. import targets as T
+
+    if task == "binary":
+        pos = bool(truth) if target == "label" else float(probabilities[0]) >= PREDICTED_AT
+        return [T.output(0, sign=+1 if pos else -1)]
+    idx = (list(truth) if target == "label"
+           else [i for i, p in enumerate(probabilities) if float(p) >= PREDICTED_AT])
+    return [T.label(int(i)) for i in idx]
 
 
 def _thumbnail(handle: ModelHandle, img: Image.Image, side: int) -> Optional[bytes]:
@@ -161,9 +191,12 @@ def _pooled(handle: ModelHandle, t: torch.Tensor) -> torch.Tensor:
 
 
 def _empty_row(p: Payload, batch: str, reason: str) -> dict:
-    return {"item": p.key, "path": p.path, "label": p.label, "label_index": p.label_index,
-            "status": "skipped", "reason": reason, "box": list(p.box) if p.box else None,
-            "batch": batch}
+    row = {"item": p.key, "path": p.path, "label": p.label, "label_index": p.label_index,
+           "status": "skipped", "reason": reason, "box": list(p.box) if p.box else None,
+           "batch": batch}
+    if p.label_index < 0:  # a multi-label or binary set: its parts carry the label columns
+        row["truth"] = list(p.truth)
+    return row
 
 
 def _trust_rows(handle: ModelHandle, xs: Sequence[torch.Tensor], explanations: Sequence, s: JobSettings,
@@ -225,6 +258,10 @@ def run_batch(handle: ModelHandle, s: JobSettings, payload: Sequence[Payload], b
         taps.append(ftap)
     cams = [m for m in s.methods if m in BATCHED_CAMS]
     h, w = map_shape(handle, s.layer)[1]
+    task = handle.task
+    if task in LABEL_TASKS:
+        return _run_label_batch(handle, s, payload, batch, rows, images, x, ok, taps, layer_tap, ftap,
+                                cams, (h, w), task)
     labels_t = torch.tensor([payload[i].label_index for i in ok], device=x.device)
     with session(handle):
         rec = record(handle, x, taps, logits=True, grad="taps" if cams else "none")
@@ -303,7 +340,101 @@ def run_batch(handle: ModelHandle, s: JobSettings, payload: Sequence[Payload], b
     return rows  # type: ignore[return-value]
 
 
-def _explain_one(handle: ModelHandle, x: torch.Tensor, method: str, layer: str, target: int):
+def _spatial(handle: ModelHandle, s: JobSettings, A: torch.Tensor, G: Optional[torch.Tensor]):
+    G = torch.zeros_like(A) if G is None else G
+    A_s = handle.tokens.to_spatial(A.detach())
+    G_s = handle.tokens.to_spatial(G.detach())
+    if A_s is None or G_s is None:
+        raise InputError(f"Layer '{s.layer}' has output shape {tuple(A.shape)}, which has "
+                         "no spatial layout.")
+    return A_s.float(), G_s.float()
+
+
+def _run_label_batch(handle: ModelHandle, s: JobSettings, payload: Sequence[Payload], batch: str,
+                     rows: List[Optional[dict]], images: List[Image.Image], x: torch.Tensor,
+                     ok: List[int], taps, layer_tap, ftap, cams: List[str], hw: Tuple[int, int],
+                     task: str) -> List[dict]:
+    """:func:`run_batch` for a multi-label or binary model: every label's sigmoid
+    probability, and one map per explained label of each image
+    (:func:`image_targets`).  The batch's CAMs come from one recorded pass and one
+    ``autograd.grad`` per round: round r explains the r-th target of every image that
+    has one (the images do not interact, so each image's gradient is its own)."""
+    h, w = hw
+    with session(handle):
+        rec = record(handle, x, taps, logits=True, grad="taps" if cams else "none")
+        logits = rec.logits.detach().float()
+        probs = torch.sigmoid(logits)
+        tgts = [image_targets(task, payload[i].truth, probs[j].tolist(), s.target) for j, i in enumerate(ok)]
+        rounds = max((len(t) for t in tgts), default=0)
+        per: Dict[str, List[List[torch.Tensor]]] = {m: [[] for _ in ok] for m in s.methods}
+        if cams and rounds:
+            A = rec.values[layer_tap.key]
+            if not A.requires_grad:
+                raise InputError(f"Layer '{s.layer}' is not on the path to the output (no gradient).")
+            for r in range(rounds):
+                score = sum(t[r].score(rec.logits[j:j + 1]).sum() for j, t in enumerate(tgts) if len(t) > r)
+                (G,) = torch.autograd.grad(score, [A], allow_unused=True, retain_graph=r < rounds - 1)
+                A_s, G_s = _spatial(handle, s, A, G)
+                for m in cams:
+                    wts = torch.func.vmap(BATCHED_CAMS[m])(A_s, G_s)
+                    mm = (wts * A_s).sum(1)
+                    for j, t in enumerate(tgts):
+                        if len(t) > r:
+                            per[m][j].append(mm[j])
+                del G, A_s, G_s
+            del A
+        feats = _pooled(handle, rec.values[ftap.key].detach()).float() if ftap is not None else None
+        del rec
+    for m in s.methods:
+        if m in cams:
+            continue
+        for j, t in enumerate(tgts):
+            for tg in t:
+                e = _explain_one(handle, x[j:j + 1], m, s.layer, tg)
+                per[m][j].append(F.adaptive_avg_pool2d(torch.from_numpy(e.heatmap)[None, None], (h, w))[0, 0])
+    labels = handle.labels
+    k = max(1, min(int(s.top_k), probs.shape[1]))
+    topv, topi = torch.topk(probs, k, dim=1)
+    for j, i in enumerate(ok):
+        p = payload[i]
+        pj = probs[j]
+        if task == "binary":
+            pos = float(pj[0]) >= PREDICTED_AT
+            pred_set = (0,) if pos else ()
+            prediction = labels[0] if pos else f"not {labels[0]}"
+            probability = float(pj[0]) if pos else 1.0 - float(pj[0])
+            label_probability = float(pj[0]) if p.truth else 1.0 - float(pj[0])
+        else:
+            pred_set = tuple(int(v) for v in torch.nonzero(pj >= PREDICTED_AT).flatten())
+            prediction = ";".join(labels[v] for v in pred_set)
+            probability = float(topv[j, 0])
+            label_probability = float("nan")
+        t = tgts[j]
+        scores = [float(tg.score(logits[j:j + 1])[0]) for tg in t]
+        row = {
+            "item": p.key, "path": p.path, "label": p.label, "label_index": -1,
+            "status": "ok", "reason": None,
+            "prediction_index": -1, "prediction": prediction,
+            "probability": probability, "label_probability": label_probability,
+            "correct": set(pred_set) == set(p.truth),
+            "topk_index": [int(v) for v in topi[j]], "topk_probability": [float(v) for v in topv[j]],
+            "target_index": int(t[0].index) if t else -1, "score": scores[0] if t else float("nan"),
+            "box": list(p.box) if p.box else None,
+            "truth": [int(v) for v in p.truth], "probabilities": [float(v) for v in pj],
+            "target_indices": [int(tg.index) for tg in t],
+            "target_signs": [int(getattr(tg, "sign", 1)) for tg in t], "scores": scores,
+            "thumb": _thumbnail(handle, images[j], s.thumb),
+            "features": (feats[j].to(torch.float16).cpu().numpy().astype("<f2").tobytes()
+                         if feats is not None else None),
+            "batch": batch,
+        }
+        for m in s.methods:
+            row[f"map_{m}"] = b"".join(encode_map(v) for v in per[m][j])
+        rows[i] = row
+    return rows  # type: ignore[return-value]
+
+
+def _explain_one(handle: ModelHandle, x: torch.Tensor, method: str, layer: str, target):
     from ..explain import explain
 
     spec = get_method(method)

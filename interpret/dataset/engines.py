@@ -55,7 +55,7 @@ def plan_batches(items: Sequence[Item], batch_size: int) -> List[List[Item]]:
 
 def payload(source: DatasetSource, items: Sequence[Item]) -> List[Payload]:
     """The batch as it travels: keys, labels, boxes and the raw bytes of each file."""
-    return [Payload(it.key, it.path, it.label, it.label_index, it.box, data, err)
+    return [Payload(it.key, it.path, it.label, it.label_index, it.box, data, err, tuple(it.truth))
             for it, (data, err) in zip(items, source.read(items))]
 
 

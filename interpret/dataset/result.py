@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..images import MAX_IMAGE_BYTES
-from .batch import BATCHED_CAMS, TRUST_FIELDS, JobSettings, decode_map
+from .batch import BATCHED_CAMS, LABEL_TASKS, TRUST_FIELDS, JobSettings, decode_map, decode_maps
 from .store import Store, _pa as _parquet
 from .summary import (BORDER, CENTRE, Box, Flag, FlagRules, box_shares, find_flags, grid_boxes,
                       normalise)
@@ -29,6 +29,8 @@ _LIGHT = ("item", "path", "label", "label_index", "status", "reason", "predictio
           "prediction", "probability", "label_probability", "correct", "topk_index",
           "topk_probability", "target_index", "score", "box", *TRUST_FIELDS, "verdict",
           "trust_sentence", "batch")
+#: The extra light columns of a multi-label or binary run.
+_LABELLED = ("truth", "probabilities", "target_indices", "target_signs", "scores")
 
 
 class DatasetResult:
@@ -64,6 +66,27 @@ class DatasetResult:
     def labels(self) -> List[str]:
         """The model's labels (the order of ``confusion``)."""
         return list(self.manifest["labels"])
+
+    @property
+    def task(self) -> str:
+        """The model's task when the run was made: ``"classification"``, ``"multilabel"``
+        or ``"binary"``."""
+        return str(self.manifest.get("task") or "classification")
+
+    @property
+    def labelled(self) -> bool:
+        """A multi-label or binary run: independent labels per image, analysed per label
+        (:meth:`per_label` instead of :attr:`confusion`)."""
+        return self.task in LABEL_TASKS
+
+    def target_name(self, index: int, sign: int = 1) -> str:
+        """What one stored map explains, by name: a label (multi-label), the positive class
+        or "not <it>" (binary, ``sign=-1``: what lowers its probability)."""
+        from .sources import negative_name
+
+        if self.task == "binary":
+            return self.labels[0] if sign > 0 else negative_name(self.labels[0])
+        return self.labels[int(index)]
 
     @property
     def model(self) -> str:
@@ -111,7 +134,7 @@ class DatasetResult:
     # -- rows ----------------------------------------------------------------------------
     @cached_property
     def _all_rows(self):
-        return self.store.read_rows(columns=list(_LIGHT))
+        return self.store.read_rows(columns=list(_LIGHT) + (list(_LABELLED) if self.labelled else []))
 
     @cached_property
     def _rows_by_key(self) -> Dict[str, int]:
@@ -156,6 +179,59 @@ class DatasetResult:
     def _ok(self):
         return self.table()
 
+    @cached_property
+    def _explained(self):
+        """One row per stored map, aligned with :meth:`maps`: for a classifier the
+        analysed images (:meth:`table`); for a multi-label or binary run one row per
+        image and explained label (``label``: the label explained, ``image_labels``: the
+        image's true labels, ``k``: the map's place in the image's stored maps)."""
+        import pandas as pd
+
+        df = self._ok
+        if not self.labelled:
+            return df
+        out = []
+        for r in df.itertuples(index=False):
+            idx = list(r.target_indices) if r.target_indices is not None else []
+            sg = list(r.target_signs) if r.target_signs is not None else []
+            for k, (i, g) in enumerate(zip(idx, sg)):
+                out.append({"item": r.item, "path": r.path, "label": self.target_name(i, g),
+                            "image_labels": r.label, "k": k, "box": r.box, "batch": r.batch,
+                            "correct": r.correct, "prediction": r.prediction})
+        cols = ["item", "path", "label", "image_labels", "k", "box", "batch", "correct", "prediction"]
+        return pd.DataFrame(out, columns=cols)
+
+    def per_label(self, threshold: float = 0.5):
+        """Per label of a multi-label or binary run (binary: the positive class): images
+        where it is ``present``, ``predicted`` (probability >= ``threshold``), both
+        (``true_positives``), ``precision`` = true positives / predicted and ``recall`` =
+        true positives / present (NaN where the denominator is 0), and the
+        ``threshold``."""
+        import pandas as pd
+
+        if not self.labelled:
+            raise InputError("Precision and recall per label are for multi-label and binary runs; "
+                             "this run's classifier has a confusion matrix.")
+        t = float(threshold)
+        if not 0.0 < t < 1.0:
+            raise InputError(f"The threshold is a probability between 0 and 1 (exclusive); got {threshold!r}.")
+        df = self._ok
+        n = len(self.labels) if self.task == "multilabel" else 1
+        truth = np.zeros((len(df), n), bool)
+        probs = np.zeros((len(df), n), np.float64)
+        for j, (tr, pr) in enumerate(zip(df.get("truth", []), df.get("probabilities", []))):
+            truth[j, [int(v) for v in tr]] = True
+            probs[j] = np.asarray(pr, np.float64)[:n]
+        pred = probs >= t
+        tp = (truth & pred).sum(0)
+        present, predicted = truth.sum(0), pred.sum(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), np.nan)
+            recall = np.where(present > 0, tp / np.maximum(present, 1), np.nan)
+        return pd.DataFrame({"label": self.labels[:n], "present": present, "predicted": predicted,
+                             "true_positives": tp, "precision": precision, "recall": recall,
+                             "threshold": t})
+
     @property
     def skipped(self) -> List[Tuple[str, str]]:
         """(path, reason) of every file left out: when the set was listed (not an image,
@@ -173,6 +249,9 @@ class DatasetResult:
 
     @cached_property
     def confusion(self) -> np.ndarray:
+        if self.labelled:
+            raise InputError("A multi-label or binary run has no confusion matrix; see per_label() "
+                             "for each label's precision and recall.")
         k = len(self.labels)
         m = np.zeros((k, k), dtype=np.int64)
         df = self._ok
@@ -186,7 +265,14 @@ class DatasetResult:
         return [int(i) for i in np.nonzero(c.sum(0) + c.sum(1))[0]]
 
     def classes(self) -> List[str]:
-        """The true classes of the set, in label order."""
+        """The true classes of the set, in label order (multi-label and binary runs: the
+        labels explained by at least one stored map, in label order; binary: the
+        positive class, then "not <it>")."""
+        if self.labelled:
+            present = set(self._explained["label"])
+            names = (self.labels if self.task == "multilabel"
+                     else [self.target_name(0, 1), self.target_name(0, -1)])
+            return [l for l in names if l in present]
         present = set(self._items.column("label").to_pylist())
         return [l for l in self.labels if l in present]
 
@@ -195,6 +281,8 @@ class DatasetResult:
         mean share of map mass on the border and in the centre, and the flags."""
         import pandas as pd
 
+        if self.labelled:
+            return self._label_summary()
         df = self._ok
         where = self.where()
         flags: Dict[str, List[str]] = {}
@@ -210,6 +298,30 @@ class DatasetResult:
                 "accuracy": float(sub["correct"].mean()) if len(sub) else float("nan"),
                 "confused_with": wrong.index[0] if len(wrong) else "",
                 "confused_count": int(wrong.iloc[0]) if len(wrong) else 0,
+                "border": float(w["border"].iloc[0]) if len(w) else float("nan"),
+                "centre": float(w["centre"].iloc[0]) if len(w) else float("nan"),
+                "flags": ", ".join(flags.get(lab, [])),
+            })
+        return pd.DataFrame(out)
+
+    def _label_summary(self, threshold: float = 0.5):
+        """:meth:`class_summary` of a multi-label or binary run: per explained label, the
+        maps (``images``), precision and recall at ``threshold`` (binary: of the
+        positive class; NaN for "not <it>"), where its maps sit, and the flags."""
+        import pandas as pd
+
+        pl = self.per_label(threshold).set_index("label")
+        where = self.where()
+        flags: Dict[str, List[str]] = {}
+        for f in self.flags:
+            flags.setdefault(f.label, []).append(f.kind)
+        out = []
+        for lab in self.classes():
+            w = where[where["label"] == lab]
+            out.append({
+                "label": lab, "images": int(w["images"].iloc[0]) if len(w) else 0,
+                "precision": float(pl.loc[lab, "precision"]) if lab in pl.index else float("nan"),
+                "recall": float(pl.loc[lab, "recall"]) if lab in pl.index else float("nan"),
                 "border": float(w["border"].iloc[0]) if len(w) else float("nan"),
                 "centre": float(w["centre"].iloc[0]) if len(w) else float("nan"),
                 "flags": ", ".join(flags.get(lab, [])),
@@ -238,8 +350,16 @@ class DatasetResult:
     def maps(self, method: Optional[str] = None) -> np.ndarray:
         """N x h x w float32: each analysed image's map (raw CAM, signed, at the layer's
         resolution; for methods that are not batched CAMs, their [0, 1] heatmap pooled
-        to it), in :meth:`table` order."""
+        to it), in :meth:`table` order; for a multi-label or binary run, one map per
+        image and explained label, in the order of ``_explained``."""
         m = self._method(method)
+        if m not in self._maps_cache and self.labelled:
+            h, w = self.map_shape
+            by_item = dict(zip(self._ok["item"], self._column(f"map_{m}")))
+            ex = self._explained
+            arr = (np.stack([decode_maps(by_item[i], (h, w))[k] for i, k in zip(ex["item"], ex["k"])])
+                   if len(ex) else np.zeros((0, h, w), np.float32))
+            self._maps_cache[m] = arr.astype(np.float32)
         if m not in self._maps_cache:
             h, w = self.map_shape
             blobs = self._column(f"map_{m}")
@@ -255,7 +375,7 @@ class DatasetResult:
     def mean_maps(self, method: Optional[str] = None) -> Dict[str, np.ndarray]:
         """{class: its images' mean mass map (h x w)}, classes in label order."""
         mm = self.mass_maps(method)
-        labels = self._ok["label"].to_numpy()
+        labels = self._explained["label"].to_numpy()
         out = {}
         for lab in self.classes():
             sel = mm[labels == lab]
@@ -276,7 +396,8 @@ class DatasetResult:
         inner = (BORDER, BORDER, 1 - BORDER, 1 - BORDER)
         per = self._given_boxes(self.boxes)
         shares, own = box_shares(mm, [inner, CENTRE, *cells], self.input_size, per_image=per)
-        df = pd.DataFrame({"path": self._ok["path"], "label": self._ok["label"],
+        ex = self._explained
+        df = pd.DataFrame({"path": ex["path"], "label": ex["label"],
                            "border": 1.0 - shares[:, 0], "centre": shares[:, 1]})
         for q in range(len(cells)):
             df[f"cell_{q // grid}_{q % grid}"] = shares[:, 2 + q]
@@ -294,7 +415,7 @@ class DatasetResult:
 
     def _given_boxes(self, boxes: Optional[Dict[str, Box]]) -> np.ndarray:
         """N x 4: each image's own box (CSV), else its class's given box, else NaN."""
-        df = self._ok
+        df = self._explained
         out = np.full((len(df), 4), np.nan)
         boxes = boxes or {}
         for j, (lab, b) in enumerate(zip(df["label"], df["box"])):
@@ -313,7 +434,7 @@ class DatasetResult:
         from ..methods.registry import get_method
 
         m = self._method(method)
-        df = self._ok
+        df = self._explained
         per = np.full((len(df), 4), np.nan)
         for j, b in enumerate(df["box"]):
             if b is not None and len(b) == 4:
@@ -354,7 +475,7 @@ class DatasetResult:
             _, own = box_shares(self.mass_maps(method), [], self.input_size, per_image=per)
         else:
             own = r["inside_box"].to_numpy()
-        df = self._ok.assign(outside=1.0 - own).dropna(subset=["outside"])
+        df = self._explained.assign(outside=1.0 - own).dropna(subset=["outside"])
         df = df.sort_values("outside", ascending=False, kind="stable").reset_index(drop=True)
         return df if n is None else df.head(n)
 
@@ -393,9 +514,15 @@ class DatasetResult:
         """The stored JPEG thumbnails (the model's view) of some analysed images."""
         return self._cells(paths, "thumb")
 
-    def map_of(self, path: str, method: Optional[str] = None) -> Optional[np.ndarray]:
-        """One image's raw map (h x w), or None."""
-        idx = np.nonzero(self._ok["path"].to_numpy() == path)[0]
+    def map_of(self, path: str, method: Optional[str] = None, label: Optional[str] = None
+               ) -> Optional[np.ndarray]:
+        """One image's raw map (h x w), or None; for a multi-label or binary run, the map of
+        ``label`` (default: the image's first explained label)."""
+        ex = self._explained
+        hit = ex["path"].to_numpy() == path
+        if label is not None and self.labelled:
+            hit &= ex["label"].to_numpy() == label
+        idx = np.nonzero(hit)[0]
         return self.maps(method)[int(idx[0])] if len(idx) else None
 
     def image_bytes(self, path: str) -> Optional[bytes]:
@@ -429,7 +556,12 @@ class DatasetResult:
         if not self.complete and not self.running:
             lines.append("The job stopped before finishing: run it again with the same settings to "
                          "compute the rest (nothing stored is computed again).")
-        if len(self._ok):
+        if len(self._ok) and self.labelled:
+            lines.append(f"Exact match (every label right) {self.accuracy:.1%} on {len(self._ok)} images.")
+            for r in self.per_label().itertuples(index=False):
+                lines.append(f"'{r.label}': precision {_pct(r.precision)}, recall {_pct(r.recall)} "
+                             f"at a threshold of {r.threshold:.2f} ({r.present} present, {r.predicted} predicted).")
+        elif len(self._ok):
             lines.append(f"Accuracy {self.accuracy:.1%} on {len(self._ok)} images.")
         for f in self.flags:
             lines.append(f"Flag: {f.sentence}")
@@ -441,6 +573,11 @@ class DatasetResult:
         acc = f", accuracy {self.accuracy:.3f}" if len(self._ok) else ""
         return (f"DatasetResult({self.out}, {self.done} of {self.total} images, {self.status}{acc}, "
                 f"{len(self.flags)} flag(s))")
+
+
+def _pct(v: float) -> str:
+    """A share for people; "n/a" where it is undefined (nothing to count)."""
+    return "n/a" if not np.isfinite(v) else f"{v:.1%}"
 
 
 def open_dataset(out) -> DatasetResult:

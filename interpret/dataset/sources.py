@@ -58,6 +58,11 @@ class Item:
     label_index: int
     key: str
     box: Optional[Box] = None
+    #: multi-label and binary sets: the indices of the labels present in the image
+    #: (binary: ``(0,)`` for the positive class, ``()`` for the negative one); ``label``
+    #: is then their names joined by ``;`` (binary: the label or "not <label>") and
+    #: ``label_index`` -1.  Empty for a single-label set.
+    truth: Tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -340,7 +345,87 @@ def _parse_box(values: Sequence[str]) -> Box:
     return (x0, y0, x1, y1)
 
 
-def _list_csv(path: Path, labels, class_map, unmatched, max_images, model) -> DatasetSource:
+def negative_name(label: str) -> str:
+    """A binary set's negative class, in words."""
+    return f"not {label}"
+
+
+def _truth_names(task: str, value: str, labels, class_map, unmatched, model, path: str):
+    """A multi-label or binary CSV cell read: (truth indices, None) or (None, why)."""
+    value = value.strip()
+    if task == "binary":
+        if value not in ("0", "1"):
+            return None, f"the label of a binary set is 0 or 1, not '{value[:40]}'"
+        return ((0,) if value == "1" else ()), None
+    names = [n.strip() for n in value.split(";") if n.strip()]
+    found, missing = match_labels(sorted(set(names)), labels, class_map)
+    if missing and unmatched != "skip":
+        raise InputError(_unmatched_message("label(s) in the CSV", missing, labels, model))
+    if missing:
+        return None, f"the label '{missing[0]}' matches no label of the model"
+    return tuple(sorted({found[n] for n in names})), None
+
+
+def _list_csv_labels(path: Path, rows, labels, class_map, unmatched, model, task) -> DatasetSource:
+    """A CSV of ``path,labels`` for a multi-label model (labels ``;``-separated, empty:
+    none present) or a binary one (0 or 1)."""
+    base = path.parent
+    skipped: List[Tuple[str, str]] = []
+    items: List[Item] = []
+    seen = set()
+    used: Dict[str, int] = {}
+    for n, r in enumerate(rows, start=1):
+        r = [c.strip() for c in r]
+        if len(r) < 2 or not r[0] or (task == "binary" and not r[1]):
+            skipped.append((r[0] if r else f"row {n}", f"row {n} is not path,label"))
+            continue
+        rel = r[0]
+        box = None
+        if len(r) >= 6 and any(r[2:6]):
+            try:
+                box = _parse_box(r[2:6])
+            except ValueError as exc:
+                skipped.append((rel, f"row {n}: {exc}"))
+                continue
+        truth, why = _truth_names(task, r[1], labels, class_map, unmatched, model, str(path))
+        if truth is None:
+            skipped.append((rel, f"row {n}: {why}"))
+            continue
+        if rel in seen:
+            skipped.append((rel, "listed twice in the CSV"))
+            continue
+        seen.add(rel)
+        if not _is_image_name(rel):
+            skipped.append((rel, "not an image file (by its extension)"))
+            continue
+        p = Path(rel) if Path(rel).is_absolute() else base / rel
+        try:
+            st = p.stat()
+        except FileNotFoundError:
+            skipped.append((rel, "the file does not exist"))
+            continue
+        except OSError as exc:
+            skipped.append((rel, f"unreadable ({exc.strerror or exc})"))
+            continue
+        if task == "binary":
+            name = labels[0] if truth else negative_name(labels[0])
+        else:
+            name = ";".join(labels[i] for i in truth)
+        for i in truth:
+            used[labels[i]] = i
+        items.append(Item(rel, name, -1, _key(rel, name, st.st_size, str(st.st_mtime_ns)), box, truth))
+    items = sorted(items, key=lambda i: i.path)
+    if not items:
+        first = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
+        raise InputError(f"The csv {path} holds no usable image"
+                         + (f" ({len(skipped)} skipped: {first})." if skipped else "."))
+    classes = tuple(sorted((l, l) for l in used))
+    return DatasetSource("csv", str(path), tuple(items), tuple(sorted(skipped)), classes, MAX_ZIP_BYTES,
+                         str(base))
+
+
+def _list_csv(path: Path, labels, class_map, unmatched, max_images, model,
+              task: str = "classification") -> DatasetSource:
     if not path.is_file():
         raise InputError(f"CSV file {path} does not exist.")
     try:
@@ -354,6 +439,8 @@ def _list_csv(path: Path, labels, class_map, unmatched, max_images, model) -> Da
         raise InputError(f"CSV file {path.name} lists no images (expected rows of path,label).")
     if len(rows) > max_images:
         raise InputError(f"CSV file {path.name} lists {len(rows)} images; the limit is {max_images}.")
+    if task in ("multilabel", "binary"):
+        return _list_csv_labels(path, rows, labels, class_map, unmatched, model, task)
     base = path.parent
     skipped: List[Tuple[str, str]] = []
     entries: List[Tuple[str, str, Optional[Box]]] = []
@@ -412,11 +499,14 @@ def _finish(kind, root, items, skipped, found, labels, base, max_total_bytes=MAX
 def read_source(source: Union[str, os.PathLike, DatasetSource], labels: Sequence[str], *,
                 class_map: Optional[Mapping[str, str]] = None, unmatched: str = "error",
                 max_images: int = MAX_DATASET_IMAGES, max_total_bytes: int = MAX_ZIP_BYTES,
-                model: str = "model") -> DatasetSource:
+                model: str = "model", task: str = "classification") -> DatasetSource:
     """List a data set: a folder of class folders, a ``.zip`` of one, or a ``.csv`` of
     ``path,label`` rows (paths relative to the CSV's folder; an optional header row
     ``path,label``; optional columns ``x0,y0,x1,y1``: the object's box in fractions of
-    the model's view).  Class names are matched to ``labels`` (:func:`match_labels`);
+    the model's view).  ``task="multilabel"``: a CSV whose label column lists the labels
+    present, separated by ``;`` (empty: none); ``task="binary"``: a CSV whose label
+    column is 1 (the model's positive class) or 0, or a folder (or zip) of two folders
+    named ``1`` and ``0`` (:attr:`Item.truth`).  Class names are matched to ``labels`` (:func:`match_labels`);
     ``unmatched="error"`` (default) refuses names that match none with a message
     listing them, ``"skip"`` leaves their images out (listed in ``skipped``)."""
     if isinstance(source, DatasetSource):
@@ -424,17 +514,34 @@ def read_source(source: Union[str, os.PathLike, DatasetSource], labels: Sequence
     if unmatched not in ("error", "skip"):
         raise InputError("unmatched must be 'error' or 'skip'.")
     p = Path(source).expanduser()
-    if p.is_dir():
-        return _list_folder(p, list(labels), class_map, unmatched, max_images, model)
     suffix = p.suffix.lower()
+    if task == "multilabel" and suffix != ".csv" and p.exists():
+        raise InputError("A multi-label set is a CSV of path,labels (the labels present in each "
+                         "image separated by ';'): folders of class folders hold one label per image.")
+    if p.is_dir():
+        if task == "binary":
+            return _binary_folders(_list_folder(p, ["0", "1"], None, unmatched, max_images, model), labels)
+        return _list_folder(p, list(labels), class_map, unmatched, max_images, model)
     if suffix == ".zip":
+        if task == "binary":
+            return _binary_folders(_list_zip(p, ["0", "1"], None, unmatched, max_images, max_total_bytes,
+                                             model), labels)
         return _list_zip(p, list(labels), class_map, unmatched, max_images, max_total_bytes, model)
     if suffix == ".csv":
-        return _list_csv(p, list(labels), class_map, unmatched, max_images, model)
+        return _list_csv(p, list(labels), class_map, unmatched, max_images, model, task)
     if not p.exists():
         raise InputError(f"{p} does not exist.")
     raise InputError(f"{p.name} is not a data set: give a folder of class folders, a .zip of one, "
                      "or a .csv of path,label.")
+
+
+def _binary_folders(src: DatasetSource, labels: Sequence[str]) -> DatasetSource:
+    """A binary set from two folders named 1 (the positive class) and 0, re-labelled."""
+    pos = labels[0]
+    items = tuple(Item(it.path, pos if it.label_index == 1 else negative_name(pos), -1, it.key, it.box,
+                       (0,) if it.label_index == 1 else ()) for it in src.items)
+    return DatasetSource(src.kind, src.root, items, src.skipped, ((pos, pos),), src.max_total_bytes,
+                         src._base)
 
 
 @dataclass(frozen=True)

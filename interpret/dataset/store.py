@@ -56,8 +56,9 @@ def _pa():
     return pa, pq
 
 
-def row_schema(methods: Sequence[str]):
-    """The Parquet schema of one stored row (every part has exactly this schema)."""
+def row_schema(methods: Sequence[str], labelled: bool = False):
+    """The Parquet schema of one stored row (every part of a run has exactly this
+    schema; ``labelled``: a multi-label or binary run's extra columns)."""
     pa, _ = _pa()
     f32, i32 = pa.float32(), pa.int32()
     fields = [
@@ -71,6 +72,10 @@ def row_schema(methods: Sequence[str]):
         ("random_insertion_auc", f32), ("verdict", pa.string()), ("trust_sentence", pa.string()),
         ("batch", pa.string()), ("thumb", pa.binary()), ("features", pa.binary()),
     ] + [(f"map_{m}", pa.binary()) for m in methods]
+    if labelled:  # multi-label and binary runs: every label's probability, the labels explained
+        fields += [("truth", pa.list_(i32)), ("probabilities", pa.list_(f32)),
+                   ("target_indices", pa.list_(i32)), ("target_signs", pa.list_(i32)),
+                   ("scores", pa.list_(f32))]
     return pa.schema(fields)
 
 
@@ -275,6 +280,7 @@ class Store:
             "item": [i.key for i in items], "path": [i.path for i in items],
             "label": [i.label for i in items], "label_index": pa.array([i.label_index for i in items], pa.int32()),
             "box": pa.array([list(i.box) if i.box else None for i in items], pa.list_(pa.float32())),
+            "truth": pa.array([list(getattr(i, "truth", ())) for i in items], pa.list_(pa.int32())),
         })
         with self.writing("the run's list of images"):
             _atomic_write(self.items_path, lambda p: pq.write_table(table, p, compression="zstd"))
@@ -291,7 +297,7 @@ class Store:
 
     def write_part(self, name: str, rows: List[dict], methods: Sequence[str]) -> Path:
         pa, pq = _pa()
-        schema = row_schema(methods)
+        schema = row_schema(methods, labelled=any("truth" in r for r in rows))
         cols: Dict[str, list] = {f.name: [r.get(f.name) for r in rows] for f in schema}
         table = pa.Table.from_pydict(cols, schema=schema)
         path = self.parts / f"{name}.parquet"
@@ -315,4 +321,5 @@ class Store:
         if not files:
             return None
         tables = [pq.read_table(p, columns=list(columns) if columns else None) for p in files]
-        return pa.concat_tables(tables)
+        # a labelled run's batch of only unreadable images has the plain schema
+        return pa.concat_tables(tables, promote_options="default")

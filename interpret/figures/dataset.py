@@ -25,7 +25,8 @@ from ._base import BAR_COLOR, HIGHLIGHT_COLOR, ImageLike, _base_layout, _clean_a
 from .features import class_colors
 
 __all__ = ["confusion_figure", "class_maps_figure", "where_figure", "map_gallery_figure",
-           "dataset_embedding_figure", "map_heatmap", "CORRECT_COLORS"]
+           "dataset_embedding_figure", "map_heatmap", "CORRECT_COLORS", "per_label_figure",
+           "per_label_caption"]
 
 Box = Tuple[float, float, float, float]
 CORRECT_COLORS = {"correct": "#54A24B", "wrong": HIGHLIGHT_COLOR}
@@ -85,6 +86,44 @@ def confusion_figure(matrix: np.ndarray, labels: Sequence[str], rows: Sequence[i
     fig.update_layout(clickmode="event+select", dragmode=False)
     h = height or int(120 + 34 * len(rows))
     return _base_layout(fig, None, h, margin=dict(l=0, r=0, t=8, b=0))
+
+
+def _pct(v: float) -> str:
+    return "n/a" if v is None or not np.isfinite(v) else f"{v:.0%}"
+
+
+def per_label_caption(threshold: float, images: int, labels: int, binary: bool = False) -> str:
+    """The sentence under :func:`per_label_figure` (numbers in, words out)."""
+    what = "the positive class" if binary else f"each of the {labels} labels"
+    return (f"Precision and recall of {what} on {images} image{'s' if images != 1 else ''}, at a "
+            f"threshold of {threshold:.2f}: a label counts as predicted when its own (sigmoid) "
+            "probability is at least that. Precision: of the images where it is predicted, the share "
+            "where it is present; recall: of the images where it is present, the share where it is "
+            "predicted (n/a: no image to count).")
+
+
+def per_label_figure(table, height: Optional[int] = None) -> go.Figure:
+    """Precision and recall per label (the table of
+    :meth:`interpret.DatasetResult.per_label`), side by side, each bar labelled with its
+    value and its counts (true positives / predicted, true positives / present); the
+    threshold in the title.  Undefined values (nothing predicted, nothing present) are
+    drawn as no bar and written "n/a"."""
+    labels = [str(l) for l in table["label"]]
+    x = [_short(l) for l in labels]
+    prec = [float(v) for v in table["precision"]]
+    rec = [float(v) for v in table["recall"]]
+    tp, pred, pres = (list(map(int, table[c])) for c in ("true_positives", "predicted", "present"))
+    t = float(table["threshold"].iloc[0]) if len(table) else 0.5
+    fig = go.Figure()
+    fig.add_bar(name="precision", x=x, y=[0 if not np.isfinite(v) else v for v in prec],
+                text=[f"{_pct(v)} ({a}/{b})" for v, a, b in zip(prec, tp, pred)], textposition="outside",
+                marker_color=BAR_COLOR, hovertemplate="%{x}: precision %{text}<extra></extra>")
+    fig.add_bar(name="recall", x=x, y=[0 if not np.isfinite(v) else v for v in rec],
+                text=[f"{_pct(v)} ({a}/{b})" for v, a, b in zip(rec, tp, pres)], textposition="outside",
+                marker_color=HIGHLIGHT_COLOR, hovertemplate="%{x}: recall %{text}<extra></extra>")
+    _base_layout(fig, f"Precision and recall per label at threshold {t:.2f}", height or 320)
+    fig.update_layout(barmode="group", yaxis=dict(range=[0, 1.15], tickformat=".0%"), showlegend=True)
+    return fig
 
 
 def map_heatmap(raw: np.ndarray, size: Tuple[int, int], kind: str = "cam") -> np.ndarray:
