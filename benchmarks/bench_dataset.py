@@ -240,7 +240,16 @@ def _one_photo_at_a_time(model, xs, explanations, steps, baseline, batch_size=No
     return [interpret.faithfulness(model, x, e, steps=steps, baseline=baseline) for x, e in zip(xs, explanations)]
 
 
-def trust_bench(rounds: int, steps: int, threads: int, batch_size: int = 16) -> str:
+def _subset(root: Path, per_class: int) -> Path:
+    """The first ``per_class`` photos of each class of the sample set, copied under ``root``."""
+    for cdir in sorted(p for p in SAMPLE.iterdir() if p.is_dir()):
+        (root / cdir.name).mkdir(parents=True, exist_ok=True)
+        for f in sorted(cdir.glob("*.jpg"))[:per_class]:
+            shutil.copy(f, root / cdir.name / f.name)
+    return root
+
+
+def trust_bench(rounds: int, steps: int, threads: int, batch_size: int = 16, photos: int = 0) -> str:
     """Rounds of the three configurations, interleaved (a change of machine load hits
     all three alike); each run on a fresh handle (no cached curves) into a new folder."""
     import statistics
@@ -253,7 +262,9 @@ def trust_bench(rounds: int, steps: int, threads: int, batch_size: int = 16) -> 
     batched = fmod.faithfulness_many
     torch.set_num_threads(threads)
     base = interpret.load_model()
-    n = sum(1 for _ in SAMPLE.glob("*/*.jpg"))
+    tmp_set = tempfile.mkdtemp(prefix="bench-trust-set-")
+    folder = _subset(Path(tmp_set), max(1, photos // 5)) if photos else SAMPLE
+    n = sum(1 for _ in folder.glob("*/*.jpg"))
     seconds: Dict[str, List[float]] = {c: [] for c in TRUST_LABELS}
     cpu: Dict[str, List[float]] = {c: [] for c in TRUST_LABELS}
     reports: Dict[str, List[int]] = {c: [] for c in TRUST_LABELS}
@@ -265,7 +276,7 @@ def trust_bench(rounds: int, steps: int, threads: int, batch_size: int = 16) -> 
                 stamps: List[float] = []
                 c0 = time.process_time()
                 t0 = time.perf_counter()
-                interpret.analyze_dataset(base.with_info(), SAMPLE, out=Path(tmp) / f"{c}-{k}",
+                interpret.analyze_dataset(base.with_info(), folder, out=Path(tmp) / f"{c}-{k}",
                                           batch_size=batch_size, trust=c != "none", trust_steps=steps,
                                           progress=lambda d, t: stamps.append(time.perf_counter()))
                 seconds[c].append(time.perf_counter() - t0)
@@ -278,7 +289,7 @@ def trust_bench(rounds: int, steps: int, threads: int, batch_size: int = 16) -> 
     none, none_cpu = min(seconds["none"]), min(cpu["none"])
     lines = [f"# Dataset faithfulness benchmark ({time.strftime('%Y-%m-%d %H:%M')})", "",
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} torch threads, "
-             f"torch {torch.__version__}; the bundled EfficientNet-Lite0, the {n} photos of "
+             f"torch {torch.__version__}; the bundled EfficientNet-Lite0, {n} photos of "
              f"assets/dataset_sample, Grad-CAM at _blocks.15, batches of {batch_size} photos (the dashboard's), "
              f"faithfulness with {steps} steps and 3 random maps per photo; {rounds} rounds, interleaved. "
              f"CPU seconds are this process's (user + system, all threads): on a busy machine they move "
@@ -304,10 +315,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="with --trust: rounds of the three (default 3)")
     ap.add_argument("--trust-steps", type=int, default=20, help="with --trust: points per curve (default 20)")
     ap.add_argument("--threads", type=int, default=2, help="with --trust: torch threads (default 2)")
+    ap.add_argument("--photos", type=int, default=0,
+                    help="with --trust: only this many photos of the sample set (a fifth per class; 0: all 40)")
     ap.add_argument("--one", nargs=3, metavar=("CONFIG", "FOLDER", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.trust:
-        text = trust_bench(1 if args.quick else args.rounds, args.trust_steps, args.threads)
+        text = trust_bench(1 if args.quick else args.rounds, args.trust_steps, args.threads, photos=args.photos)
         print(text)
         if args.out:
             Path(args.out).write_text(text)
