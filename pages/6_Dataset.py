@@ -360,7 +360,7 @@ def _boxes_editor(r) -> Dict[str, tuple]:
         ys = c3.slider("Top to bottom", 0.0, 1.0, (float(b[1]), float(b[3])), 0.05, key=f"w_ds_by_{lab}")
         c4.button("Set", key="ds_box_set", on_click=_on_box_set, args=(str(r.out),))
         if boxes:
-            st.caption("; ".join(f"{k}: ({v[0]:.2f}, {v[1]:.2f}, {v[2]:.2f}, {v[3]:.2f})" for k, v in boxes.items()))
+            st.caption("; ".join(f"{words.text(k)}: ({v[0]:.2f}, {v[1]:.2f}, {v[2]:.2f}, {v[3]:.2f})" for k, v in boxes.items()))
             st.button("Clear the boxes", key="ds_box_clear", on_click=_on_box_clear, args=(str(r.out),))
     return dict(boxes)
 
