@@ -375,7 +375,9 @@ REGION_WHOLE = 0.75
 REGION_MOST = 0.45
 
 
-def _where(box: Tuple[float, float, float, float]) -> str:
+def where(box: Tuple[float, float, float, float]) -> str:
+    """Which third of the photo a box's centre falls in: "top-right corner", "left
+    edge", "centre"."""
     x0, y0, x1, y1 = box
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     col = "left" if cx < 1 / 3 else ("right" if cx > 2 / 3 else "")
@@ -401,11 +403,11 @@ def region(box: Tuple[float, float, float, float], coordinates: bool = True) -> 
         share += "; box " + ", ".join(f"{v:.2f}" for v in (x0, y0, x1, y1))
     if area >= REGION_WHOLE:
         return f"almost the whole photo ({share})"
-    where = _where((x0, y0, x1, y1))
+    at = where((x0, y0, x1, y1))
     if area >= REGION_MOST:
-        towards = "its middle" if where == "centre" else f"the {where}"
+        towards = "its middle" if at == "centre" else f"the {at}"
         return f"most of the photo, centred on {towards} ({share})"
-    return f"the {where} ({share})"
+    return f"the {at} ({share})"
 
 
 # -- predictions and pages -------------------------------------------------------------

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..words import region
+from ..words import region, where
 
 Box = Tuple[float, float, float, float]
 
@@ -165,15 +165,7 @@ def hot_box(mean_map: np.ndarray, size: Tuple[int, int], threshold: float = 0.3)
 
 def region_name(box: Box) -> str:
     """Where a box sits, in words: "top-right corner", "left edge", "centre"..."""
-    x0, y0, x1, y1 = box
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    col = "left" if cx < 1 / 3 else ("right" if cx > 2 / 3 else "")
-    row = "top" if cy < 1 / 3 else ("bottom" if cy > 2 / 3 else "")
-    if row and col:
-        return f"{row}-{col} corner"
-    if row or col:
-        return f"{row or col} edge"
-    return "centre"
+    return where(box)
 
 
 def contains_centre(box: Box) -> bool:
