@@ -366,6 +366,21 @@ def _truth_names(task: str, value: str, labels, class_map, unmatched, model, pat
     return tuple(sorted({found[n] for n in names})), None
 
 
+def _listed_file(rel: str, base: Path, skipped: List[Tuple[str, str]]):
+    """The ``os.stat`` of an image a CSV lists (relative to ``base``), or None after
+    adding why it is skipped to ``skipped``."""
+    if not _is_image_name(rel):
+        skipped.append((rel, "not an image file (by its extension)"))
+        return None
+    try:
+        return (Path(rel) if Path(rel).is_absolute() else base / rel).stat()
+    except FileNotFoundError:
+        skipped.append((rel, "the file does not exist"))
+    except OSError as exc:
+        skipped.append((rel, f"unreadable ({exc.strerror or exc})"))
+    return None
+
+
 def _list_csv_labels(path: Path, rows, labels, class_map, unmatched, model, task) -> DatasetSource:
     """A CSV of ``path,labels`` for a multi-label model (labels ``;``-separated, empty:
     none present) or a binary one (0 or 1)."""
@@ -395,17 +410,8 @@ def _list_csv_labels(path: Path, rows, labels, class_map, unmatched, model, task
             skipped.append((rel, "listed twice in the CSV"))
             continue
         seen.add(rel)
-        if not _is_image_name(rel):
-            skipped.append((rel, "not an image file (by its extension)"))
-            continue
-        p = Path(rel) if Path(rel).is_absolute() else base / rel
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            skipped.append((rel, "the file does not exist"))
-            continue
-        except OSError as exc:
-            skipped.append((rel, f"unreadable ({exc.strerror or exc})"))
+        st = _listed_file(rel, base, skipped)
+        if st is None:
             continue
         if task == "binary":
             name = labels[0] if truth else negative_name(labels[0])
@@ -468,17 +474,8 @@ def _list_csv(path: Path, labels, class_map, unmatched, max_images, model,
             skipped.append((rel, "listed twice in the CSV"))
             continue
         seen.add(rel)
-        p = Path(rel) if Path(rel).is_absolute() else base / rel
-        if not _is_image_name(rel):
-            skipped.append((rel, "not an image file (by its extension)"))
-            continue
-        try:
-            st = p.stat()
-        except FileNotFoundError:
-            skipped.append((rel, "the file does not exist"))
-            continue
-        except OSError as exc:
-            skipped.append((rel, f"unreadable ({exc.strerror or exc})"))
+        st = _listed_file(rel, base, skipped)
+        if st is None:
             continue
         idx = found[lab]
         items.append(Item(rel, labels[idx], idx, _key(rel, labels[idx], st.st_size, str(st.st_mtime_ns)), box))
