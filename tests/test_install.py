@@ -36,6 +36,7 @@ def test_default_install_includes_every_model_source():
     for lib, packages in MODEL_SOURCES.items():
         for p in packages:
             assert p in deps, f"{p} ({lib}) is not in pyproject's default dependencies"
+    assert "open-clip-torch" in deps, "open_clip (image-text models by name) is not in the default install"
     from ui import upload
 
     assert {lib: list(p) for lib, p in upload._PACKAGES.items()} == MODEL_SOURCES
