@@ -263,7 +263,7 @@ def test_drise_is_offered_only_for_detectors(tiny):
     cnn = interpret.load_model(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1),
                                                    torch.nn.Flatten(), torch.nn.Linear(4, 5)).eval(),
                                preprocessing=interpret.Preprocessing(32, 32))
-    assert "classification model" in interpret.get_method("drise").unavailable(cnn)
+    assert "this is a classifier" in interpret.get_method("drise").unavailable(cnn)
     assert "drise" not in {m.name for m in interpret.methods(cnn)}
     assert "no LRP rule" in interpret.get_method("lrp").unavailable(tiny)
 

@@ -75,5 +75,5 @@ def test_no_hooks_left_after_cancel_on_a_detector(method, model_state):
 
 
 def test_dataset_mode_refuses_a_detector_with_a_sentence(tmp_path):
-    with pytest.raises(InputError, match="detection model"):
+    with pytest.raises(InputError, match="is an object detector"):
         interpret.analyze_dataset(H, tmp_path, out=tmp_path / "out")
