@@ -108,10 +108,9 @@ def start_section(ctx: ui.PageContext) -> None:
         from ui.access import mode as access_mode
 
         st.caption(ds.sharing_note(ds.runs_are_kept(), access_mode()))
-        f = st.file_uploader("A zip of class folders (tabby/1.jpg, espresso/2.jpg, ...)", type=["zip"],
-                             key="w_ds_zip", max_upload_size=min(ds.MAX_ZIP_MB, compute_max_mb()),
-                             help=f"Up to {interpret.dataset.MAX_UPLOAD_IMAGES} images. Folder names must be "
-                                  "labels of the model; files that are not images are skipped and listed.")
+        zip_label, zip_help = ds.zip_layout(ctx.handle.task, interpret.dataset.MAX_UPLOAD_IMAGES)
+        f = st.file_uploader(zip_label, type=["zip"], key="w_ds_zip",
+                             max_upload_size=min(ds.MAX_ZIP_MB, compute_max_mb()), help=zip_help)
         if f is None:
             st.info("Upload a zip to analyse it.", icon=":material/upload:")
             return

@@ -144,6 +144,24 @@ def sources() -> List[str]:
     return out
 
 
+def zip_layout(task: str, max_images: int) -> Tuple[str, str]:
+    """(label, help) of the Dataset page's zip uploader: the file layout a zip must
+    have for a model of ``task`` (``max_images``: the upload limit)."""
+    if task == "multilabel":
+        return ("A zip of the images and a labels.csv of path,labels at its top "
+                "(1.jpg,cat;dog — the labels present, separated by ';'; empty: none)",
+                f"Up to {max_images} images. The CSV's paths are relative to the zip's top; its labels "
+                "must be labels of the model. Rows that cannot be used are skipped and listed.")
+    if task == "binary":
+        return ("A zip of the images and a labels.csv of path,label at its top (1.jpg,1 — 1: the "
+                "positive class, 0: not), or of two folders named 1 and 0",
+                f"Up to {max_images} images. The CSV's paths are relative to the zip's top. Rows "
+                "that cannot be used are skipped and listed.")
+    return ("A zip of class folders (tabby/1.jpg, espresso/2.jpg, ...)",
+            f"Up to {max_images} images. Folder names must be labels of the model; files that are "
+            "not images are skipped and listed.")
+
+
 @dataclass(frozen=True)
 class Job:
     """An analysis to run: where the images are, how to read them, the settings, and the
@@ -210,6 +228,8 @@ def _plan(handle: interpret.ModelHandle, kind: str, methods: Sequence[str], targ
         if p is None or not p.is_dir():
             raise interpret.InputError("The server's image folder is not available.")
         tag = hashlib.blake2b(str(p.resolve()).encode(), digest_size=4).hexdigest()
+        if handle.task in ("multilabel", "binary") and (p / "labels.csv").is_file():
+            p = p / "labels.csv"  # its labels.csv of path,labels lists the set
         return Job(str(p), "the server's image folder", str(root / f"folder-{tag}-{key}"), tuple(methods),
                    target, trust)
     if kind == "upload" and upload is not None:

@@ -276,7 +276,9 @@ def _list_folder(root: Path, labels, class_map, unmatched, max_images, model) ->
     return _finish("folder", str(root), items, skipped, found, labels, str(root))
 
 
-def _list_zip(path: Path, labels, class_map, unmatched, max_images, max_total_bytes, model) -> DatasetSource:
+def _zip_infos(path: Path, max_images: int, max_total_bytes: int) -> List[zipfile.ZipInfo]:
+    """The file members of a zip, by name, counted (before zipfile lists them) and their
+    claimed sizes summed against the limits; nothing is read."""
     if not path.is_file():
         raise InputError(f"Zip file {path} does not exist.")
     from ..sources.files import zip_entries_in  # lazy: torch
@@ -297,6 +299,11 @@ def _list_zip(path: Path, labels, class_map, unmatched, max_images, max_total_by
     if claimed > max_total_bytes:
         raise InputError(f"The zip archive would unpack to {claimed / 2**20:.0f} MiB; the limit is "
                          f"{max_total_bytes / 2**20:.0f} MiB.")
+    return infos
+
+
+def _list_zip(path: Path, labels, class_map, unmatched, max_images, max_total_bytes, model) -> DatasetSource:
+    infos = _zip_infos(path, max_images, max_total_bytes)
     usable = [i for i in infos if not _hidden(PurePosixPath(i.filename).parts)]
     parts = [PurePosixPath(i.filename).parts for i in usable]
     # one folder around the class folders ("val/tabby/1.jpg") is dropped: every member is
@@ -381,9 +388,12 @@ def _listed_file(rel: str, base: Path, skipped: List[Tuple[str, str]]):
     return None
 
 
-def _list_csv_labels(path: Path, rows, labels, class_map, unmatched, model, task) -> DatasetSource:
+def _list_csv_labels(path: Path, rows, labels, class_map, unmatched, model, task,
+                     members: Optional[Mapping[str, zipfile.ZipInfo]] = None,
+                     zip_path: Optional[Path] = None) -> DatasetSource:
     """A CSV of ``path,labels`` for a multi-label model (labels ``;``-separated, empty:
-    none present) or a binary one (0 or 1)."""
+    none present) or a binary one (0 or 1).  ``members``/``zip_path``: the CSV was read
+    from that zip and its paths name the zip's members (``members``: name -> info)."""
     base = path.parent
     skipped: List[Tuple[str, str]] = []
     items: List[Item] = []
@@ -410,24 +420,109 @@ def _list_csv_labels(path: Path, rows, labels, class_map, unmatched, model, task
             skipped.append((rel, "listed twice in the CSV"))
             continue
         seen.add(rel)
-        st = _listed_file(rel, base, skipped)
-        if st is None:
-            continue
+        if members is not None:
+            found = _listed_member(rel, members, skipped)
+            if found is None:
+                continue
+            rel, size, stamp = found
+        else:
+            st = _listed_file(rel, base, skipped)
+            if st is None:
+                continue
+            size, stamp = st.st_size, str(st.st_mtime_ns)
         if task == "binary":
             name = labels[0] if truth else negative_name(labels[0])
         else:
             name = ";".join(labels[i] for i in truth)
         for i in truth:
             used[labels[i]] = i
-        items.append(Item(rel, name, -1, _key(rel, name, st.st_size, str(st.st_mtime_ns)), box, truth))
+        items.append(Item(rel, name, -1, _key(rel, name, size, stamp), box, truth))
     items = sorted(items, key=lambda i: i.path)
     if not items:
         first = "; ".join(f"{n}: {r}" for n, r in skipped[:3])
         raise InputError(f"The csv {path} holds no usable image"
                          + (f" ({len(skipped)} skipped: {first})." if skipped else "."))
     classes = tuple(sorted((l, l) for l in used))
+    if zip_path is not None:
+        return DatasetSource("zip", str(zip_path), tuple(items), tuple(sorted(skipped)), classes,
+                             MAX_ZIP_BYTES, str(zip_path.parent))
     return DatasetSource("csv", str(path), tuple(items), tuple(sorted(skipped)), classes, MAX_ZIP_BYTES,
                          str(base))
+
+
+def _listed_member(rel: str, members: Mapping[str, zipfile.ZipInfo], skipped: List[Tuple[str, str]]):
+    """(member name, size, CRC stamp) of the zip member a CSV in the zip lists, or None
+    after adding why it is skipped to ``skipped``."""
+    if not _is_image_name(rel):
+        skipped.append((rel, "not an image file (by its extension)"))
+        return None
+    name = PurePosixPath(rel.replace("\\", "/")).as_posix()
+    name = name[2:] if name.startswith("./") else name
+    info = members.get(name)
+    if info is None:
+        skipped.append((rel, "not in the zip archive (paths are relative to the zip's top)"))
+        return None
+    why = zip_member_skip_reason(info)
+    if why is not None:
+        skipped.append((rel, why))
+        return None
+    return info.filename, info.file_size, f"crc{info.CRC:08x}"
+
+
+#: Largest CSV of labels read from a zip (uncompressed).
+MAX_ZIP_CSV_BYTES = 64 * 2**20
+
+
+def _list_zip_csv(path: Path, labels, class_map, unmatched, max_images, max_total_bytes, model,
+                  task) -> Optional[DatasetSource]:
+    """A multi-label or binary set as a zip of its images and a CSV of ``path,labels``
+    at the zip's top (``labels.csv``, or its only ``.csv``), paths relative to the zip's
+    top.  The CSV and the images are read from the zip, never extracted.  None: the
+    zip has no CSV at its top."""
+    infos = _zip_infos(path, max_images + 1, max_total_bytes)  # + 1: the CSV itself
+    tops = [i for i in infos if len(PurePosixPath(i.filename).parts) == 1
+            and i.filename.lower().endswith(".csv") and not _hidden([i.filename])]
+    if not tops:
+        return None
+    chosen = [i for i in tops if i.filename.lower() == "labels.csv"] or tops
+    if len(chosen) > 1:
+        raise InputError(f"The zip archive {path.name} holds {len(chosen)} CSV files at its top "
+                         f"({', '.join(sorted(i.filename for i in chosen)[:4])}); name the one of "
+                         "labels labels.csv.")
+    info = chosen[0]
+    if info.flag_bits & 0x1:
+        raise InputError(f"{info.filename} in {path.name} is encrypted.")
+    if info.file_size > MAX_ZIP_CSV_BYTES:
+        raise InputError(f"{info.filename} in {path.name} is larger than the "
+                         f"{MAX_ZIP_CSV_BYTES // 2**20} MiB limit of a CSV of labels.")
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(info) as member:
+            raw = member.read(MAX_ZIP_CSV_BYTES + 1)  # the bytes read count, not the header's
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError, ValueError) as exc:
+        raise InputError(f"{info.filename} in {path.name} could not be unpacked ({exc}).") from None
+    if len(raw) > MAX_ZIP_CSV_BYTES:
+        raise InputError(f"{info.filename} in {path.name} is larger than the "
+                         f"{MAX_ZIP_CSV_BYTES // 2**20} MiB limit of a CSV of labels.")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{info.filename} in {path.name} cannot be read as UTF-8 text ({exc}).") from None
+    rows = _csv_rows(text, info.filename, max_images)
+    members = {i.filename: i for i in infos if i is not info}
+    return _list_csv_labels(path / info.filename, rows, labels, class_map, unmatched, model, task,
+                            members=members, zip_path=path)
+
+
+def _csv_rows(text: str, name: str, max_images: int) -> List[List[str]]:
+    """The rows of a CSV of ``path,label`` (the header row dropped), counted."""
+    rows = [r for r in csv.reader(io.StringIO(text)) if r and any(c.strip() for c in r)]
+    if rows and [c.strip().lower() for c in rows[0][:2]] in (["path", "label"], ["path", "labels"]):
+        rows = rows[1:]
+    if not rows:
+        raise InputError(f"CSV file {name} lists no images (expected rows of path,label).")
+    if len(rows) > max_images:
+        raise InputError(f"CSV file {name} lists {len(rows)} images; the limit is {max_images}.")
+    return rows
 
 
 def _list_csv(path: Path, labels, class_map, unmatched, max_images, model,
@@ -503,7 +598,9 @@ def read_source(source: Union[str, os.PathLike, DatasetSource], labels: Sequence
     the model's view).  ``task="multilabel"``: a CSV whose label column lists the labels
     present, separated by ``;`` (empty: none); ``task="binary"``: a CSV whose label
     column is 1 (the model's positive class) or 0, or a folder (or zip) of two folders
-    named ``1`` and ``0`` (:attr:`Item.truth`).  Class names are matched to ``labels`` (:func:`match_labels`);
+    named ``1`` and ``0`` (:attr:`Item.truth`).  For both, a ``.zip`` of the images with
+    such a CSV at its top (``labels.csv``, or its only ``.csv``; paths relative to the
+    zip's top) is read in place, nothing extracted.  Class names are matched to ``labels`` (:func:`match_labels`);
     ``unmatched="error"`` (default) refuses names that match none with a message
     listing them, ``"skip"`` leaves their images out (listed in ``skipped``)."""
     if isinstance(source, DatasetSource):
@@ -512,9 +609,18 @@ def read_source(source: Union[str, os.PathLike, DatasetSource], labels: Sequence
         raise InputError("unmatched must be 'error' or 'skip'.")
     p = Path(source).expanduser()
     suffix = p.suffix.lower()
+    if task in ("multilabel", "binary") and suffix == ".zip":
+        listed = _list_zip_csv(p, list(labels), class_map, unmatched, max_images, max_total_bytes, model, task)
+        if listed is not None:
+            return listed
+        if task == "multilabel":
+            raise InputError(f"The zip archive {p.name} has no CSV at its top. A multi-label set in a zip "
+                             "is its images and a labels.csv of path,labels (paths relative to the "
+                             "zip's top, the labels present in each image separated by ';').")
     if task == "multilabel" and suffix != ".csv" and p.exists():
         raise InputError("A multi-label set is a CSV of path,labels (the labels present in each "
-                         "image separated by ';'): folders of class folders hold one label per image.")
+                         "image separated by ';'), or a zip of the images with that CSV at its top: "
+                         "folders of class folders hold one label per image.")
     if p.is_dir():
         if task == "binary":
             return _binary_folders(_list_folder(p, ["0", "1"], None, unmatched, max_images, model), labels)
