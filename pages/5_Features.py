@@ -303,7 +303,8 @@ def embedding_section(ctx: ui.PageContext, choice: Optional[fx.SetChoice], layer
         with c2:
             which = st.segmented_control(
                 "Features", list(FEATURES), default="classifier", required=True, key="w_fv_feats",
-                format_func={"classifier": "what the classifier sees",
+                format_func={"classifier": "what the segmentation head sees"
+                             if ctx.handle.task == "segmentation" else "what the classifier sees",
                              "layer": f"layer {layer} (averaged over positions)"}.get) or "classifier"
         with c3:
             thumbs_on = st.toggle("Thumbnails on the plot", value=n <= fx.MAX_PLOT_THUMBNAILS,

@@ -414,8 +414,9 @@ def model_views(handle: interpret.ModelHandle, iset: ImageSet, side: int) -> np.
 
 
 def model_view(handle: interpret.ModelHandle, iset: ImageSet, index: int) -> np.ndarray:
-    """One image of the set as the model sees it, at the model's input size (cached)."""
-    side = int(max(handle.input_size))
+    """One image of the set as the model sees it, at the model's input size (cached),
+    at most 512 pixels (torchvision's segmentation models see 520)."""
+    side = min(int(max(handle.input_size)), 512)
     return compute.cached(("features.view", handle.fingerprint(), iset.key, int(index), side),
                           lambda: interpret.features.model_views(handle, [iset.images[index]], side)[0])
 

@@ -6,7 +6,7 @@ else that observes a model."""
 from __future__ import annotations
 
 import numbers
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from torch import nn
 
@@ -20,13 +20,42 @@ __all__ = ["Tap", "tap_for", "penultimate_tap", "record", "as_maps", "report", "
            "Cancelled", "model_session", "as_handle", "map_shape", "check_int", "batches"]
 
 
+# auxiliary heads run after the main head (torchvision's ``aux_classifier``, Hugging
+# Face's ``auxiliary_head``) but only serve training: their input is not what the
+# segmentation map is computed from
+_AUX_HEADS = ("aux_classifier", "auxiliary_head")
+
+
+def _segmentation_tap(modules, ran) -> Optional[Tap]:
+    """The input of the last convolution or Linear layer (a leaf, outside an auxiliary
+    head) that runs: the features a segmentation head turns into per-pixel class
+    scores (DeepLabV3's and FCN's ``classifier.4``, LR-ASPP's
+    ``classifier.high_classifier``, SegFormer's ``decode_head.classifier``).  Its input
+    is one tensor, where the head itself takes a dict of backbone features."""
+    def aux(name: str) -> bool:
+        return any(part in _AUX_HEADS for part in name.split("."))
+
+    layers = [i for i in ran if i.is_leaf and not aux(i.name)
+              and isinstance(modules.get(i.name), (nn.modules.conv._ConvNd, nn.Linear))]
+    if not layers:
+        return None
+    last = layers[-1]
+    return Tap(last.name, modules[last.name], True, last.calls)
+
+
 def penultimate_tap(handle: ModelHandle) -> Tap:
     """The features the classifier sees: the input of the last Linear layer that runs
-    (EfficientNet's ``_fc``, ResNet's ``fc``, ViT's ``heads.head``)."""
+    (EfficientNet's ``_fc``, ResNet's ``fc``, ViT's ``heads.head``).  For a segmentation
+    model (``handle.task``), the features its head turns into per-pixel class scores:
+    the input of the head's last convolution (see :func:`_segmentation_tap`)."""
     if handle.scripted:
         raise InputError("This is a TorchScript model: its layers cannot be read (no hooks).")
     modules = dict(handle.module.named_modules())
     ran = [i for i in list_layers(handle) if i.calls > 0]
+    if handle.task == "segmentation":
+        seg = _segmentation_tap(modules, ran)
+        if seg is not None:
+            return seg
     linears = [i for i in ran if isinstance(modules.get(i.name), nn.Linear)]
     if linears:
         last = linears[-1]

@@ -174,6 +174,8 @@ def embed(model, images, layer: Optional[str] = None, method: str = "pca", *,
     else:
         coords = _umap(f, seed, **method_params)
     probs = torch.softmax(torch.from_numpy(logits), dim=1)
+    if probs.dim() == 4:  # segmentation (N x C x H x W): each class's mean probability
+        probs = probs.mean(dim=(2, 3))  # over the pixels; the largest is the main class
     conf, pred = probs.max(dim=1)
     return Embedding(
         features=f, coords=np.asarray(coords, dtype=np.float64), predicted=pred.numpy(),
