@@ -458,3 +458,15 @@ def a_task(task: str) -> str:
     article, for sentences that say what kind of model this is."""
     noun = _TASK_NOUNS.get(task, f"{task} model")
     return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
+
+
+def embedding_point(name: str, predicted: str, probability: float) -> str:
+    """The caption of one photo of an embedding plot: its name, and what the model says
+    of it with its probability, when the model says something with one (a regressor's
+    value has none; an embedding model says nothing)."""
+    head = f"**{text(name)}**"
+    if not predicted:
+        return head
+    if probability != probability:  # NaN: a value, no probability
+        return f"{head}  \nthe model says *{text(predicted)}*"
+    return f"{head}  \npredicted *{text(predicted)}* ({percent(probability)})"

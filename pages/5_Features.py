@@ -334,7 +334,8 @@ def embedding_section(ctx: ui.PageContext, choice: Optional[fx.SetChoice], layer
         axes = (f"{PROJECTIONS[em.method]} 1", f"{PROJECTIONS[em.method]} 2")
     key = ("embedding", ctx.handle.fingerprint(), iset.key, feat_layer, method, thumbs_on, pick, axes)
     fig = compute.figure(key, lambda: figures.embedding_figure(
-        em.coords, list(em.predicted_labels), list(em.names), em.probabilities, thumbnails=thumbs,
+        em.coords, list(em.predicted_labels), list(em.names),
+        None if np.isnan(em.probabilities).all() else em.probabilities, thumbnails=thumbs,
         selected=pick, axis_titles=axes, height=520))
     left, right = st.columns([3, 1], gap="large")
     with left:
@@ -343,8 +344,8 @@ def embedding_section(ctx: ui.PageContext, choice: Optional[fx.SetChoice], layer
     with right:
         st.markdown("##### Selected photo")
         st.image(fx.model_view(ctx.handle, iset, pick), width="stretch")
-        st.markdown(f"**{words.text(em.names[pick])}**  \npredicted *{words.text(em.predicted_labels[pick])}* "
-                    f"({em.probabilities[pick]:.0%})")
+        st.markdown(words.embedding_point(em.names[pick], em.predicted_labels[pick],
+                                          float(em.probabilities[pick])))
         st.caption("Click a point of the plot to see its photo here.")
     if ctx.present:
         ui.plain("Each dot is a photo, placed by what the network makes of it: photos it finds "

@@ -337,3 +337,18 @@ def test_link_note_escapes_key_and_value():
 def test_a_model_of_each_task_is_named_with_its_article(task, said):
     """"is a embedding model" was seen on the Dataset page."""
     assert words.a_task(task) == said
+
+
+@pytest.mark.parametrize("name, predicted, probability, said", [
+    ("cat.jpg", "tabby", 0.41, "**cat.jpg**  \npredicted *tabby* (41%)"),
+    ("a.png", "not defect", 0.93, "**a.png**  \npredicted *not defect* (93%)"),
+    ("b.png", "3.25", float("nan"), "**b.png**  \nthe model says *3.25*"),
+    ("c.png", "", float("nan"), "**c.png**"),
+])
+def test_an_embedding_points_caption_says_a_probability_only_where_there_is_one(name, predicted, probability, said):
+    assert words.embedding_point(name, predicted, probability) == said
+
+
+def test_an_embedding_points_caption_escapes_the_name_and_the_label():
+    md = words.embedding_point("![](http://evil/x).png", "<b>x</b>", 0.5)
+    assert "![" not in md and "<b>" not in md

@@ -173,15 +173,41 @@ def embed(model, images, layer: Optional[str] = None, method: str = "pca", *,
         coords = _tsne(f, seed, **method_params)
     else:
         coords = _umap(f, seed, **method_params)
-    probs = torch.softmax(torch.from_numpy(logits), dim=1)
-    if probs.dim() == 4:  # segmentation (N x C x H x W): each class's mean probability
-        probs = probs.mean(dim=(2, 3))  # over the pixels; the largest is the main class
-    conf, pred = probs.max(dim=1)
+    pred, labels, conf = predicted_points(handle, torch.from_numpy(logits))
     return Embedding(
-        features=f, coords=np.asarray(coords, dtype=np.float64), predicted=pred.numpy(),
-        predicted_labels=tuple(handle.label(int(i)) for i in pred),
-        probabilities=conf.numpy(), names=iset.names, layer=key, method=m,
+        features=f, coords=np.asarray(coords, dtype=np.float64), predicted=pred,
+        predicted_labels=labels, probabilities=conf, names=iset.names, layer=key, method=m,
         explained_variance=explained, seconds=time.perf_counter() - t0)
+
+
+def predicted_points(handle, logits: torch.Tensor) -> Tuple[np.ndarray, Tuple[str, ...], np.ndarray]:
+    """(index, label, probability) of what the model says for each row of ``logits``,
+    in the task's own terms (never a softmax of what is not one): a classifier's softmax;
+    a segmenter's class with the largest mean pixel probability; a multi-label model's
+    most probable label by its own sigmoid; a binary model's positive class or "not" it,
+    by the sigmoid; a regressor's value as its label (no probability: NaN); other tasks
+    (embeddings, prompts, boxes) no prediction (empty label, NaN)."""
+    task = getattr(handle, "task", "classification")
+    n = logits.shape[0]
+    nan = np.full(n, np.nan)
+    if task in ("classification", "segmentation") and logits.dim() in (2, 4):
+        probs = torch.softmax(logits.float(), dim=1)
+        if probs.dim() == 4:  # N x C x H x W: each class's mean probability over the pixels
+            probs = probs.mean(dim=(2, 3))
+        conf, pred = probs.max(dim=1)
+        return pred.numpy(), tuple(handle.label(int(i)) for i in pred), conf.numpy()
+    if task == "multilabel":
+        conf, pred = torch.sigmoid(logits.float()).max(dim=1)
+        return pred.numpy(), tuple(handle.label(int(i)) for i in pred), conf.numpy()
+    if task == "binary":
+        p = torch.sigmoid(logits.float()[:, 0]).numpy()
+        name = handle.label(0)
+        return (np.zeros(n, dtype=np.int64), tuple(name if q >= 0.5 else f"not {name}" for q in p),
+                np.maximum(p, 1.0 - p))
+    if task == "regression":
+        v = logits.float()[:, 0].numpy()
+        return np.zeros(n, dtype=np.int64), tuple(f"{x:.4g}" for x in v), nan
+    return np.zeros(n, dtype=np.int64), ("",) * n, nan
 
 
 def model_views(model, images, side: int = 64) -> np.ndarray:
