@@ -621,3 +621,18 @@ def test_visitor_labels_never_format_a_sentence(label):
 def test_regression_words_say_value():
     t = targets.OutputTarget(0, None, -1, True)
     assert t.describe(["age"]) == "what lowers the value of age" and t.unit == "value"
+
+
+def test_a_regions_trust_curves_are_titled_as_the_mean_over_the_region(seg, x64):
+    """The curves of a region target are the class's mean probability over the region's
+    pixels; their figure said "Probability of 'road'", as if it were one number."""
+    from interpret.figures.trust import faithfulness_figure
+
+    pred = interpret.predict(seg, x64)
+    cls = pred.classes[0].index
+    e = interpret.explain(seg, x64, "gradcam", target=targets.region(cls))
+    f = interpret.faithfulness(seg, x64, e, steps=4, seeds=1)
+    assert f.over_region
+    fig = faithfulness_figure(f)
+    assert fig.layout.title.text == f"Mean probability of “{seg.label(cls)}” over the region"
+    assert fig.layout.yaxis.title.text == "mean probability over the region"

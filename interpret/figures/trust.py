@@ -48,7 +48,9 @@ def faithfulness_figure(result, height: int = 260, title: Optional[str] = None,
     fig.update_xaxes(title=dict(text="% of the photo hidden / shown", font=dict(size=12)),
                      range=[0, 100], ticksuffix="%", showgrid=True, gridcolor="rgba(128,128,128,.2)")
     minus = getattr(result, "sign", 1) < 0
-    ytitle = ("minus the value" if minus else "value") if value else "probability"
+    region = getattr(result, "over_region", False)
+    ytitle = ("minus the value" if minus else "value") if value else (
+        "mean probability over the region" if region else "probability")
     fig.update_yaxes(title=dict(text=ytitle, font=dict(size=12)),
                      rangemode="normal" if value else "tozero", ticksuffix=suffix, showgrid=True,
                      gridcolor="rgba(128,128,128,.2)")
@@ -61,6 +63,9 @@ def faithfulness_figure(result, height: int = 260, title: Optional[str] = None,
         elif result.contrast_label:
             title = (f"“{plotly_text(result.target_label)}” rather than "
                      f"“{plotly_text(result.contrast_label)}”")
+        if region and not value:  # the curves are the class's mean probability over its pixels
+            title = (f"{title}, over the region" if result.contrast_label else
+                     f"Mean probability of “{plotly_text(result.target_label)}” over the region")
     # r=28: room for the last tick ("100%"), which Plotly drops when it would overflow
     fig = _base_layout(fig, title, height + 90, margin=dict(l=4, r=28, t=30, b=4))
     fig.update_layout(title=dict(font=dict(size=13)))

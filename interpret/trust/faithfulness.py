@@ -118,6 +118,8 @@ class Faithfulness:
     sign: int = 1
     #: the target in words for a page (labels escaped; :meth:`interpret.targets.Target.sentence`)
     target_sentence: str = ""
+    #: the curves are a mean over a region's pixels (a segmentation target), not one number
+    over_region: bool = False
 
     @property
     def scale(self) -> float:
@@ -665,6 +667,7 @@ def _finish(runner: "DeletionInsertion", handle, m: MapInput, curves: dict, coun
         forwards=count,
         seconds=seconds, unit=unit, sign=int(getattr(m.target, "sign", 1)),
         target_sentence=_target_sentence(m.target, handle),
+        over_region=getattr(m.target, "kind", "class") == "region",
     )
     from ..words import plain
 
