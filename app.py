@@ -36,9 +36,20 @@ def _summary(ctx: ui.PageContext) -> None:
         st.image(compute.preview_uri(ctx.image), caption=f"Current photo: {words.text(ctx.image.title)}",
                  width="stretch")
     with right:
-        st.subheader(f"The model says: *{words.text(top.label)}*")
-        second = ctx.predictions[1]
-        if ctx.handle.task == "detection":  # boxes, not one class (issue 20)
+        if ctx.handle.task == "embedding":  # no classes: its embedding (issue 20)
+            from ui import imagetext
+
+            st.subheader("The model turns the photo into an embedding")
+            emb = imagetext.embedding_of(ctx)
+            st.markdown(imagetext.embedding_sentence(emb.size, emb.norm))
+        else:
+            st.subheader(f"The model says: *{words.text(top.label)}*")
+        second = ctx.predictions[1] if len(ctx.predictions) > 1 else None
+        if ctx.handle.task == "embedding":
+            pass
+        elif second is None:
+            st.markdown(f"**{words.text(ctx.handle.name)}** has one output.")
+        elif ctx.handle.task == "detection":  # boxes, not one class (issue 20)
             from ui import tasks
 
             st.markdown(tasks.detection_sentence(

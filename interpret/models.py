@@ -138,7 +138,8 @@ def load_model(
                 "(e.g. 'torchvision:resnet50'), 'timm:<name>' (e.g. 'timm:convnext_tiny'), "
                 "a path to a checkpoint, ONNX file or Hugging Face folder."
             )
-        module, info = files.load(source, arch, allow_untrusted, pre, name, arch_kwargs)
+        module, info = files.load(source, arch, allow_untrusted, pre, name, arch_kwargs,
+                                  embedding=task == "embedding")
     else:
         raise InputError(f"Cannot load a model from a {type(source).__name__}.")
 

@@ -387,6 +387,13 @@ def comparison(ctx: ui.PageContext, specs) -> None:
         return
     target = current_target(ctx)
     contrast = current_contrast(ctx, target)  # a link's contrast, in presentation mode too
+    if ctx.handle.task == "embedding":  # no classes: the reference photo chosen above (issue 20)
+        from ui import imagetext
+
+        target, contrast = imagetext.chosen_reference(ctx.handle), None
+        if target is None:
+            st.info("Upload a reference photo above to compare methods.", icon=":material/upload:")
+            return
     requested = set(st.session_state.pop("compare_run", ()) or ())
     items, waiting, costs = [], [], []
     for name in chosen:
@@ -432,7 +439,8 @@ def comparison(ctx: ui.PageContext, specs) -> None:
                 with col:
                     st.image(views.overlay_uri(ctx.handle, ctx.image, e, cmap, opacity),
                              caption=f"{title} · {family}", width="stretch")
-        st.caption(f"All for *{words.text(ctx.handle.label(target))}*"
+        st.caption((f"All for *{words.text(ctx.handle.label(target))}*" if isinstance(target, int)
+                    else f"All explaining {target.sentence(ctx.handle.labels)}")
                    + (f" rather than *{words.text(ctx.handle.label(contrast))}*" if contrast is not None else "")
                    + ", with the same colours and opacity as above."
                    + (" CAMs use the layer chosen above." if any(by_name[n].needs_layer for n in chosen) else ""))

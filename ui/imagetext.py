@@ -92,8 +92,7 @@ def outputs(ctx) -> None:
     an embedding model (the embedding's size and length)."""
     h = ctx.handle
     if h.task == "embedding":
-        emb = compute.cached(("embedding", h.fingerprint(), ctx.image.hash),
-                             lambda: interpret.predict(h, ctx.image.image))
+        emb = embedding_of(ctx)
         st.markdown(embedding_sentence(emb.size, emb.norm))
         st.caption("An embedding model has no classes. On the Attributions page, upload a reference "
                    "photo to see what makes this photo look like it to the model.")
@@ -105,6 +104,13 @@ def outputs(ctx) -> None:
     st.plotly_chart(fig, key="prompt_bars", config={"displayModeBar": False})
     st.caption("softmax(logit scale × cosine(photo, prompt)) over the prompts in the sidebar: "
                "they always sum to 100%, so the model's pick is only as good as the prompts offered.")
+
+
+def embedding_of(ctx) -> "imagetext.Embedding":
+    """The embedding of the page's photo (cached by model and photo content)."""
+    h = ctx.handle
+    return compute.cached(("embedding", h.fingerprint(), ctx.image.hash),
+                          lambda: interpret.predict(h, ctx.image.image))
 
 
 def zero_shot_sentence(rows) -> str:
@@ -161,9 +167,18 @@ def reference_target():
                           help="Why does the model find the two photos alike? (cosine similarity of "
                                "their embeddings)")
     if up is None:
+        st.session_state.pop("it_reference", None)
         return None
     img, _ = compute.decode_upload(up.getvalue())
-    return interpret.targets.similar_to(img, up.name)
+    target = interpret.targets.similar_to(img, up.name)
+    # for the comparison below (a fragment of its own): the same reference
+    st.session_state["it_reference"] = target
+    return target
+
+
+def chosen_reference(handle):
+    """The ``similar_to`` target of the reference photo uploaded above on this page, or None."""
+    return st.session_state.get("it_reference")
 
 
 def available() -> bool:

@@ -56,7 +56,7 @@ _KEEP = {"w_model_library": "upload_library", "w_model_arch": "upload_arch",
 
 #: the upload form's task choice: read from the model, or one of interpret.targets.TASKS
 TASK_CHOICES = ("read from the model", "classification", "multilabel", "binary", "regression",
-                "segmentation")
+                "segmentation", "embedding")
 
 
 def library_available(library: str) -> bool:
@@ -253,7 +253,9 @@ def upload_model_form() -> None:
                             help="What the model's output means. Read from the model when left as "
                                  "it is: a map per pixel is segmentation, one output is a binary "
                                  "classifier, several are classes (softmax). Say multilabel for a "
-                                 "sigmoid per label, regression for values.")
+                                 "sigmoid per label, regression for values, embedding for a backbone "
+                                 "without its classifier (explained by its likeness to a reference "
+                                 "photo; a classifier's own head is then left out).")
         submitted = st.form_submit_button("Load model", type="primary", width="stretch")
     st.caption(upload_caption(libs, untrusted))
     if submitted:

@@ -646,6 +646,12 @@ def mismatch_message(module: nn.Module, state: Dict[str, torch.Tensor],
                      f"{_shape(ours)} in the architecture"
                      + (f" ({len(shapes)} mismatches in all)" if len(shapes) > 1 else ""))
     msg = "; ".join(parts)
+    key = classifier_key(module)
+    head = key[: -len(".weight")] + "." if key else None
+    if head and missing and not unexpected and not shapes and all(k.startswith(head) for k in missing):
+        # only the classifier is missing: a backbone saved without its head
+        return msg + (". Only the classifier is missing: if this is an embedding model (a backbone "
+                      "saved without its head), load it with task 'embedding'")
     return msg + _what_it_is(state, model_keys, arch)
 
 
@@ -815,12 +821,67 @@ def _check_on_meta(spec: Arch, state: Dict[str, torch.Tensor], fname: str) -> No
                          "Check that you picked the architecture the checkpoint was trained with.")
 
 
+def headless(spec: Arch, state: Dict[str, torch.Tensor]) -> Tuple[Arch, Dict[str, torch.Tensor]]:
+    """``spec`` built without its classifier (an embedding model, task ``"embedding"``):
+    timm's ``reset_classifier(0)``, or for a torchvision classifier its last Linear (or
+    1x1 convolution) replaced by ``nn.Identity``, so that the output is the vector the
+    classifier read; and ``state`` without that classifier's weights (a backbone saved
+    with ``fc = nn.Identity()`` or ``num_classes=0`` has none; a whole classifier's are
+    dropped).  Detectors and segmenters keep their heads (they are not embedders)."""
+    from . import torchvision as tv
+
+    name = spec.label
+    if tv.is_detector(name) or tv.is_segmenter(name):
+        raise InputError(f"'{name}' is {'an object detector' if tv.is_detector(name) else 'a segmentation model'}, "
+                         "not an embedding model: choose its own task (or read from the model).")
+    import warnings
+
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")
+            probe = spec.build(state)
+    except InputError:
+        raise
+    except Exception:  # noqa: BLE001 - builders that compute with tensors (RegNet)
+        probe = spec.build(state)
+    full = set(probe.state_dict())
+    if hasattr(probe, "reset_classifier") and hasattr(probe, "pretrained_cfg"):  # timm
+        probe.reset_classifier(0)
+        head = None
+        kept = set(probe.state_dict())
+    else:
+        key = classifier_key(probe)
+        if key is None:
+            raise InputError(f"'{name}' has no Linear or convolution to take off as its classifier.")
+        head = key[: -len(".weight")]
+        kept = {k for k in full if not k.startswith(head + ".")}
+    # the classifier's own weights, when the file has them, are not part of the embedding
+    state = {k: v for k, v in state.items() if k not in full - kept}
+
+    def build(s, spec=spec, head=head):
+        m = spec.build(s)
+        if head is None:
+            m.reset_classifier(0)
+            return m
+        parent, _, child = head.rpartition(".")
+        setattr(m.get_submodule(parent) if parent else m, child, nn.Identity())
+        return m
+
+    def info(m, spec=spec):
+        fields = dict(spec.info(m))
+        fields.update(labels=None, task="embedding")
+        return fields
+
+    return Arch(f"{name} (no classifier)", build, info, spec.meta_check), state
+
+
 def load(source, arch, allow_untrusted: bool, pre: Optional[Preprocessing],
-         name: Optional[str], arch_kwargs: Optional[Dict[str, Any]] = None):
+         name: Optional[str], arch_kwargs: Optional[Dict[str, Any]] = None, embedding: bool = False):
     """(module, info) from a checkpoint file, bytes or file object: a state dict or
     safetensors file with its ``arch``; a zipped Hugging Face folder or an ONNX graph
     (told from the bytes); pickles, TorchScript and ``.pt2`` only with
-    ``allow_untrusted``."""
+    ``allow_untrusted``.  ``embedding``: the state dict is an embedding model's, loaded
+    into the architecture without its classifier (:func:`headless`)."""
     data, fname = read_source(source)
     kind = file_kind(data, fname)
     if kind == "hf-zip":
@@ -856,6 +917,8 @@ def load(source, arch, allow_untrusted: bool, pre: Optional[Preprocessing],
         # keys lack it (issue 20: an Ultralytics DetectionModel's keys all start "model.")
         stripped = strip_prefixes(state, _arch_keys(spec, stripped))
     state = stripped
+    if embedding:
+        spec, state = headless(spec, state)
     if spec.meta_check:
         _check_on_meta(spec, state, fname)
     module = spec.build(state)
