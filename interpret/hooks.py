@@ -13,6 +13,7 @@ hook removal, early stopping and gradient modes live here only.
 
 from __future__ import annotations
 
+import copy
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -28,8 +29,21 @@ from .tensors import check_output, first_tensor, task_output
 GRAD_MODES = ("none", "keep", "input", "taps")
 
 
+#: the attribute that marks a hook function as one of ours (:func:`private_copy` leaves
+#: them out of a copy)
+_OURS = "_interpret_hook"
+
+
 class HookSet:
-    """Registers forward hooks that only act in the registering thread; idempotent removal."""
+    """Registers forward hooks that only act in the registering thread and only on the
+    module they were registered on; idempotent removal.
+
+    A deep copy of a module made while one of our hooks is on it (DeepLIFT's and LRP's
+    private twins, made by another request meanwhile) copies the hook too: such a copy
+    never acts (``mod is not module``), so a twin kept after the block can neither record
+    into a finished :func:`record` nor stop its forwards with a stale early stop, in this
+    thread or in a later one given the same thread id.  :func:`private_copy` leaves them
+    out of the copy altogether."""
 
     def __init__(self):
         self._handles: List[torch.utils.hooks.RemovableHandle] = []
@@ -39,9 +53,11 @@ class HookSet:
         tid = self._tid
 
         def hook(mod, inputs, output):
-            if threading.get_ident() != tid:
+            if mod is not module or threading.get_ident() != tid:
                 return None
             return fn(mod, inputs, output)
+
+        setattr(hook, _OURS, True)
 
         if isinstance(module, torch.jit.ScriptModule):
             raise InputError(
@@ -65,6 +81,8 @@ class HookSet:
                 return None
             return fn(mod, inputs)
 
+        setattr(hook, _OURS, True)
+
         if isinstance(module, torch.jit.ScriptModule):
             raise InputError("This is a TorchScript model: TorchScript modules take no hooks.")
         self._handles.append(module.register_forward_pre_hook(hook))
@@ -81,6 +99,53 @@ def hooks() -> Iterator[HookSet]:
         yield hs
     finally:
         hs.remove()
+
+
+#: a module's forward-hook dicts (the ``*_with_kwargs`` / ``always_called`` ones are
+#: keyed by the same handle ids as the first two)
+_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks")
+_HOOK_ID_DICTS = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+                  "_forward_pre_hooks_with_kwargs")
+
+
+def private_copy(module: nn.Module) -> nn.Module:
+    """A deep copy of ``module`` without any of this package's hooks, safe while other
+    threads register and remove theirs on ``module`` (an unlocked dry forward, another
+    request's :func:`record`).
+
+    ``copy.deepcopy`` alone would copy those hooks into the twin (and iterate the hook
+    dicts while another thread changes them): each module's hook dicts are snapshotted
+    first (a C-level copy of a dict with int keys, atomic under the GIL), ours left out,
+    and the snapshot is what the copy receives.  The model's own hooks (weight norm,
+    spectral norm, a library's) are kept, deep-copied as ``deepcopy`` would."""
+    memo: Dict[int, Any] = {}
+    fill = []  # (the copy's dict, the snapshot): filled once every dict is in the memo
+    for m in module.modules():
+        d = m.__dict__
+        dropped = set()
+        snaps = {}
+        for name in _HOOK_DICTS:
+            hd = d.get(name)
+            if hd is None:
+                continue
+            snap = hd.copy()
+            for k in [k for k, f in snap.items() if getattr(f, _OURS, False)]:
+                dropped.add(k)
+                del snap[k]
+            snaps[name] = (hd, snap)
+        for name in _HOOK_ID_DICTS:
+            hd = d.get(name)
+            if hd is not None:
+                snap = hd.copy()
+                for k in dropped:
+                    snap.pop(k, None)
+                snaps[name] = (hd, snap)
+        for hd, snap in snaps.values():
+            memo[id(hd)] = mine = type(hd)()
+            fill.append((mine, snap))
+    for mine, snap in fill:  # a hook of the model's own may refer to any module
+        mine.update((k, copy.deepcopy(f, memo)) for k, f in snap.items())
+    return copy.deepcopy(module, memo)
 
 
 @dataclass(frozen=True)
@@ -122,7 +187,13 @@ class Recording:
 
 
 class _StopForward(Exception):
-    """Raised from our own hook once every tap has run: the rest is not needed."""
+    """Raised from our own hook once every tap has run: the rest is not needed.  It
+    carries the token of the :func:`record` call that raised it, and only that call
+    swallows it (any other context would end a forward it did not ask to end)."""
+
+    def __init__(self, token: object):
+        super().__init__("internal: a recorded forward stopped early")
+        self.token = token
 
 
 class _CannotReplace(Exception):
@@ -169,6 +240,7 @@ def record(handle, x: torch.Tensor, taps: Sequence[Tap], *, logits: bool = True,
     need = {t.key: t.calls for t in taps}
     replace = grad != "none"
     xin = x.detach().clone().requires_grad_(True) if grad == "input" else x
+    token = object()  # this call's early stop: only this call catches it
 
     with hooks() as hs:
         for tap in taps:
@@ -208,14 +280,16 @@ def record(handle, x: torch.Tensor, taps: Sequence[Tap], *, logits: bool = True,
                         if replace and not tap.use_input and t.requires_grad:
                             new_out = _replace_first(output, t.clone())
                 if not logits and all(calls.get(n, 0) >= c for n, c in need.items()):
-                    raise _StopForward()
+                    raise _StopForward(token)
                 return new_out
             hs.forward(tap.module, rec)
         out, fallback = None, False
         with torch.set_grad_enabled(grad in ("keep", "input")):
             try:
                 out = handle.module(xin)
-            except _StopForward:
+            except _StopForward as stop:
+                if stop.token is not token:
+                    raise
                 out = None
             except _CannotReplace:
                 fallback = True

@@ -189,6 +189,97 @@ def test_concurrent_concept_requests_on_one_model_do_not_see_each_other(model_st
     model_state.assert_unchanged(before, model)
 
 
+def test_a_private_copy_made_during_another_requests_dry_forward_never_stops_its_later_forwards(model_state):
+    """The race behind the concurrent test's rare failure, forced with events: request A
+    runs the layer table's dry forward (record() without a lock, its taps on every module,
+    stopping early once all have run) while request B deep-copies the shared model for
+    LRP.  The copy used to keep A's hooks; A's next forward on the (cached) copy, in A's
+    thread, then hit A's stale early stop, and record()'s internal _StopForward escaped
+    from interpret.concepts.  Now a hook acts only on the module it was put on, the copy
+    is made without our hooks, and a record() swallows only its own early stop."""
+    from interpret import layers
+    from interpret.handle import session
+    from interpret.methods.lrp import lrp_copy
+
+    model = resnet()
+    handle = interpret.load_model(model, preprocessing=Preprocessing(32, 32))
+    before = model_state.snapshot(model)
+    for name in ("layers", "layers_by_name"):  # A's request is the one that builds the table
+        handle.runtime.memos.pop(name, None)
+    inside, copied = threading.Event(), threading.Event()
+    shape = layers._shape
+
+    def slow_shape(t):  # the first tap A's dry forward reaches waits for B's copy
+        if not inside.is_set():
+            inside.set()
+            copied.wait(30)
+        return shape(t)
+
+    got, errors = [], []
+
+    def request_a():
+        try:
+            got.append(interpret.concepts(handle, X, layer="layer3", target=1, k=3))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    layers._shape = slow_shape
+    try:
+        th = threading.Thread(target=request_a)
+        th.start()
+        assert inside.wait(30), "request A's dry forward never started"
+        with session(handle, exclusive=True):  # request B's private copy, made meanwhile
+            twin, _ = lrp_copy(handle)
+        copied.set()
+        th.join(120)
+    finally:
+        layers._shape = shape
+        copied.set()
+    assert not errors, errors
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in twin.modules())
+    model_state.assert_unchanged(before, model)
+    alone = interpret.concepts(interpret.load_model(resnet(), preprocessing=Preprocessing(32, 32)),
+                               X, layer="layer3", target=1, k=3)
+    assert got[0].channels == alone.channels
+    for a, b in zip(got[0], alone):
+        np.testing.assert_allclose(a.heatmap, b.heatmap, rtol=1e-5, atol=1e-9)
+
+
+def test_a_hook_copied_with_its_module_never_acts_and_an_early_stop_ends_only_its_own_record():
+    """By construction: a copy of a module made while our hook is on it carries an
+    inert hook (and ``private_copy`` none of ours, but the model's own), and record()
+    lets another context's early stop through instead of ending its own forward."""
+    from interpret.hooks import Tap, _StopForward, hooks, private_copy, record
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
+    own = net[2].register_forward_hook(lambda m, i, o: o * 2)  # the model's own hook: kept
+    fired = []
+    with hooks() as hs:
+        hs.forward(net[0], lambda m, i, o: fired.append(m))
+        hs.forward_pre(net[2], lambda m, i: fired.append(m))
+        plain = copy.deepcopy(net)
+        clean = private_copy(net)
+    with torch.no_grad():
+        want = net(X)
+        assert torch.equal(plain(X), want) and torch.equal(clean(X), want)
+    assert fired == []  # the copied hooks did not act on the copies, in this very thread
+    assert len(clean[2]._forward_hooks) == 1 and not clean[0]._forward_hooks
+    assert not clean[2]._forward_pre_hooks
+    own.remove()
+
+    handle = interpret.load_model(net, preprocessing=Preprocessing(32, 32))
+
+    def foreign_stop(mod, inputs, output):
+        raise _StopForward(object())
+
+    with hooks() as hs:  # someone else's early stop, raised inside our forward
+        hs.forward(net[1], foreign_stop)
+        with pytest.raises(_StopForward):
+            record(handle, X, [Tap("2", net[2])], logits=False)
+    rec = record(handle, X, [Tap("0", net[0])], logits=False)  # its own: the forward ends there
+    assert rec.logits is None and rec.calls == {"0": 1}
+
+
 def test_concepts_refuse_bad_input_with_a_clear_message():
     handle = interpret.load_model(resnet(), preprocessing=Preprocessing(32, 32))
     with pytest.raises(InputError, match="k must be"):

@@ -20,13 +20,13 @@ relevance of a layer from the same rules.
 
 from __future__ import annotations
 
-import copy
 from typing import List, Optional, Tuple
 
 import torch
 from torch import nn
 
 from ..handle import ModelHandle
+from ..hooks import private_copy
 from ..tensors import first_tensor
 from .common import Context, Result
 from .registry import Cost, Param, method
@@ -100,7 +100,7 @@ def lrp_copy(handle: ModelHandle) -> Tuple[nn.Module, List[str]]:
         hit = rt.memos.get("lrp_copy")
         if hit is not None and hit[0] == key:
             return hit[1], hit[2]
-    twin = copy.deepcopy(handle.module)
+    twin = private_copy(handle.module)  # not another request's hooks (interpret.hooks)
     twin.requires_grad_(False)  # relevance flows to the input only (and zennit-crp does the same)
     canon, names = canonizers_for(twin)
     with torch.no_grad():
