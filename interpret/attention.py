@@ -40,7 +40,8 @@ from .tokens import TokenLayout
 class AttentionBlock:
     """One self-attention block: ``name`` (its output: the tokens after it), ``attn``
     (its attention module), ``norm`` (the norm before the attention: the natural CAM
-    layer of a ViT), ``heads`` and ``style`` ("timm", "torchvision", "hf", "hf4")."""
+    layer of a ViT), ``heads`` and ``style`` ("timm", "torchvision", "hf", "hf4",
+    "hf-clip": Hugging Face CLIP/SigLIP's ``self_attn`` with ``out_proj``)."""
 
     name: str
     attn: str
@@ -62,6 +63,9 @@ class VitLayout:
     grid: Tuple[int, int]
     readout: Tuple[int, ...]
     head: Optional[Callable[[torch.Tensor], torch.Tensor]] = field(default=None, compare=False, repr=False)
+    #: why no token rows stand for what the head reads (SigLIP's attention pooling), so
+    #: that rollout and transformer attribution cannot read the relevance out; None: they can
+    no_readout: Optional[str] = None
 
     @property
     def tokens(self) -> int:
@@ -164,6 +168,51 @@ def _open_clip_layout(module: nn.Module) -> Union[VitLayout, str]:
     return VitLayout(tuple(blocks), prefix, (int(grid[0]), int(grid[1])), (0,) if pool == "tok" else (), head)
 
 
+SIGLIP_POOLING = ("its image tower pools the tokens with an attention-pooling head (a learnt probe "
+                  "attending to every token, SigLIP's MAP head), so no token's row stands for what the "
+                  "embedding reads; rollout and transformer attribution read that row. LeGrad, which "
+                  "scores each block through the tower's own head, and the gradient CAMs work.")
+
+
+def _hf_image_text_layout(module: nn.Module) -> Union[VitLayout, str]:
+    """A Hugging Face CLIP / SigLIP image tower (``sources.open_clip._HFImageTower``
+    inside an :class:`interpret.imagetext.ImageTextModel`): its encoder layers'
+    ``self_attn`` (separate ``q_proj``/``k_proj``/``v_proj``, ``out_proj``); ``head`` is
+    the tower's own pooling as ``get_image_features`` computes it: CLIP's final norm on
+    the class token and its projection, SigLIP's final norm and attention-pooling head."""
+    tower = module.visual
+    vm = tower.vision_model
+    layers = getattr(getattr(vm, "encoder", None), "layers", None)
+    cfg = getattr(vm, "config", None)
+    if layers is None or cfg is None:
+        return "its image tower is not a Hugging Face CLIP or SigLIP vision transformer."
+    blocks = []
+    root = "visual.vision_model.encoder.layers"
+    for name, blk in layers.named_children():
+        att = getattr(blk, "self_attn", None)
+        if att is None or not all(isinstance(getattr(att, p, None), nn.Linear)
+                                  for p in ("q_proj", "k_proj", "v_proj", "out_proj")) \
+                or not hasattr(blk, "layer_norm1"):
+            return f"its block {name} ({type(blk).__name__}) has no separate query/key/value projections."
+        blocks.append(AttentionBlock(f"{root}.{name}", f"{root}.{name}.self_attn", f"{root}.{name}.layer_norm1",
+                                     int(getattr(att, "num_heads", cfg.num_attention_heads)), "hf-clip"))
+    side, patch = int(cfg.image_size), int(cfg.patch_size)
+    grid = (side // patch, side // patch)
+    proj = tower.visual_projection
+    if isinstance(getattr(vm.embeddings, "class_embedding", None), torch.Tensor):  # CLIP
+        post = vm.post_layernorm
+
+        def head(z):
+            pooled = post(z[:, 0])
+            return proj(pooled) if proj is not None else pooled
+
+        return VitLayout(tuple(blocks), 1, grid, (0,), head)
+    if getattr(vm, "use_head", False) and isinstance(getattr(vm, "head", None), nn.Module):  # SigLIP
+        return VitLayout(tuple(blocks), 0, grid, (), lambda z: vm.head(vm.post_layernorm(z)),
+                         no_readout=SIGLIP_POOLING)
+    return "its image tower has neither a class token nor a pooling head that the attention methods model."
+
+
 def _hf_layout(module: nn.Module, tokens: TokenLayout) -> Union[VitLayout, str]:
     prefix = getattr(module, "base_model_prefix", "")
     base = getattr(module, prefix, module) if prefix else module
@@ -176,7 +225,9 @@ def _hf_layout(module: nn.Module, tokens: TokenLayout) -> Union[VitLayout, str]:
     blocks = []
     for name, blk in layers.named_children():
         att = getattr(blk, "attention", None)
-        norm = f"{root}.{name}.layernorm_before"
+        # ViT/DeiT: layernorm_before; DINOv2: norm1
+        norm_attr = next((a for a in ("layernorm_before", "norm1") if hasattr(blk, a)), "layernorm_before")
+        norm = f"{root}.{name}.{norm_attr}"
         if att is not None and all(isinstance(getattr(att, p, None), nn.Linear)
                                    for p in ("q_proj", "k_proj", "v_proj", "o_proj")):
             style, attn = "hf", f"{root}.{name}.attention"
@@ -185,7 +236,7 @@ def _hf_layout(module: nn.Module, tokens: TokenLayout) -> Union[VitLayout, str]:
             style, attn = "hf4", f"{root}.{name}.attention"
         else:
             return f"its block {name} ({type(blk).__name__}) has no separate query/key/value projections."
-        if not hasattr(blk, "layernorm_before"):
+        if not hasattr(blk, norm_attr):
             return f"its block {name} has no layernorm_before."
         blocks.append(AttentionBlock(f"{root}.{name}", attn, norm,
                                      int(module.config.num_attention_heads), style))
@@ -194,6 +245,8 @@ def _hf_layout(module: nn.Module, tokens: TokenLayout) -> Union[VitLayout, str]:
     readout: Tuple[int, ...] = (0,)
     if ln is not None and isinstance(getattr(module, "classifier", None), nn.Module):
         head = lambda z: module.classifier(ln(z)[:, 0, :])  # noqa: E731 - ViTForImageClassification
+    elif ln is not None and callable(getattr(module, "pool_tokens", None)):
+        head = module.pool_tokens  # an embedding model (sources.hf.HFEmbedding): its own pooling
     elif ln is not None and hasattr(module, "cls_classifier") and hasattr(module, "distillation_classifier"):
         readout = (0, 1)
         head = lambda z: (module.cls_classifier(ln(z)[:, 0, :])  # noqa: E731
@@ -211,12 +264,15 @@ def describe_module(module: nn.Module, tokens: Optional[TokenLayout] = None) -> 
     if isinstance(module, torch.jit.ScriptModule):
         return "it is a TorchScript model (no hooks)."
     if type(module).__name__ == "ImageTextModel" and type(module).__module__ == "interpret.imagetext":
+        if type(module.visual).__name__ == "_HFImageTower":
+            return _hf_image_text_layout(module)
         return _open_clip_layout(module)
     if is_timm_module(module):
         if getattr(module, "num_prefix_tokens", None) is None and getattr(module, "output_fmt", "") != "NHWC":
             return NOT_A_VIT
         return _timm_layout(module, tokens)
-    if is_hf_module(module):
+    if is_hf_module(module) or (type(module).__name__ == "HFEmbedding"
+                                and type(module).__module__ == "interpret.sources.hf"):
         return _hf_layout(module, tokens)
     if type(module).__name__ == "VisionTransformer" and hasattr(module, "encoder") \
             and hasattr(module, "class_token"):
@@ -240,6 +296,8 @@ def unavailable(handle, needs_head: bool = False) -> Optional[str]:
         return lay
     if needs_head and lay.head is None:
         return "its classification head is not one LeGrad knows how to apply to a block's tokens."
+    if not needs_head and lay.no_readout is not None:
+        return lay.no_readout
     return None
 
 
@@ -291,8 +349,9 @@ def _taps(handle, lay: VitLayout, grads: bool, outputs: bool) -> Dict[str, Dict[
             if grads:
                 t["out"] = Tap(b.attn, mods[b.attn])
         else:
-            names = ("q_proj", "k_proj", "v_proj", "o_proj") if b.style == "hf" else \
-                ("attention.query", "attention.key", "attention.value", "output.dense")
+            names = {"hf": ("q_proj", "k_proj", "v_proj", "o_proj"),
+                     "hf-clip": ("q_proj", "k_proj", "v_proj", "out_proj")}.get(
+                b.style, ("attention.query", "attention.key", "attention.value", "output.dense"))
             for key, n in zip(("q", "k", "v"), names[:3]):
                 t[key] = Tap(f"{b.attn}.{n}", mods[f"{b.attn}.{n}"])
             if grads:
@@ -327,7 +386,7 @@ def _qkv(handle, b: AttentionBlock, vals: Dict[str, torch.Tensor]):
         scale = q.shape[-1] ** -0.5
     else:
         q, k, v = (_heads(vals[n].detach(), b.heads) for n in ("q", "k", "v"))
-        scale = float(getattr(mods, "scaling", q.shape[-1] ** -0.5))
+        scale = float(getattr(mods, "scaling", getattr(mods, "scale", q.shape[-1] ** -0.5)))
     return q, k, v, scale
 
 

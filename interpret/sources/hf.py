@@ -256,14 +256,57 @@ def task_of(module: nn.Module) -> Optional[str]:
 # loading
 
 
+class HFEmbedding(nn.Module):
+    """A Hugging Face base vision model (``Dinov2Model``, ``ViTModel``: no head) as an
+    embedding model (task ``"embedding"``): photo in, the model's own ``pooler_output``
+    out (DINOv2: the final norm's class token; ViT: its pooler on that token), so that
+    the handle's output is one vector per photo.  ``model`` is the only child."""
+
+    base_model_prefix = "model"
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.training = model.training  # follows the model's own flag, never flips it
+
+    @property
+    def config(self):
+        return self.model.config
+
+    def forward(self, x):
+        out = self.model(pixel_values=x)
+        pooled = getattr(out, "pooler_output", None)
+        if pooled is None:
+            raise InputError(f"{type(self.model).__name__} returns no pooled output (pooler_output) "
+                             "to use as the photo's embedding.")
+        return pooled
+
+    def pool_tokens(self, z):
+        """The embedding computed from a block's output tokens ``z`` as the model computes
+        it from its last block's: the final norm, then the pooler (or the class token)."""
+        seq = self.model.layernorm(z)
+        pooler = getattr(self.model, "pooler", None)
+        return pooler(seq) if pooler is not None else seq[:, 0]
+
+
+def is_base_model(config: Dict[str, Any]) -> bool:
+    """Whether a folder's ``config.json`` names a base model (``Dinov2Model``,
+    ``ViTModel``): a model without a head, whose output is an embedding."""
+    archs = [str(a) for a in config.get("architectures") or []]
+    return bool(archs) and all(a.endswith("Model") and "For" not in a for a in archs)
+
+
 def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessing] = None,
                 name: Optional[str] = None, what: Optional[str] = None):
-    """(module, info) of a saved Hugging Face image classifier folder."""
+    """(module, info) of a saved Hugging Face image classifier folder (or of a base
+    vision model such as ``Dinov2Model``: an embedding model, :class:`HFEmbedding`)."""
     transformers = _transformers()
     folder = Path(folder)
     what = what or f"the folder {folder.name}"
     config, safe = _check_folder(folder, what, allow_untrusted)
     remote = "auto_map" in config
+    if is_base_model(config):
+        return _load_embedding(transformers, folder, what, config, safe, pre, name)
     segmenter = any(str(a).endswith("ForSemanticSegmentation") for a in config.get("architectures") or [])
     auto = (transformers.AutoModelForSemanticSegmentation if segmenter
             else transformers.AutoModelForImageClassification)
@@ -302,6 +345,54 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
     return module, ModelInfo(name=label, source=f"Hugging Face folder ({arch})",
                              weights=SAFE_WEIGHTS if safe else PICKLED_WEIGHTS[0], notes=notes,
                              **fields)
+
+
+def _load_embedding(transformers, folder: Path, what: str, config: Dict[str, Any], safe: bool,
+                    pre: Optional[Preprocessing], name: Optional[str]):
+    """(HFEmbedding, info) of a saved base vision model (``Dinov2Model``): built by
+    ``AutoModel`` with the same checks as a classifier; no remote code."""
+    if "auto_map" in config:
+        raise InputError(f"Refused to load {what}: it asks for its own Python code.")
+    if safe:
+        _check_weights_cover(transformers, transformers.AutoModel, folder, what, config)
+    try:
+        inner = transformers.AutoModel.from_pretrained(str(folder), use_safetensors=safe,
+                                                       trust_remote_code=False, local_files_only=True)
+    except (ValueError, OSError, RuntimeError, KeyError) as exc:
+        raise InputError(f"{what} could not be loaded: {str(exc).splitlines()[0][:300]}") from None
+    inner.eval()
+    if getattr(inner, "main_input_name", "pixel_values") != "pixel_values" or \
+            not hasattr(inner, "layernorm"):
+        raise InputError(f"{what} holds a {type(inner).__name__}, not a vision model whose pooled "
+                         "output is an image embedding (Dinov2Model, ViTModel).")
+    proc = None
+    if (folder / PROCESSOR).is_file():
+        try:
+            proc = transformers.AutoImageProcessor.from_pretrained(
+                str(folder), local_files_only=True, trust_remote_code=False)
+        except Exception:  # noqa: BLE001 - fall back to the JSON itself
+            proc = _read_json(folder / PROCESSOR, PROCESSOR)
+    module = HFEmbedding(inner)
+    fields = info_fields(inner, proc)
+    if pre is not None:
+        fields["preprocessing"] = pre
+    fields["preprocessing"].check_declared(f"{what}'s {PROCESSOR if proc is not None else CONFIG}")
+    layout = fields["tokens"]
+    patch = getattr(inner.config, "patch_size", None)
+    if layout.grid is not None and isinstance(patch, int) and patch > 0:
+        # DINOv2 interpolates its position embeddings: the grid is the input's, not the config's
+        h, w = fields["preprocessing"].input_size
+        layout = TokenLayout(prefix_tokens=layout.prefix_tokens, grid=(h // patch, w // patch))
+    from ..attention import describe_module
+
+    vit = describe_module(module, layout)
+    fields.update(tokens=layout, labels=None, task="embedding",
+                  suggested_layer=None if isinstance(vit, str) else vit.blocks[-1].norm)
+    notes = () if proc is not None else (
+        f"no {PROCESSOR} in the folder: ImageNet mean/std assumed at the config's image size",)
+    arch = (config.get("architectures") or [type(inner).__name__])[0]
+    return module, ModelInfo(name=name or folder.name, source=f"Hugging Face folder ({arch}, embedding)",
+                             weights=SAFE_WEIGHTS if safe else PICKLED_WEIGHTS[0], notes=notes, **fields)
 
 
 def _max_files() -> int:
