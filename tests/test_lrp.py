@@ -159,3 +159,121 @@ def test_lrp_refuses_models_its_rules_do_not_cover():
     assert "lrp" not in [m.name for m in interpret.methods(handle)]
     with pytest.raises(interpret.InputError, match="no LRP rule"):
         interpret.explain(handle, X, "lrp", target=0)
+
+
+# ---------------------------------------------------------------------------------------
+# EfficientNets: squeeze-excitation gates, residual sums, BatchNorms zennit did not merge
+
+
+def _unbiased(model: nn.Module) -> nn.Module:
+    """A copy with no bias on the relevance path (BatchNorm shifts and means, the
+    classifier's bias: LRP gives relevance to biases by design, Montavon et al. 2019,
+    Sec. 10.2.1), so that the rules alone decide whether the input relevance sums to
+    the score.  (The squeeze-excitation convolutions keep theirs: the gate's branch
+    gets no relevance.)"""
+    m = copy.deepcopy(model)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                mod.bias.zero_()
+                mod.running_mean.zero_()
+            if isinstance(mod, nn.Linear) and mod.bias is not None:
+                mod.bias.zero_()
+    return m.eval()
+
+
+def _calibrated(model: nn.Module, size: int = 64) -> nn.Module:
+    """Random weights with BatchNorm variances measured on random images: logits of order
+    10^3 instead of the 10^-13 a fresh torchvision EfficientNet gives."""
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                mod.reset_running_stats()
+                mod.momentum = None
+        model.train()
+        model(torch.randn(8, 3, size, size, generator=torch.Generator().manual_seed(1)))
+    return model.eval()
+
+
+def timm_b0():
+    import timm
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return timm.create_model("efficientnet_b0", pretrained=False, num_classes=5)
+
+
+def torchvision_b0():
+    from torchvision.models import efficientnet_b0
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return efficientnet_b0(num_classes=5)
+
+
+X64 = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+
+
+@pytest.mark.parametrize("build", [timm_b0, torchvision_b0], ids=["timm", "torchvision"])
+def test_lrp_conserves_on_efficientnets_with_squeeze_excitation(build, model_state):
+    """Each squeeze-excitation gate is a constant multiplier (the relevance passes to the
+    gated features whole), each residual sum goes through zennit's Sum/Norm rule, timm's
+    BatchNormAct2d is merged: with no biases on the path, the input relevance sums to
+    the explained logit within 2 % (measured 0.8 % timm, 0.9 % torchvision; before:
+    5 x 10^6 and 7 x 10^20 times the logit off, the gate's product and the duplicated
+    residual relevance compounding over the blocks).  The model is left as it was."""
+    model = _unbiased(_calibrated(build()))
+    handle = interpret.load_model(model, preprocessing=Preprocessing(64, 64))
+    before = model_state.snapshot(model)
+    for target in (0, 1, 2):
+        e = interpret.explain(handle, X64, "lrp", target=target)
+        assert abs(e.extras["score"]) > 1.0  # the copy's logit (this random net amplifies rounding)
+        assert float(e.attribution.double().sum()) == pytest.approx(e.extras["score"], rel=0.02)
+        assert e.extras["conservation_error"] < 0.02
+    assert {"SqueezeExcitationGate", "ResidualSum", "SequentialMergeBatchNorm"} <= set(e.extras["canonizers"])
+    model_state.assert_unchanged(before, model)
+    assert all(p.requires_grad for p in model.parameters())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+@pytest.mark.parametrize("build", [timm_b0, torchvision_b0], ids=["timm", "torchvision"])
+def test_lrp_copy_of_an_efficientnet_computes_the_models_function(build):
+    """The canonised copy (merged BatchNorms, gates and sums rerouted) gives the model's
+    logits, to float rounding."""
+    from interpret.methods.lrp import lrp_copy
+
+    model = build().eval()
+    twin, _ = lrp_copy(interpret.load_model(model, preprocessing=Preprocessing(64, 64)))
+    with torch.no_grad():
+        want, got = model(X64), twin(X64)
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max()))
+
+
+def test_lrp_on_the_bundled_model_merges_its_batchnorms_and_conserves_without_biases(lite0, model_state):
+    """The bundled EfficientNet-Lite0 (ImageNet weights) keeps each convolution's padding
+    as a child module, so zennit merged none of its BatchNorms, and its residual sums
+    duplicated relevance: 330 summed relevance for a logit of 9.3 on chelsea, measured.
+    Now, with its biases taken off (a copy), the input relevance sums to the logit within
+    3 % (1.6 % measured; 10^5 times off before).  With its biases, they absorb the
+    relevance instead (Montavon et al. 2019): the sum is between 0 and the logit, and
+    the canonised copy computes the model's logits."""
+    import skimage.data
+    from PIL import Image
+
+    from interpret.methods.lrp import lrp_copy
+
+    x = lite0.preprocess(Image.fromarray(skimage.data.chelsea()))
+    bare = interpret.load_model(_unbiased(lite0.module), preprocessing=lite0.preprocessing)
+    for target in (None, 281):
+        e = interpret.explain(bare, x, "lrp", target=target)
+        assert abs(e.score) > 0.05
+        assert e.extras["conservation_error"] < 0.03
+    before = model_state.snapshot(lite0.module)
+    e = interpret.explain(lite0, x, "lrp")
+    model_state.assert_unchanged(before, lite0.module)
+    assert e.extras["canonizers"] == ["SequentialMergeBatchNorm", "ResidualSum"]
+    assert 0 <= e.extras["relevance_sum"] <= e.score
+    twin, _ = lrp_copy(lite0)
+    with torch.no_grad():
+        want, got = lite0.module(x), twin(x)
+    torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max()))

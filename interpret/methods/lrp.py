@@ -46,8 +46,7 @@ def canonizers_for(module: nn.Module) -> Tuple[list, List[str]]:
     (a BatchNorm right after a convolution or dense layer is merged into it); otherwise
     none.  (torchvision's blocks need theirs because they call one ReLU module twice;
     timm's ResNet blocks have one module per activation: a canonised sum changed
-    nothing there.  EfficientNets' squeeze-excitation products have no rule in zennit
-    0.4.6: see ``conservation_error``.)"""
+    nothing there.  EfficientNet and MobileNet blocks get :func:`canonize_gates` on top.)"""
     from torchvision.models.resnet import BasicBlock, Bottleneck
     from zennit.canonizers import SequentialMergeBatchNorm
     from zennit.torchvision import ResNetCanonizer
@@ -57,8 +56,143 @@ def canonizers_for(module: nn.Module) -> Tuple[list, List[str]]:
     if any(isinstance(m, (BasicBlock, Bottleneck)) for m in mods):
         return [ResNetCanonizer()], ["ResNetCanonizer"]
     if any(isinstance(m, BatchNorm) for m in mods):
-        return [SequentialMergeBatchNorm()], ["SequentialMergeBatchNorm"]
+        return [_merge_batch_norm(SequentialMergeBatchNorm)()], ["SequentialMergeBatchNorm"]
     return [], []
+
+
+def _leaves(module: nn.Module):
+    """zennit's ``collect_leaves``, except that a convolution or dense layer is a leaf even
+    when it has children, and so is a BatchNorm: EfficientNet-Lite's
+    ``Conv2dStaticSamePadding`` keeps its padding as a child module, so zennit saw the
+    padding, not the convolution, right before each BatchNorm and merged none of them
+    (the bundled model's BatchNorms then passed the plain gradient: 330 summed relevance
+    for a logit of 9.3, measured); timm's ``BatchNormAct2d`` keeps its activation as a
+    child (merged, it is the identity followed by that activation, which zennit's
+    composites give the ``Pass`` rule)."""
+    from zennit.types import BatchNorm, Linear
+
+    children = list(module.children())
+    if not children or isinstance(module, (Linear, BatchNorm)):
+        yield module
+        return
+    for c in children:
+        yield from _leaves(c)
+
+
+def _merge_batch_norm(base):
+    class MergeBatchNormAfterLinear(base):
+        def apply(self, root_module):
+            instances, last = [], None
+            for leaf in _leaves(root_module):
+                if isinstance(last, self.linear_type) and isinstance(leaf, self.batch_norm_type):
+                    instance = self.copy()
+                    instance.register((last,), leaf)
+                    leaf.eps = 0.0  # merged: exactly the identity (not 1 / sqrt(1 + eps))
+                    instances.append(instance)
+                last = leaf
+            return instances
+
+    return MergeBatchNormAfterLinear
+
+
+# ---------------------------------------------------------------------------------------
+# EfficientNet / MobileNet blocks: what zennit 0.4.6 has no canonizer for.  Applied to the
+# private copy only, after the BatchNorm merge, each keeping the copy's function.
+
+
+class _PassThrough(torch.autograd.Function):
+    """``y`` forward; backward: the relevance arriving at ``y`` goes to ``x`` unchanged
+    (``y`` gets none).  For an elementwise gating ``y = g * x`` with the gate taken as a
+    constant this is LRP-0 of the product, ``R_x = x g / (x g) R_y = R_y``; for an
+    elementwise activation it is the identity rule (zennit's ``Pass``, AttnLRP's
+    Prop. 3.1)."""
+
+    @staticmethod
+    def forward(ctx, x, y):
+        return y.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def _pass_forward(module: nn.Module) -> None:
+    orig = module.forward
+
+    def forward(x, *args, **kwargs):
+        y = orig(x, *args, **kwargs)
+        if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+            return y  # not an elementwise gate after all: left as it was
+        return _PassThrough.apply(x, y.detach())  # the gate's own branch is never reached
+
+    module.forward = forward
+
+
+def _sum_forward(module: nn.Module) -> None:
+    """``f(x) + x`` (the skip switched off on the copy) as ``Sum(stack(f(x), x))``: zennit's
+    ``Sum`` module, which its composites give the ``Norm`` rule (each summand gets the
+    relevance in proportion to its contribution), as ``ResNetCanonizer`` does."""
+    from zennit.layer import Sum
+
+    orig = module.forward
+    module.canonizer_sum = Sum()
+
+    def forward(x, *args, **kwargs):
+        return module.canonizer_sum(torch.stack([orig(x, *args, **kwargs), x], dim=-1))
+
+    module.forward = forward
+
+
+#: squeeze-excitation modules (``x * gate(pool(x))``) by class name: torchvision's, timm's
+_SE_NAMES = ("SqueezeExcitation", "SqueezeExcite", "SEModule", "EffectiveSEModule")
+#: (the module's package, the flag that switches its residual ``f(x) + x`` on)
+_SKIP_FLAGS = (("timm.", "has_skip"), ("torchvision.", "use_res_connect"))
+
+
+def _skip_on(m: nn.Module) -> Optional[str]:
+    """The attribute to switch off to take ``m``'s residual sum out of its forward (it is
+    then added back through a ``Sum`` module), or None when ``m`` has no active one."""
+    mod = type(m).__module__
+    for prefix, flag in _SKIP_FLAGS:
+        if mod.startswith(prefix) and getattr(m, flag, None) is True:
+            return flag
+    if mod.startswith("efficientnet_lite_pytorch") and type(m).__name__ == "MBConvBlock":
+        a = m._block_args
+        if m.id_skip and a.stride in (1, [1], (1, 1)) and a.input_filters == a.output_filters:
+            return "id_skip"
+    return None
+
+
+def canonize_gates(module: nn.Module) -> List[str]:
+    """Make the copy's EfficientNet/MobileNet blocks conserve under LRP (names of what was
+    applied): each squeeze-excitation gate is a constant multiplier (its relevance
+    passes to the gated features whole, none to the gate's own branch), each residual
+    sum goes through zennit's ``Sum`` (``Norm`` rule) instead of duplicating the
+    relevance into both summands, and each activation module zennit has no type for
+    (a library's own Swish) gets the identity rule, as zennit gives torch's SiLU,
+    Hardswish and ReLU6."""
+    from zennit.types import Activation
+
+    from ..hooks import is_activation
+
+    done = []
+    se = [m for m in module.modules() if type(m).__name__ in _SE_NAMES]
+    for m in se:
+        _pass_forward(m)
+    if se:
+        done.append("SqueezeExcitationGate")
+    skips = [(m, f) for m in module.modules() for f in [_skip_on(m)] if f]
+    for m, flag in skips:
+        setattr(m, flag, False)
+        _sum_forward(m)
+    if skips:
+        done.append("ResidualSum")
+    acts = [m for m in module.modules() if is_activation(m) and not isinstance(m, Activation)]
+    for m in acts:
+        _pass_forward(m)
+    if acts:
+        done.append("ActivationPass")
+    return done
 
 
 def make_composite(name: str, x: torch.Tensor, handle: Optional[ModelHandle] = None, canonizers=None):
@@ -106,6 +240,7 @@ def lrp_copy(handle: ModelHandle) -> Tuple[nn.Module, List[str]]:
     with torch.no_grad():
         for c in canon:
             c.apply(twin)  # kept applied: the copy is ours, and merging once saves a pass per call
+    names = names + canonize_gates(twin)
     with rt.lock:
         rt.memos["lrp_copy"] = (key, twin, names)
     return twin, names
