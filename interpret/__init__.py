@@ -27,8 +27,8 @@ from .overlay import COLORMAPS, colorize, heatmap_image, overlay
 from .preprocessing import Preprocessing
 from .tokens import TokenLayout
 from . import trust  # noqa: F401  (interpret.trust.measures(), ...)
-from .trust import (Agreement, Faithfulness, Localization, Road, SanityCheck, agreement,
-                    faithfulness, localization, road, sanity_check)
+from .trust import (Agreement, BoxContext, Faithfulness, Localization, Road, SanityCheck, agreement,
+                    box_context, faithfulness, localization, road, sanity_check)
 from .report import report  # the function (the module is interpret.report too)
 from .concepts import concepts, discover_concepts, reference_patches, tcav  # functions (the package is interpret.concepts too)
 
@@ -45,7 +45,7 @@ __all__ = [
     "embed", "export_tensorboard", "images_from_zip", "images_from_folder",
     "model_input", "ModelInput",
     "trust", "faithfulness", "Faithfulness", "road", "Road", "sanity_check", "SanityCheck",
-    "agreement", "Agreement", "localization", "Localization", "report",
+    "agreement", "Agreement", "localization", "Localization", "report", "box_context", "BoxContext",
     "analyze_dataset", "open_dataset", "DatasetResult",
     "targets", "Segmentation", "SegmentClass", "Detection",
     "concepts", "discover_concepts", "reference_patches", "tcav",

@@ -231,7 +231,8 @@ def predict(model, image, top_k: Optional[int] = 5, threshold: float = 0.5
       the classes present with their share of the pixels);
     * detection: every :class:`~interpret.detection.Detection` scoring at least
       ``threshold``, best first, its box in the photo's pixels (``top_k`` does not
-      apply: a photo has as many objects as it has).
+      apply: a photo has as many objects as it has); a Mask R-CNN's detections carry
+      their instance mask over the box (``Detection.mask``).
     """
     handle = as_handle(model)
     image, photo_size = _photo(image)
@@ -254,7 +255,17 @@ def predict(model, image, top_k: Optional[int] = 5, threshold: float = 0.5
                 for p, i in zip(vals, idx)]
     if task == "detection":
         hw = (int(x.shape[-2]), int(x.shape[-1]))
-        return detections(out[0], handle.label, float(threshold), handle.preprocessing, photo_size, hw)
+        from .detection import instance_masks
+
+        with session(handle):  # Mask R-CNN: its boxes and masks from one more forward, together
+            inst = instance_masks(handle.module, x)
+        masks = None
+        if inst is not None:
+            out, masks = inst
+        from .detection import nms_iou
+
+        return detections(out[0], handle.label, float(threshold), handle.preprocessing, photo_size, hw,
+                          masks=masks, nms_iou=nms_iou(handle.module))  # YOLO: NMS here (before: every anchor)
     out = out[0]
     if task == "regression":
         return [Prediction(i, handle.label(i), None, float(v), float(v), task) for i, v in enumerate(out)]

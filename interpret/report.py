@@ -392,6 +392,7 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
             extra += (f'<p>{_e(sc.sentence)} <span class="muted">(Spearman after the full cascade '
                       f"{sc.correlation:.2f}, SSIM {sc.final_ssim:.2f}; {len(sc.steps)} blocks randomised, "
                       f"seed {sc.seed})</span></p>")
+        extra += _box_card(handle, image, e, baseline)
         if box is not None:
             loc = _localization(e.heatmap, box)
             extra += (f"<p>In the marked region: the map's hottest point is "
@@ -426,6 +427,8 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
         out.append(f'<tr><th class="l">marked region</th><td class="l">{_e(tuple(round(v, 1) for v in box))} '
                    "(x0, y0, x1, y1 in model-input pixels)</td></tr>")
     for m in _measures():
+        if m.name == "box_context" and handle.task != "detection":
+            continue  # a detector's measure
         out.append(f'<tr><th class="l">{_e(m.label)}</th><td class="l">{_e(m.measures)} '
                    f'<span class="muted">{_e(m.citation)}, {_e(m.paper)}</span></td></tr>')
     out.append("</table><h2>Versions</h2><table>")
@@ -433,6 +436,28 @@ def report_html(model, image, explanations, *, faithfulness: Optional[Mapping] =
         out.append(f'<tr><th class="l">{_e(k)}</th><td class="l">{_e(v)}</td></tr>')
     out.append(f'</table><p class="muted">Generated {now.isoformat()}.</p></main></body></html>')
     return "".join(out)
+
+
+def _box_card(handle, image, e, baseline: str) -> str:
+    """For a map of one detection (issue 20): the pointing game and the map's mass in
+    the detected box (no annotation needed), how much the detection relies on context
+    outside its box (:func:`interpret.box_context`, three forwards, the deletion
+    curve's reference) and, for "this box rather than that label", both scores; "" for
+    any other map."""
+    t = getattr(e, "explained", None)
+    if t is None or getattr(t, "kind", None) != "box" or t.pixels is None:
+        return ""
+    from .trust import box_context, localization
+
+    loc = localization(e.heatmap, t.pixels)
+    out = f"<p>{words.html(words.box_localisation(loc.hit, loc.mass, loc.area))}</p>"
+    c = box_context(handle, image, e, baseline=baseline)
+    out += f"<p>{words.html(words.box_context(c.score, c.box_only, c.context_only, c.baseline))}</p>"
+    if t.contrast is not None:
+        out += "<p>" + words.html(words.box_contrast(
+            handle.label(t.index), handle.label(t.contrast), t.box_score or 0.0, t.contrast_score or 0.0,
+            bool(t.contrast_found), t.detector_threshold, t.iou_threshold)) + "</p>"
+    return out
 
 
 def _concepts_section(handle, image, cs) -> str:

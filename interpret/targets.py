@@ -355,7 +355,7 @@ def region(label: Index, mask=None, contrast: Optional[Index] = None) -> RegionT
 
 
 def box(detection_or_box, label: Optional[Index] = None, iou_threshold: float = 0.5,
-        with_iou: bool = False):
+        with_iou: bool = False, contrast: Optional[Index] = None):
     """An object detector's detection: a :class:`interpret.detection.Detection` (from
     :func:`interpret.predict`) or a box ``(x0, y0, x1, y1)`` in the photo's pixels, of
     class ``label`` (None: the detection's own class, or for a bare box the class of
@@ -364,10 +364,13 @@ def box(detection_or_box, label: Optional[Index] = None, iou_threshold: float = 
     detector's own NMS for torchvision detectors: docs/detection.md); ``with_iou`` adds
     that IoU, as pytorch-grad-cam's ``FasterRCNNBoxScoreTarget`` does.  When nothing
     matches on the photo, explaining it raises an :class:`InputError` that says what is
-    closest (never a flat map)."""
+    closest (never a flat map).  ``contrast``: "this box rather than that label", the
+    box's score minus the score of class ``contrast`` in the same box (matched by IoU
+    the same way; 0, and the target's sentence says so, when the detector keeps no
+    detection of it there above its own score threshold)."""
     from .detection import box as _box
 
-    return _box(detection_or_box, label, iou_threshold, with_iou)
+    return _box(detection_or_box, label, iou_threshold, with_iou, contrast)
 
 
 def text(prompt, contrast=None):
@@ -505,8 +508,13 @@ def resolve(handle, target=None, x: Optional[torch.Tensor] = None, *, contrast=N
 
         return _resolve_imagetext(handle, target, x, contrast, output)
     if task == "detection" and (target is None or not isinstance(target, Target) or target.kind == "box"):
-        if contrast is not None:
-            raise InputError("A contrast class does not apply to a detection (explain one box at a time).")
+        if contrast is not None:  # "this box rather than that label" (interpret.detection.BoxTarget)
+            if not (isinstance(target, Target) and target.kind == "box"):
+                raise InputError("A contrast label applies to one box: give targets.box(detection, "
+                                 "contrast=label).")
+            if target.contrast is not None and target.contrast != contrast:
+                raise InputError("The contrast is given twice (in the target and as contrast=).")
+            target = replace(target, contrast=contrast, contrast_found=None)
         from .detection import resolve_box
 
         if x is None:

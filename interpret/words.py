@@ -30,7 +30,8 @@ from typing import Optional, Sequence, Tuple
 
 __all__ = ["text", "html", "plain", "plotly_text", "percent", "percents", "values", "segment_localization", "target_caption", "map_caption", "trust_sentence",
            "trust_plain", "trust_evidence", "sanity_plain", "region", "prediction_plain", "home_plain",
-           "link_note", "agreement_plain", "REGION_WHOLE", "Evidence"]
+           "link_note", "agreement_plain", "REGION_WHOLE", "Evidence", "box_target", "box_contrast",
+           "box_localisation", "box_context"]
 
 # -- escaping ------------------------------------------------------------------------
 
@@ -365,6 +366,114 @@ def segment_localization(hit: bool, mass: float, area: float, target_sentence: s
             f"{how} a uniform map would put there (the segment is {percent(a)} of the photo). "
             f"The other **{outside}** lies on context outside the segment: that is how much the "
             f"explanation says the model relies on what surrounds it.")
+
+
+# -- a detector's box (issue 20) ---------------------------------------------------------
+
+def box_target(name: str, box: Sequence[float], contrast_name: Optional[str] = None,
+               contrast_found: Optional[bool] = None) -> str:
+    """A box target in words (:meth:`interpret.detection.BoxTarget.sentence`): the
+    detection of ``name`` in the box, "rather than ``contrast_name``" when it has a
+    contrast, and, when the photo has no detection of that label in the box
+    (``contrast_found`` False), that its score counts as 0.  The names come as the
+    caller wants them (escaped for a page, raw for a terminal: the target's
+    ``sentence`` / ``describe``); nothing here escapes them again."""
+    x0, y0, x1, y1 = (int(round(float(v))) for v in box)
+    s = f"the detection of {name} in the box ({x0}, {y0})-({x1}, {y1})"
+    if contrast_name is None:
+        return s
+    if contrast_found is False:
+        return (s + f" rather than {contrast_name} (the model has no detection of {contrast_name} "
+                "in this box, so its score counts as 0)")
+    return s + f" rather than {contrast_name} in the same box"
+
+
+def box_contrast(label: str, contrast_label: str, score: float, contrast_score: float, found: bool,
+                 threshold: Optional[float] = None, iou_threshold: float = 0.5) -> str:
+    """"This box rather than that label", in numbers: the box's score for ``label`` and
+    for ``contrast_label`` in the same box (``found``: the detector keeps a detection
+    of it there, matched by IoU above ``iou_threshold``), and what the map then
+    explains.  When it keeps none, the sentence says that its score counts as 0 (and
+    the detector's own score ``threshold`` under which it drops a detection, when
+    known): never silently."""
+    a, b = f"***{text(label)}***", f"***{text(contrast_label)}***"
+    if not found:
+        thr = f" with a score above its own threshold of {percent(threshold)}" if threshold is not None else ""
+        return (f"The model keeps no detection of {b} in this box (none overlapping it by more than "
+                f"IoU {iou_threshold:.2f}{thr}), so the score of {b} counts as 0 and the map explains "
+                f"the score of {a} alone ({percent(score)}).")
+    pa, pb = percents(score, contrast_score)
+    d = float(score) - float(contrast_score)
+    v = 100.0 * d
+    if v == 0 or abs(v) >= 9.5:
+        pts = f"{v:.0f}"
+    elif abs(v) >= 0.95:
+        pts = f"{v:.1f}".rstrip("0").rstrip(".")
+    else:  # never "0 points" for a difference that is not 0
+        pts = f"{v:.2g}"
+    pts = _unit(pts)
+    tail = "" if d >= 0 else f"; {b} scores higher here"
+    return (f"In this box the model gives {a} {pa} and {b} {pb}: the map explains the difference, "
+            f"{pts}{tail}.")
+
+
+def box_localisation(hit: bool, mass: float, area: float) -> str:
+    """Where a box's map lies, from the pointing game (``hit``: its strongest point is
+    inside the box), the map's share inside the box (``mass``) and the box's share of
+    what the model sees (``area``: a uniform map's mass)."""
+    peak = "inside" if hit else "outside"
+    times = f", {mass / area:.1f} times what a uniform map would put there" if area > 0 else ""
+    return (f"The map's strongest point is {peak} the box; {mass:.0%} of the map lies inside the box, "
+            f"which covers {area:.0%} of what the model sees{times}.")
+
+
+#: a detection that loses at least this share of its score without its surroundings
+#: "relies strongly" on them; at least :data:`CONTEXT_SOME`, "in part"; a change of less
+#: than that either way is "hardly" (interpret.trust.context)
+CONTEXT_STRONG = 0.5
+CONTEXT_SOME = 0.1
+
+_REMOVED = {"blur": "blurred", "mean": "replaced by the mean colour", "constant": "replaced by a flat colour"}
+
+
+def box_context(score: float, box_only: float, context_only: float, baseline: str = "blur") -> str:
+    """How much a detection relies on what lies outside its box
+    (:func:`interpret.trust.box_context`): its score on the photo (``score``), with
+    everything outside the box removed (``box_only``) and with the box itself removed
+    (``context_only``), removed meaning replaced as the deletion curve replaces pixels
+    (``baseline``).  A score of 0 is a detection that is gone, and is said so.  The
+    level is the share of the score lost without the surroundings, ``(score -
+    box_only) / score``: at least :data:`CONTEXT_STRONG` "relies strongly", at least
+    :data:`CONTEXT_SOME` "in part", within that either way "hardly", a rise of more
+    than that "holds it back"."""
+    what = _REMOVED.get(baseline, "replaced")
+    score, box_only, context_only = float(score), float(box_only), float(context_only)
+    if not score > 0:
+        return ("The detection has no score on the photo itself, so how much it relies on its "
+                "surroundings cannot be measured.")
+    ps, pb = percents(score, box_only)
+    if box_only <= 0:
+        head = (f"With everything outside the box {what}, the detection is gone (its score counts as 0, "
+                f"against {ps} on the photo)")
+    else:
+        head = f"With everything outside the box {what}, the detection scores {pb}, against {ps} on the photo"
+    lost = (score - box_only) / score
+    if lost >= CONTEXT_STRONG:
+        level = f": it loses {percent(lost)} of its score, so it **relies strongly** on context outside its box."
+    elif lost >= CONTEXT_SOME:
+        level = f": it loses {percent(lost)} of its score, so it **relies in part** on context outside its box."
+    elif lost > -CONTEXT_SOME:
+        level = (": its score changes by less than a tenth, so it **hardly relies** on context outside "
+                 "its box.")
+    else:
+        level = (": its score rises without its surroundings, so the context outside its box **holds it back**.")
+    if context_only <= 0:
+        tail = f" With the box itself {what} and its surroundings kept, the detection is gone (counted as 0)."
+    else:
+        half = ": the surroundings alone keep at least half of its score" if context_only >= score / 2 else ""
+        tail = (f" With the box itself {what} and its surroundings kept, it scores "
+                f"{percents(context_only, score)[0]}{half}.")
+    return head + level + tail
 
 
 # -- regions -------------------------------------------------------------------------

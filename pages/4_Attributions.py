@@ -184,7 +184,7 @@ def pickers(ctx: ui.PageContext, specs) -> Optional[Selection]:
         if ctx.handle.task != "classification":  # raise/lower, a segment, a box (issue 19)
             from ui import tasks
 
-            target = tasks.task_target(ctx, cls)
+            target = tasks.task_target(ctx, cls, rerun=SELECTION)
         if spec.contrastive and ctx.handle.task in ("classification", "segmentation"):
             # presentation mode keeps a link's contrast class, without the picker
             contrast = (current_contrast(ctx, cls) if ctx.present
@@ -297,12 +297,12 @@ def result_panel(ctx: ui.PageContext, sel: Selection, e: interpret.Explanation,
 
             fig = interpret.figures.outline_box(go.Figure(fig), explained.box if resolution == "original" else explained.pixels)
         st.plotly_chart(fig, key="overlay", config=NOBAR)
-        if explained is not None and explained.kind == "box":  # no annotation needed: the box is the detection's
-            from ui import tasks
+        if explained is not None and explained.kind == "box" and explained.contrast is not None:
+            from ui import tasks  # "this box rather than that label", with both scores (issue 20)
 
-            with ui.guard("the map inside the box"):
-                loc = interpret.localization(e.heatmap, explained.pixels)
-                st.markdown(tasks.box_localisation_sentence(loc.hit, loc.mass, loc.area))
+            with ui.guard("the label contrasted"):
+                st.markdown(tasks.box_contrast_sentence(ctx, explained))
+        # the pointing game, the mass inside the box and the context outside it: the trust panel
         _under_the_map(ctx, sel, e, cmap, opacity, resolution)
 
 
@@ -394,6 +394,11 @@ def comparison(ctx: ui.PageContext, specs) -> None:
         if target is None:
             st.info("Upload a reference photo above to compare methods.", icon=":material/upload:")
             return
+    from ui import tasks
+
+    box = tasks.picked_box(ctx)  # a detector: the box picked above, never the top box of its class
+    if box is not None:
+        target, contrast = box, None
     requested = set(st.session_state.pop("compare_run", ()) or ())
     items, waiting, costs = [], [], []
     for name in chosen:
@@ -446,7 +451,8 @@ def comparison(ctx: ui.PageContext, specs) -> None:
                    + (" CAMs use the layer chosen above." if any(by_name[n].needs_layer for n in chosen) else ""))
         # agreement compares maps of one question: with a contrast class, the maps that
         # do not depend on the class answer another one
-        same = {title: e for e, title, _ in items if e.contrast == contrast}
+        asked = box.contrast if box is not None else contrast  # a box's contrast is in its target
+        same = {title: e for e, title, _ in items if e.contrast == asked}
         with ui.guard("the agreement between methods"):
             trust.comparison_trust(ctx, same)
     with ui.guard("the report"):

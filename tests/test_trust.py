@@ -385,7 +385,8 @@ def test_gradcam_points_at_the_cat_and_at_the_cup(lite0, cat_cup_composite):
 
 def test_every_measure_is_in_the_registry_with_its_paper_and_cost(lite0):
     specs = {m.name: m for m in interpret.trust.measures()}
-    assert set(specs) == {"deletion_insertion", "road", "sanity_check", "agreement", "localization"}
+    assert set(specs) == {"deletion_insertion", "road", "sanity_check", "agreement", "localization",
+                          "box_context"}  # issue 20: a detection's reliance on context outside its box
     for m in specs.values():
         assert m.paper.startswith("https://") and m.measures and m.citation
     assert specs["sanity_check"].heavy and specs["road"].heavy and not specs["deletion_insertion"].heavy

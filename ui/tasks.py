@@ -102,13 +102,18 @@ def detection_sentence(found: Sequence[Tuple[str, float]], threshold: float) -> 
 
 
 def box_localisation_sentence(hit: bool, mass: float, area: float) -> str:
-    """Where a box's map lies, from the pointing game (``hit``: its strongest point is
-    inside the box), the map's share inside the box (``mass``) and the box's share of
-    what the model sees (``area``: a uniform map's mass)."""
-    peak = "inside" if hit else "outside"
-    times = f", {mass / area:.1f} times what a uniform map would put there" if area > 0 else ""
-    return (f"The map's strongest point is {peak} the box; {mass:.0%} of the map lies inside the box, "
-            f"which covers {area:.0%} of what the model sees{times}.")
+    """Where a box's map lies (:func:`interpret.words.box_localisation`)."""
+    return w.box_localisation(hit, mass, area)
+
+
+def box_contrast_sentence(ctx, explained) -> str:
+    """"This box rather than that label" with both scores on the photo, for a resolved
+    box target with a contrast (:func:`interpret.words.box_contrast`: when the detector
+    keeps no detection of that label in the box, it says its score counts as 0)."""
+    labels = ctx.handle.labels
+    return w.box_contrast(labels[explained.index], labels[explained.contrast], explained.box_score or 0.0,
+                          explained.contrast_score or 0.0, bool(explained.contrast_found),
+                          explained.detector_threshold, explained.iou_threshold)
 
 
 def detections(ctx) -> list:
@@ -221,12 +226,14 @@ def map_caption(sentence: str, hot: str, class_specific: bool = True) -> str:
 REGION_KINDS = ("the whole class", "a segment I click", "a box I draw")
 
 
-def task_target(ctx, target: int):
+def task_target(ctx, target: int, rerun: Optional[Sequence[str]] = None):
     """What the Attributions page explains for this model's task, from the class picked
     (``target``) and the task's own choices: for a binary model or a regressor, what
     raises or lowers the output; for a segmentation model, the whole class, a clicked
     segment of the mask (its connected region) or a box drawn on it.  Returns what
-    :func:`interpret.explain` takes as ``target`` (an int for a plain class)."""
+    :func:`interpret.explain` takes as ``target`` (an int for a plain class).
+    ``rerun``: the page's fragments a new box or contrast reruns (those that explain
+    the same target: the comparison and the report follow the picked box)."""
     task = ctx.handle.task
     if task in ("image-text", "embedding"):  # a prompt, or a reference photo (ui/imagetext.py)
         from . import imagetext
@@ -238,7 +245,7 @@ def task_target(ctx, target: int):
                             "the model towards a lower output.")
         return interpret.targets.output(int(target), sign=1 if way == "what raises it" else -1)
     if task == "detection":
-        return _box_target(ctx)
+        return _box_target(ctx, rerun)
     if task != "segmentation" or ctx.segmentation is None:
         return target
     seg = ctx.segmentation
@@ -274,27 +281,85 @@ def task_target(ctx, target: int):
     return chosen
 
 
-def _box_target(ctx):
+def _shown_detections(ctx) -> list:
+    """The detections at or above the Outputs page's threshold, best first."""
+    return [d for d in detections(ctx) if d.score >= float(st.session_state.get("det_threshold", 0.5))]
+
+
+def _rerun(rerun: Optional[Sequence[str]]) -> None:
+    if rerun:
+        st.rerun(scope=list(rerun))
+
+
+def _on_det_click(rerun: Optional[Sequence[str]] = None) -> None:
+    """A click on a box of the Attributions photo picks it (before the page draws the
+    box list, so that every part of the page sees the same box)."""
+    i = figures.detection_from_selection(st.session_state.get("w_det_click"))
+    if i is not None:
+        st.session_state["w_det_box"] = i
+    _rerun(rerun)
+
+
+def _box_target(ctx, rerun: Optional[Sequence[str]] = None):
     """The detection explained: a click on a box of the photo (or the list under it);
-    the top detection until one is picked."""
-    dets = [d for d in detections(ctx) if d.score >= float(st.session_state.get("det_threshold", 0.5))]
+    the top detection until one is picked; and "rather than" another label in it."""
+    dets = _shown_detections(ctx)
     if not dets:
         threshold = float(st.session_state.get("det_threshold", 0.5))
         raise interpret.InputError(f"The model finds no box scoring {threshold:.0%} or more in this photo; "
                                    "lower the score threshold on the Outputs page.")
-    clicked = figures.detection_from_selection(st.session_state.get("w_det_click"))
-    if clicked is not None and clicked != st.session_state.get("det_last_click") and 0 <= clicked < len(dets):
-        st.session_state["w_det_box"] = clicked  # a new click on the photo picks the box
-    st.session_state["det_last_click"] = clicked
     if not 0 <= int(st.session_state.get("w_det_box", 0)) < len(dets):
         st.session_state["w_det_box"] = 0
     names = [f"{i + 1}. {d.label} {d.score:.0%} at ({d.box[0]:.0f}, {d.box[1]:.0f})" for i, d in enumerate(dets)]
     pick = st.selectbox("Box", range(len(dets)), format_func=lambda i: names[i], key="w_det_box",
+                        on_change=_rerun, args=(rerun,),
                         help="The detection to explain (or click it on the photo).")
     st.plotly_chart(figures.detections_figure(ctx.image.image, dets, len(ctx.handle.labels),
                                               selected=pick, height=300),
-                    key="w_det_click", on_select="rerun", selection_mode="points",
+                    key="w_det_click", on_select=lambda: _on_det_click(rerun), selection_mode="points",
                     config={"displayModeBar": False})
-    chosen = interpret.targets.box(dets[pick])
+    contrast = _box_contrast_picker(ctx, dets[pick], rerun)
+    chosen = interpret.targets.box(dets[pick], contrast=contrast)
     st.caption(f"Explaining {chosen.sentence(ctx.handle.labels)}.")
     return chosen
+
+
+NO_CONTRAST = -1
+BACKGROUND = ("background", "__background__")
+
+
+def _box_contrast_picker(ctx, det, rerun: Optional[Sequence[str]] = None) -> Optional[int]:
+    """"Rather than" another label in the same box (None: the box's own score alone).
+    Every label but the box's own and the background is offered, detected there or
+    not: one the detector keeps no detection of in that box counts 0, and the words
+    under the map say so."""
+    labels = ctx.handle.labels
+    options = [NO_CONTRAST] + [i for i, n in enumerate(labels)
+                               if i != det.index and str(n).strip().lower() not in BACKGROUND]
+    if st.session_state.get("w_det_contrast") not in options:
+        st.session_state["w_det_contrast"] = NO_CONTRAST
+    chosen = st.selectbox("Rather than (another label in this box)", options, key="w_det_contrast",
+                          on_change=_rerun, args=(rerun,),
+                          format_func=lambda i: "no other label" if i == NO_CONTRAST else str(labels[i]),
+                          help="Explain why the model calls this box one thing rather than another: the "
+                               "box's score minus the other label's score in the same box (0 when the "
+                               "model keeps no detection of it there).")
+    return None if chosen == NO_CONTRAST else int(chosen)
+
+
+def picked_box(ctx):
+    """The box target picked on the Attributions page (its box and contrast, read
+    from the pickers' state), or None when the model is not a detector: what the
+    Compare view and the report explain, so that they follow the picked box rather
+    than the top detection of its class."""
+    if ctx.handle.task != "detection":
+        return None
+    dets = _shown_detections(ctx)
+    if not dets:
+        return None
+    pick = st.session_state.get("w_det_box", 0)
+    pick = pick if isinstance(pick, int) and 0 <= pick < len(dets) else 0
+    c = st.session_state.get("w_det_contrast", NO_CONTRAST)
+    labels = ctx.handle.labels
+    ok = isinstance(c, int) and c != NO_CONTRAST and 0 <= c < len(labels) and c != dets[pick].index
+    return interpret.targets.box(dets[pick], contrast=int(c) if ok else None)

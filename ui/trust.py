@@ -210,8 +210,8 @@ def _region_lines(ctx: PageContext, e: interpret.Explanation) -> Optional[str]:
     if box is None:
         # a segment's own region: measured on it, no box to draw (interpret.localization(e))
         t = getattr(e, "explained", None)
-        if t is None or getattr(t, "region", None) is None:
-            return None
+        if t is None or getattr(t, "region", None) is None or t.kind == "box":
+            return None  # a box: its own lines (_box_lines), in a box's words
         try:
             loc = interpret.localization(e)
         except interpret.InputError:
@@ -221,6 +221,48 @@ def _region_lines(ctx: PageContext, e: interpret.Explanation) -> Optional[str]:
     loc = interpret.localization(e.heatmap, box)
     return (f"In the box you drew: the map's hottest point is **{'inside' if loc.hit else 'outside'}** "
             f"it, and **{loc.mass:.0%}** of the map lies inside (the box is {loc.area:.0%} of the photo).")
+
+
+def box_context(ctx: PageContext, e: interpret.Explanation,
+                settings: Optional[Mapping[str, Any]] = None) -> Optional["interpret.BoxContext"]:
+    """How much the explained detection relies on context outside its box
+    (:func:`interpret.box_context`, three images through the model, with the deletion
+    curve's reference image): cached per model, photo, box and baseline, computed in
+    the light lane of the compute gate.  None when the map is not of a box."""
+    t = getattr(e, "explained", None)
+    if t is None or getattr(t, "kind", None) != "box":
+        return None
+    cfg = _settings(settings)
+    key = ("box_context", ctx.handle.fingerprint(), ctx.image.hash, t.key, cfg["baseline"])
+    handle, image = ctx.handle, ctx.image.image
+    return compute.cached(key, lambda: compute.run_gated(
+        lambda p: interpret.box_context(handle, image, e, baseline=cfg["baseline"], progress=p),
+        handle=handle, light=True))
+
+
+def _box_lines(ctx: PageContext, e: interpret.Explanation, cfg: Mapping[str, Any]) -> None:
+    """Trust that follows the box (no annotation needed: the box is the detection's
+    own): the pointing game and the map's mass inside the box, and how much the
+    detection relies on context outside it, each as numbers and a sentence."""
+    t = getattr(e, "explained", None)
+    if t is None or getattr(t, "kind", None) != "box" or t.pixels is None:
+        return
+    loc = interpret.localization(e.heatmap, t.pixels)
+    c = box_context(ctx, e, cfg)
+    if not ctx.present:
+        row = st.container(horizontal=True)
+        row.metric("Strongest point", "inside the box" if loc.hit else "outside the box",
+                   help="The pointing game: is the map's maximum inside the detected box?")
+        row.metric("Map inside the box", f"{loc.mass:.0%}",
+                   help=f"The share of the map's total inside the box; the box is {loc.area:.0%} of what "
+                        "the model sees (a uniform map's share).")
+        if c is not None and c.score > 0:
+            row.metric("Score lost without the surroundings", f"{c.reliance:.0%}",
+                       help="The detection's score with everything outside its box replaced by the "
+                            f"deletion curve's reference ({cfg['baseline']}), against its score on the photo.")
+    st.markdown(words.box_localisation(loc.hit, loc.mass, loc.area))
+    if c is not None:
+        st.markdown(words.box_context(c.score, c.box_only, c.context_only, c.baseline))
 
 
 def trust_panel(ctx: PageContext, spec: interpret.MethodSpec, explanation: interpret.Explanation,
@@ -256,6 +298,10 @@ def trust_panel(ctx: PageContext, spec: interpret.MethodSpec, explanation: inter
     region = _region_lines(ctx, e)
     if region:
         st.markdown(region)
+    from .errors import guard
+
+    with guard("the box's own measures"):  # a detection: its box needs no annotation (issue 20)
+        _box_lines(ctx, e, cfg)
     buttons = st.container(horizontal=True)
     if f is None:
         est = None
@@ -348,8 +394,9 @@ def comparison_trust(ctx: PageContext, explanations,
                 bits.append(f"box: {'hit' if loc.hit else 'miss'}, {loc.mass:.0%} inside")
             elif getattr(getattr(e, "explained", None), "region", None) is not None:
                 try:
-                    loc = interpret.localization(e)  # a segment's own region
-                    bits.append(f"segment: {'hit' if loc.hit else 'miss'}, {loc.mass:.0%} on it, "
+                    loc = interpret.localization(e)  # a segment's own region, or a detection's box
+                    what = "detected box" if e.explained.kind == "box" else "segment"
+                    bits.append(f"{what}: {'hit' if loc.hit else 'miss'}, {loc.mass:.0%} on it, "
                                 f"{1 - loc.mass:.0%} on context outside")
                 except interpret.InputError:
                     pass

@@ -28,7 +28,7 @@ from .predictions import distribution_figure, entropy_bits, prediction_summary, 
 from .trust import agreement_figure, box_from_selection, faithfulness_figure, region_figure, road_figure
 from .tasks import (click_grid, labels_figure, mask_overlay, point_from_selection, segment_colors,
                     segmentation_figure)
-from .detection import detection_from_selection, detections_figure, outline_box
+from .detection import detection_from_selection, detections_figure, outline_box, paint_masks
 from .dataset import (class_maps_figure, confusion_figure, dataset_embedding_figure, map_gallery_figure,
                       map_heatmap, where_figure)
 

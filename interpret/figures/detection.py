@@ -2,6 +2,8 @@
 its class's colour and labelled with its class and score, and a click target at each
 box's centre (``customdata`` = the detection's position in the list), so that
 ``st.plotly_chart(on_select=..., selection_mode="points")`` names the box clicked.
+A Mask R-CNN's instance masks (:attr:`interpret.Detection.mask`) are painted over the
+photo in the same colour as their box (:func:`paint_masks`).
 :func:`outline_box` draws a box on any image figure (an attribution map).  Data in,
 ``go.Figure`` out; visitor-supplied labels go through :func:`interpret.words.plotly_text`."""
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 
 from ..words import plotly_text
@@ -19,6 +22,45 @@ from .tasks import segment_colors
 def _rgb(index: int, n: int) -> str:
     r, g, b = (int(v) for v in segment_colors(max(n, index + 1))[index])
     return f"rgb({r},{g},{b})"
+
+
+#: how much of a mask's colour covers the photo under it
+MASK_OPACITY = 0.45
+
+
+def _rgb_values(index: int, n: int) -> np.ndarray:
+    return np.asarray(segment_colors(max(n, index + 1))[index], dtype=np.float32)
+
+
+def paint_masks(img: np.ndarray, detections: Sequence, n_classes: int, selected: Optional[int] = None,
+                opacity: float = MASK_OPACITY) -> np.ndarray:
+    """``img`` (H x W x 3 uint8, the photo) with each detection's instance mask
+    (``Detection.mask``: a boolean array over its box, see
+    :func:`interpret.detection.mask_origin`) blended in its class's colour at
+    ``opacity`` (``selected``: the others at a third of it), later detections over
+    earlier ones; detections without a mask leave the photo as it is.  Returns a new
+    array."""
+    from ..detection import mask_origin
+
+    out = img.astype(np.float32)
+    h, w = out.shape[:2]
+    for i, d in enumerate(detections):
+        m = getattr(d, "mask", None)
+        if m is None:
+            continue
+        m = np.asarray(m, dtype=bool)
+        c0, r0, mw, mh = mask_origin(d.box)
+        if m.shape != (mh, mw):
+            continue  # not this box's mask: never paint it somewhere else
+        a = opacity if selected is None or i == selected else opacity / 3
+        # the part of the box inside the photo
+        x0, y0, x1, y1 = max(c0, 0), max(r0, 0), min(c0 + mw, w), min(r0 + mh, h)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        sub = m[y0 - r0:y1 - r0, x0 - c0:x1 - c0]
+        region = out[y0:y1, x0:x1]
+        region[sub] = (1 - a) * region[sub] + a * _rgb_values(int(d.index), n_classes)
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def outline_box(fig: go.Figure, box, color: str = "white", width: int = 3, dash: Optional[str] = None) -> go.Figure:
@@ -33,9 +75,10 @@ def outline_box(fig: go.Figure, box, color: str = "white", width: int = 3, dash:
 def detections_figure(photo, detections: Sequence, n_classes: int, selected: Optional[int] = None,
                       height: Optional[int] = None, title: Optional[str] = None) -> go.Figure:
     """The photo with every detection of ``detections`` (:class:`interpret.Detection`,
-    boxes in the photo's pixels) outlined and labelled "label 87%"; ``selected``: the
+    boxes in the photo's pixels) outlined and labelled "label 87%", and a Mask R-CNN's
+    masks painted in their box's colour (:func:`paint_masks`); ``selected``: the
     position of the one being explained (drawn thicker, the others dimmed)."""
-    img = to_uint8_rgb(photo)
+    img = paint_masks(to_uint8_rgb(photo), detections, n_classes, selected)
     h, w = img.shape[:2]
     fig = go.Figure([image_trace(img, name="photo", hover=False, photo=True)])
     xs, ys, text, idx = [], [], [], []

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..detection import BoxTarget, box_iou
+from ..detection import BoxTarget, box_iou, clip_boxes
 from ..errors import InputError
 from ..words import a_task
 from .common import Context, Result, baseline
@@ -61,7 +61,7 @@ def similarity(target: BoxTarget, output: torch.Tensor) -> torch.Tensor:
     """Per image of a packed detector output (B x N x 6), ``max_j IoU(box, d_j) x
     score_j`` over the detections of the explained class (0 when there is none)."""
     box = torch.tensor(target.pixels, dtype=output.dtype, device=output.device)
-    iou = box_iou(box, output[..., :4])
+    iou = box_iou(box, clip_boxes(output[..., :4], target.input_hw))  # as BoxTarget.match
     same = (output[..., 5].round() == int(target.index)).to(output.dtype)
     s = iou * output[..., 4] * same
     return s.max(dim=1).values if s.shape[1] else torch.zeros(output.shape[0], dtype=output.dtype)
@@ -84,6 +84,9 @@ def drise(ctx: Context) -> Result:
     t = ctx.target
     if not isinstance(t, BoxTarget) or not t.resolved:
         raise InputError("D-RISE explains one detection: give a box target (interpret.targets.box).")
+    if t.contrast is not None:  # its weights are one class's (IoU x score): never a silent half answer
+        raise InputError("D-RISE weighs each mask by one class's detection, so it cannot explain \"this box "
+                         "rather than that label\"; use a gradient method (Grad-CAM, saliency) or occlusion.")
     n, bs = int(ctx.params["masks"]), int(ctx.params["batch_size"])
     g = torch.Generator().manual_seed(int(ctx.params["seed"]))
     x = ctx.x.detach()

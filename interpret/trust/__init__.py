@@ -15,6 +15,7 @@ copy); the long ones take ``progress(done, total)`` and stop on
 """
 
 from .agreement import Agreement, agreement
+from .context import BoxContext, box_context
 from .faithfulness import (FAITHFUL, RANDOM, VERDICTS, WEAK, DeletionInsertion, Faithfulness,
                            estimate, faithfulness, verdict)
 from .localization import Localization, box_mask, localization
@@ -28,4 +29,5 @@ __all__ = [
     "VERDICTS", "FAITHFUL", "WEAK", "RANDOM", "Localization", "localization", "box_mask",
     "MeasureSpec", "measures", "get_measure", "Road", "ROAD", "road", "SanityCheck",
     "ModelRandomisation", "sanity_check", "SANITY_THRESHOLD", "BASELINES", "spearman", "ssim",
+    "BoxContext", "box_context",
 ]
