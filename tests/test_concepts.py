@@ -358,3 +358,36 @@ def test_concepts_take_a_target_object_with_a_contrast():
     assert cs.total == pytest.approx(want, rel=1e-4, abs=1e-6)
     plain = interpret.concepts(handle, X, layer="conv3", target=1, k=4)
     assert plain.score == pytest.approx(float(logits[1]), rel=1e-5)
+
+
+def test_every_concepts_entry_refuses_an_uncovered_model_or_composite_with_its_own_message():
+    """concepts(), reference_patches() and dataset_concepts() share one check
+    (``crp.checked``): a model LRP's rules do not cover and an unknown composite are
+    refused before anything runs, each entry naming itself as before."""
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    from interpret.concepts import dataset_concepts
+    from interpret.methods.lrp import unsupported
+
+    net = ConvNeXt([CNBlockConfig(8, 16, 1), CNBlockConfig(16, None, 1)], num_classes=3).eval()
+    handle = interpret.load_model(net, preprocessing=Preprocessing(32, 32), name="convnext")
+    why = unsupported(handle)
+    assert why and "no LRP rule" in why
+    photos = [np.zeros((32, 32, 3), np.uint8)]
+    from PIL import Image
+
+    photos = [Image.fromarray(p) for p in photos]
+    for call, what in ((lambda c: interpret.concepts(handle, X, composite=c), "Concepts"),
+                       (lambda c: interpret.reference_patches(handle, photos, composite=c), "Reference patches"),
+                       (lambda c: dataset_concepts(handle, photos, [0], composite=c), "Concepts")):
+        with pytest.raises(InputError) as err:
+            call("epsilon_plus_flat")
+        assert str(err.value) == f"{what} cannot be computed for 'convnext': {why}."
+    good = interpret.load_model(resnet(), preprocessing=Preprocessing(32, 32))
+    want = "Unknown LRP composite 'nope'; one of epsilon_plus_flat, epsilon_gamma_box, epsilon_alpha2_beta1."
+    for call in (lambda: interpret.concepts(good, X, layer="layer3", composite="nope"),
+                 lambda: interpret.reference_patches(good, photos, layer="layer3", composite="nope"),
+                 lambda: dataset_concepts(good, photos, [0], layer="layer3", composite="nope")):
+        with pytest.raises(InputError) as err:
+            call()
+        assert str(err.value) == want

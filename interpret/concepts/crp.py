@@ -32,7 +32,7 @@ from ..methods.common import Context
 from ..methods.lrp import COMPOSITES, initial_relevance, lrp_copy, make_composite, unsupported
 from ..tensors import first_tensor, tensor_key
 
-__all__ = ["Concept", "ConceptSet", "concepts", "conditional_relevance", "Reference", "ReferenceTable",
+__all__ = ["Concept", "ConceptSet", "checked", "concepts", "conditional_relevance", "Reference", "ReferenceTable",
            "reference_patches", "layer_relevance"]
 
 MAX_K = 64
@@ -104,6 +104,21 @@ def _check_composite(composite: str) -> str:
     if composite not in COMPOSITES:
         raise InputError(f"Unknown LRP composite '{composite}'; one of {', '.join(COMPOSITES)}.")
     return composite
+
+
+def checked(model, what: str, composite: str) -> Tuple[ModelHandle, str]:
+    """(the handle of ``model``, the composite) once the model is ready, LRP's rules cover
+    it and ``composite`` is one of :data:`COMPOSITES`; else the InputError saying which:
+    "``what`` cannot be computed for '<model>': <why>." (``what``: "Concepts",
+    "Reference patches")."""
+    from ..explain import as_handle
+
+    handle = as_handle(model)
+    handle.check_ready()
+    why = unsupported(handle)
+    if why:
+        raise InputError(f"{what} cannot be computed for '{handle.name}': {why}.")
+    return handle, _check_composite(composite)
 
 
 def _layer_module(twin, layer: str):
@@ -187,14 +202,9 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
     ``progress(done, total)`` after each concept's heatmap (raise
     :class:`interpret.Cancelled` in it to stop).  Cached per model, photo, layer,
     target and composite."""
-    from ..explain import as_handle, input_tensor
+    from ..explain import input_tensor
 
-    handle = as_handle(model)
-    handle.check_ready()
-    why = unsupported(handle)
-    if why:
-        raise InputError(f"Concepts cannot be computed for '{handle.name}': {why}.")
-    composite = _check_composite(composite)
+    handle, composite = checked(model, "Concepts", composite)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_K:
         raise InputError(f"k must be a whole number from 1 to {MAX_K}; got {k!r}.")
     if channels is not None:
@@ -347,16 +357,11 @@ def reference_patches(model, images, layer: Optional[str] = None, target=None, *
     content fingerprint, the layer, the set's content hash, the target and the
     composite) and read back by later requests, in this process or another, without
     running the model."""
-    from ..explain import as_handle, resolve_target
+    from ..explain import resolve_target
     from ..features.imagesets import as_image_set
     from .discover import MAX_DISCOVER_IMAGES
 
-    handle = as_handle(model)
-    handle.check_ready()
-    why = unsupported(handle)
-    if why:
-        raise InputError(f"Reference patches cannot be computed for '{handle.name}': {why}.")
-    composite = _check_composite(composite)
+    handle, composite = checked(model, "Reference patches", composite)
     iset = as_image_set(images)
     if len(iset) > MAX_DISCOVER_IMAGES:
         raise InputError(f"The image set has {len(iset)} photos; at most {MAX_DISCOVER_IMAGES} are used.")

@@ -29,8 +29,7 @@ import torch
 from ..errors import InputError, Progress, report
 from ..handle import session
 from ..layers import check_layer
-from ..methods.lrp import unsupported
-from .crp import ReferenceTable, _check_composite, layer_relevance
+from .crp import ReferenceTable, checked, layer_relevance
 
 __all__ = ["Region", "RegionConcepts", "DatasetConcepts", "dataset_concepts", "box_weights", "MAX_IMAGES"]
 
@@ -105,15 +104,9 @@ def dataset_concepts(model, images, targets: Sequence[int], layer: Optional[str]
     relevant concepts of ``layer`` and, for each :class:`Region`, the ``k`` concepts
     that carry its relevance.  ``progress(done, total)`` per batch (raise
     :class:`interpret.Cancelled` in it to stop)."""
-    from ..explain import as_handle
     from ..features.imagesets import as_image_set
 
-    handle = as_handle(model)
-    handle.check_ready()
-    why = unsupported(handle)
-    if why:
-        raise InputError(f"Concepts cannot be computed for '{handle.name}': {why}.")
-    composite = _check_composite(composite)
+    handle, composite = checked(model, "Concepts", composite)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= 64:
         raise InputError(f"k must be a whole number from 1 to 64; got {k!r}.")
     iset = as_image_set(images)
