@@ -247,9 +247,108 @@ def task_of(module: nn.Module) -> Optional[str]:
     ``*ForSemanticSegmentation`` class, or ``config.problem_type``."""
     if type(module).__name__.endswith("ForSemanticSegmentation"):
         return "segmentation"
+    if type(module).__name__.endswith("ForObjectDetection"):
+        return "detection"
     return {"multi_label_classification": "multilabel", "regression": "regression",
             "single_label_classification": "classification"}.get(
         getattr(module.config, "problem_type", None) or "")
+
+
+# ----------------------------------------------------------------------------------
+# object detectors (AutoModelForObjectDetection: DETR, Conditional/Deformable DETR,
+# YOLOS, RT-DETR); docs/detection.md
+
+
+def is_detector_config(config: Dict[str, Any]) -> bool:
+    """Whether a folder's ``config.json`` names an ``*ForObjectDetection`` model."""
+    return any(str(a).endswith("ForObjectDetection") for a in config.get("architectures") or [])
+
+
+def _size_dict(v) -> Dict[str, int]:
+    if v is None:
+        return {}
+    if isinstance(v, int):
+        return {"shortest_edge": int(v)}
+    if isinstance(v, dict):
+        return {k: int(x) for k, x in v.items() if isinstance(x, int)}
+    return {k: int(getattr(v, k)) for k in ("height", "width", "shortest_edge", "longest_edge")
+            if isinstance(getattr(v, k, None), int)}
+
+
+def detection_preprocessing(proc) -> Optional[Preprocessing]:
+    """A detector's :class:`Preprocessing` from its image processor: one fixed input
+    size (every photo the same tensor, as for torchvision's detectors), an exact resize
+    with no crop so that every part of the photo is seen: ``size`` {height, width}
+    as it is (RT-DETR's 640 x 640), else a square of ``shortest_edge`` (DETR's 800:
+    its own processor keeps the aspect ratio up to ``longest_edge`` and pads, so the
+    model sees the photo stretched to a square here; :func:`detection_notes` says so).
+    Mean, std and rescale as :func:`preprocessing_from` reads them."""
+    get = proc.get if isinstance(proc, dict) else (lambda k, d=None: getattr(proc, k, d))
+    size = _size_dict(get("size"))
+    if "height" in size and "width" in size:
+        hw = (size["height"], size["width"])
+    elif "shortest_edge" in size:
+        hw = (size["shortest_edge"], size["shortest_edge"])
+    else:
+        return None
+    keys = ("image_mean", "image_std", "do_normalize", "rescale_factor", "do_rescale", "resample")
+    plain = {k: get(k) for k in keys if get(k) is not None}
+    plain.update(size={"height": hw[0], "width": hw[1]}, do_center_crop=False)
+    return preprocessing_from(plain)
+
+
+def detection_notes(proc, pre: Preprocessing) -> Tuple[str, ...]:
+    """What a person should know about a detector's preprocessing here (words from the
+    processor's sizes and ours)."""
+    get = proc.get if isinstance(proc, dict) else (lambda k, d=None: getattr(proc, k, d))
+    size = _size_dict(get("size"))
+    if "height" in size and "width" in size:
+        return ()
+    h, w = pre.input_size
+    longest = f" (longest side at most {size['longest_edge']})" if "longest_edge" in size else ""
+    return (f"photos are resized to {w} x {h} pixels; the model's own image processor keeps the "
+            f"aspect ratio, shortest side {size.get('shortest_edge', h)}{longest}, so a photo that is "
+            "not square is seen stretched here",)
+
+
+def _backbone_last_stage(module: nn.Module) -> Optional[str]:
+    """The name of the last stage of a detector's convolutional backbone (a
+    transformers ``*Backbone``'s ``encoder.stages.N``, timm's ``layerN``/``stages_N``),
+    or None (YOLOS: a ViT, no backbone)."""
+    import re
+
+    last = None
+    for name, _ in module.named_modules():
+        if ".backbone." in f".{name}." and re.search(r"(^|\.)(stages[._]\d+|layer\d+)$", name):
+            last = name
+    return last
+
+
+def detection_fields(module: nn.Module, proc, what: str) -> Dict[str, Any]:
+    """ModelInfo fields for a ``transformers`` object detector: labels from
+    ``id2label`` (the classes the logits score; DETR's last "no object" logit is not one),
+    the preprocessing of :func:`detection_preprocessing` (else 800 x 800 with ImageNet
+    statistics, DETR's defaults), the backbone's last stage as the suggested layer.
+    RT-DETR trained without focal loss (``use_focal_loss=False``) is refused: its
+    processor scores it another way than the class's (:data:`interpret.detection.HF_SCORING`)."""
+    cfg = module.config
+    if getattr(cfg, "use_focal_loss", True) is False:
+        raise InputError(f"{what} is an RT-DETR trained without focal loss (use_focal_loss: false); "
+                         "only the focal-loss scoring (a sigmoid per class) is read here.")
+    pre = detection_preprocessing(proc) if proc is not None else None
+    if pre is None:
+        pre = Preprocessing((800, 800), None)
+    layout = TokenLayout()
+    patch = getattr(cfg, "patch_size", None)
+    if getattr(cfg, "num_detection_tokens", None) and isinstance(patch, int) and patch > 0:
+        # YOLOS: [class token, patches, detection tokens]: the detection tokens come after
+        # the grid, which a TokenLayout cannot skip; fixing the class token and the grid
+        # makes its blocks non-spatial (the CAMs refuse them), never a grid read wrongly
+        h, w = pre.input_size
+        layout = TokenLayout(prefix_tokens=1, grid=(h // patch, w // patch))
+    return {"labels": _labels(cfg), "preprocessing": pre, "tokens": layout,
+            "suggested_layer": _backbone_last_stage(module), "is_transformer": False,
+            "task": "detection"}
 
 
 # ----------------------------------------------------------------------------------
@@ -308,7 +407,9 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
     if is_base_model(config):
         return _load_embedding(transformers, folder, what, config, safe, pre, name)
     segmenter = any(str(a).endswith("ForSemanticSegmentation") for a in config.get("architectures") or [])
+    detector = is_detector_config(config)
     auto = (transformers.AutoModelForSemanticSegmentation if segmenter
+            else transformers.AutoModelForObjectDetection if detector
             else transformers.AutoModelForImageClassification)
     if safe and not remote:
         _check_weights_cover(transformers, auto, folder, what, config)
@@ -332,7 +433,7 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
                 str(folder), local_files_only=True, trust_remote_code=False)
         except Exception:  # noqa: BLE001 - fall back to the JSON itself
             proc = _read_json(folder / PROCESSOR, PROCESSOR)
-    fields = info_fields(module, proc)
+    fields = detection_fields(module, proc, what) if detector else info_fields(module, proc)
     if pre is not None:
         fields["preprocessing"] = pre
     fields["preprocessing"].check_declared(f"{what}'s {PROCESSOR if proc is not None else CONFIG}")
@@ -340,6 +441,8 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
         f"no {PROCESSOR} in the folder: ImageNet mean/std assumed at the config's image size; "
         "if the model was trained otherwise, set its own under Preprocessing, below the model in "
         "the dashboard's sidebar (load_model: mean=, std=, resize=, crop=)",)
+    if detector and proc is not None and pre is None:
+        notes = notes + detection_notes(proc, fields["preprocessing"])
     label = name or folder.name
     arch = (config.get("architectures") or [type(module).__name__])[0]
     return module, ModelInfo(name=label, source=f"Hugging Face folder ({arch})",
