@@ -9,7 +9,10 @@ refused unless untrusted formats are allowed, with the same rule and wording as 
 The model is built by ``AutoModelForImageClassification.from_pretrained(folder,
 use_safetensors=True, trust_remote_code=False, local_files_only=True)``; the labels come
 from ``config.id2label``, the preprocessing from the image processor's config, and what
-is explained is the output's ``.logits``.
+is explained is the output's ``.logits``.  An ``*ForObjectDetection`` folder (DETR and its
+relatives) is built by ``AutoModelForObjectDetection`` and read as a detector
+(:func:`detection_fields`; its queries scored as its processor's post-processing scores
+them, :data:`interpret.detection.HF_SCORING`).
 """
 
 from __future__ import annotations
