@@ -363,3 +363,26 @@ def test_the_report_card_of_a_box_is_about_that_box_with_its_own_measures():
     assert ("In this box the model gives" in html) or ("counts as 0 and the map explains" in html)
     c = interpret.box_context(h, img, e)
     assert words.html(words.box_context(c.score, c.box_only, c.context_only, "blur")) in html
+
+
+def test_the_outputs_figure_shows_a_mask_rcnn_mask_in_its_boxs_colour():
+    """detections_figure paints the mask on the photo it sends (a JPEG: colours within
+    JPEG's error), in the box's colour, and leaves the photo alone outside the mask."""
+    import base64
+    import io
+
+    from interpret.figures import detections_figure
+    from interpret.figures.detection import MASK_OPACITY
+    from interpret.figures.tasks import segment_colors
+
+    grey = Image.new("RGB", (40, 30), (128, 128, 128))
+    mask = np.zeros((20, 20), bool)
+    mask[4:16, 4:16] = True
+    d = interpret.Detection((10.0, 5.0, 30.0, 25.0), 1, "cat", 0.9, mask)
+    fig = detections_figure(grey, [d], 3)
+    src = fig.data[0].source
+    shown = np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"), float)
+    colour = np.asarray(segment_colors(3)[1], float)
+    want = (1 - MASK_OPACITY) * 128 + MASK_OPACITY * colour
+    assert np.abs(shown[12:18, 17:23] - want).max() <= 12  # inside the mask
+    assert np.abs(shown[0:3, 0:8] - 128).max() <= 12  # far from it
