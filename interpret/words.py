@@ -229,6 +229,9 @@ def values(a: float, b: float, max_digits: int = 8) -> Tuple[str, str]:
 
 def _quote(target_label: str, contrast_label: Optional[str], unit: str = "probability",
            sign: int = 1) -> str:
+    if unit == "value" and contrast_label:  # a box rather than another label: a difference of scores
+        return (f"the score of \u201c*{text(target_label)}*\u201d minus that of "
+                f"\u201c*{text(contrast_label)}*\u201d")
     if unit == "value":
         return f"{'minus ' if sign < 0 else ''}the value of \u201c*{text(target_label)}*\u201d"
     if contrast_label:

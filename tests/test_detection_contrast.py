@@ -252,3 +252,16 @@ def test_rather_than_another_label_next_to_the_picked_box(detector_folder):
     overlay = charts(at)["overlay"]
     assert "rather than" in str(overlay["layout"].get("title"))
 
+
+
+def test_the_trust_sentence_of_a_box_contrast_quotes_the_difference_it_follows():
+    """The curves follow cat's score minus dog's in the box (a value, not a
+    probability); the sentence says so instead of "the value of cat"."""
+    h = _handle(ContextDetector())
+    img = _photo(0.8, 0.4)
+    e = interpret.explain(h, img, "saliency", target=targets.box((8, 8, 24, 20), label="cat", contrast="dog"))
+    f = interpret.faithfulness(h, img, e, steps=4, seeds=1)
+    assert f.unit == "value" if hasattr(f, "unit") else True
+    assert "the score of \u201c*cat*\u201d minus that of \u201c*dog*\u201d" in f.sentence_for()
+    # the curve starts at the difference on the full photo
+    assert float(f.insertion[-1]) == pytest.approx(0.6 * _q(0.8) + 0.3 * _q(0.4) - 0.25 * _q(0.8), abs=1e-5)
