@@ -185,6 +185,7 @@ def pickers(ctx: ui.PageContext, specs) -> Optional[Selection]:
             from ui import tasks
 
             target = tasks.task_target(ctx, cls, rerun=SELECTION)
+            target = tasks.for_method(target, spec)  # a box's "rather than" needs a class-specific method
         if spec.contrastive and ctx.handle.task in ("classification", "segmentation"):
             # presentation mode keeps a link's contrast class, without the picker
             contrast = (current_contrast(ctx, cls) if ctx.present
@@ -406,7 +407,8 @@ def comparison(ctx: ui.PageContext, specs) -> None:
         params = chosen_params(spec)
         lay = layer if spec.needs_layer else None
         con = contrast if spec.contrastive else None
-        key = compute.explanation_key(ctx.handle, ctx.image, name, lay, target, con, params)
+        tgt = tasks.for_method(target, spec)  # a box's contrast, for the methods it applies to
+        key = compute.explanation_key(ctx.handle, ctx.image, name, lay, tgt, con, params)
         done = spec.speed == "instant" or compute.is_cached(key)
         if not done:
             try:
@@ -418,7 +420,7 @@ def comparison(ctx: ui.PageContext, specs) -> None:
                 waiting.append(spec)
                 continue
         try:
-            e = compute.explain(ctx.handle, ctx.image, name, lay, target, con, params)
+            e = compute.explain(ctx.handle, ctx.image, name, lay, tgt, con, params)
         except interpret.InputError as exc:
             st.warning(f"{spec.label}: {words.text(exc)}", icon=":material/warning:")
             continue
@@ -471,7 +473,9 @@ def current_explanation(ctx: ui.PageContext, specs, target: int, contrast: Optio
     spec = next((s for s in specs if s.name == state.get("method")), None)
     if spec is None:
         return None
-    sel = Selection(spec, layer if spec.needs_layer else None, target,
+    from ui import tasks
+
+    sel = Selection(spec, layer if spec.needs_layer else None, tasks.for_method(target, spec),
                     contrast if spec.contrastive else None, chosen_params(spec))
     if spec.speed != "instant" and not compute.is_cached(sel.key(ctx.handle, ctx.image)):
         return None

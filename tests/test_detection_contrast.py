@@ -265,3 +265,22 @@ def test_the_trust_sentence_of_a_box_contrast_quotes_the_difference_it_follows()
     assert "the score of \u201c*cat*\u201d minus that of \u201c*dog*\u201d" in f.sentence_for()
     # the curve starts at the difference on the full photo
     assert float(f.insertion[-1]) == pytest.approx(0.6 * _q(0.8) + 0.3 * _q(0.4) - 0.25 * _q(0.8), abs=1e-5)
+
+
+def test_a_box_contrast_is_dropped_only_for_methods_that_do_not_depend_on_the_target(detector_folder):
+    """Eigen-CAM (the layer's first principal component) cannot take "rather than":
+    with a contrast picked, the page shows its map of the box without it instead of a
+    refusal, and Grad-CAM beside it in the Compare view explains the contrast."""
+    from test_app import no_errors, page
+
+    at = page("app.py", {"model": "team:Shapes", "img": "cat", "method": "eigencam",
+                         "compare": "eigencam,gradcam"}).run()
+    at.switch_page("pages/1_Outputs.py").run()
+    at.slider(key="w_det_threshold").set_value(0.0).run()
+    at.switch_page("pages/4_Attributions.py").run()
+    pick = at.selectbox(key="w_det_contrast")
+    pick.set_value(1 if "disc" in _label_and_corner(at.selectbox(key="w_det_box").options[0])[0] else 2).run()
+    no_errors(at)
+    assert not any("no effect" in w.value for w in at.warning)
+    said = " ".join(c.value for c in at.caption)
+    assert "All explaining the detection of" in said and "rather than" in said

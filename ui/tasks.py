@@ -347,6 +347,17 @@ def _box_contrast_picker(ctx, det, rerun: Optional[Sequence[str]] = None) -> Opt
     return None if chosen == NO_CONTRAST else int(chosen)
 
 
+def for_method(target, spec):
+    """``target`` as ``spec`` can explain it: a box's "rather than" label dropped for a
+    method that does not depend on what is explained (Eigen-CAM, the activations):
+    with it, :func:`interpret.explain` refuses ("a contrast has no effect")."""
+    if getattr(target, "kind", None) == "box" and target.contrast is not None and not spec.contrastive:
+        from dataclasses import replace
+
+        return replace(target, contrast=None, contrast_found=None, contrast_score=None)
+    return target
+
+
 def picked_box(ctx):
     """The box target picked on the Attributions page (its box and contrast, read
     from the pickers' state), or None when the model is not a detector: what the
