@@ -7,6 +7,8 @@ layout, suggested layer); :func:`interpret.load_model` picks the loader.
 * :mod:`.timm` - timm models by name or for a state dict, read from timm's metadata;
 * :mod:`.hf` - Hugging Face ``transformers`` image classifiers saved as a folder (or zip);
 * :mod:`.onnx` - ONNX graphs, converted to PyTorch by onnx2torch;
+* :mod:`.ultralytics` - Ultralytics YOLO detectors from the package's own YAML
+  (``arch="ultralytics:yolov8n.yaml"``), their ONNX exports and (untrusted only) ``.pt``;
 * :mod:`.factory` - the team's own architecture code (``package.module:function``);
 * :mod:`.files` - checkpoint files: state dicts and safetensors (safe), pickles,
   TorchScript and ``torch.export`` archives (only when untrusted formats are allowed);

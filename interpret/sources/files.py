@@ -424,6 +424,22 @@ def check_torch_file(data: bytes, fname: str, kind: str) -> int:
                              limits.max_state_tensors)
 
 
+def file_metadata(data: bytes, kind: str, obj: Any = None) -> Dict[str, Any]:
+    """What a state-dict file says about itself besides its tensors: a safetensors
+    header's ``__metadata__`` (strings), or the non-tensor entries of a ``torch.save``
+    dict (e.g. ``names``).  Read only (an Ultralytics YOLO's class names come from here)."""
+    if kind == "safetensors":
+        n = int.from_bytes(data[:8], "little")
+        try:
+            meta = json.loads(data[8:8 + n]).get("__metadata__") or {}
+        except (ValueError, AttributeError):
+            return {}
+        return {str(k): v for k, v in meta.items() if isinstance(v, str)} if isinstance(meta, dict) else {}
+    if isinstance(obj, dict):
+        return {k: v for k, v in obj.items() if k == "names" and isinstance(v, (list, tuple, dict))}
+    return {}
+
+
 def read_checkpoint(data: bytes, fname: str, allow_untrusted: bool):
     """The object stored in a checkpoint's bytes: a state dict (safe formats) or, with
     ``allow_untrusted``, a module.  Returns (object, kind)."""
@@ -732,13 +748,20 @@ def _imagenet_if_1000(module: nn.Module, fields: Dict[str, Any], n: int) -> Dict
     return fields
 
 
-def resolve_arch(arch, arch_kwargs: Optional[Dict[str, Any]] = None) -> Arch:
+def resolve_arch(arch, arch_kwargs: Optional[Dict[str, Any]] = None, metadata=None) -> Arch:
     """The :class:`Arch` for ``arch``: the bundled ``efficientnet_lite0``; a torchvision
     classifier (``resnet18`` or ``torchvision:resnet18``); a timm model
     (``timm:convnext_tiny``); the team's own code, as a callable or a
-    ``"package.module:function"`` string (called with ``arch_kwargs``)."""
+    ``"package.module:function"`` string (called with ``arch_kwargs``); an Ultralytics
+    YOLO from the package's own YAML (``ultralytics:yolov8n.yaml``; ``metadata``: the
+    file's, for its class names)."""
     from . import bundled, factory, modules, timm as timm_src, torchvision as tv
+    from . import ultralytics as ul_src
 
+    if ul_src.is_spec(arch):  # a YOLO detector from the package's own YAML (issue 20), not a factory
+        if arch_kwargs:
+            raise InputError("arch_kwargs only apply to a factory (arch='package.module:function').")
+        return ul_src.arch(arch, metadata)
     if callable(arch) and not isinstance(arch, str):
         fn, label = arch, factory.label_of(arch)
     elif isinstance(arch, str) and factory.is_spec(arch):
@@ -897,6 +920,14 @@ def load(source, arch, allow_untrusted: bool, pre: Optional[Preprocessing],
     label = name or (os.path.splitext(fname)[0] if fname != "uploaded file" else (
         arch if isinstance(arch, str) and arch else "model"))
     obj, kind = read_checkpoint(data, fname, allow_untrusted)
+    from . import ultralytics as ul_src
+
+    yolo = ul_src.from_checkpoint(obj)  # an Ultralytics .pt (only ever a pickle: untrusted allowed)
+    if yolo is not None:
+        fields = ul_src.info_fields(yolo)
+        fields["preprocessing"] = pre or fields["preprocessing"]
+        return yolo, ModelInfo(name=label, source="file (Ultralytics checkpoint, untrusted allowed)",
+                               weights=fname, **fields)
     if isinstance(obj, nn.Module):
         what = {"torchscript": "a TorchScript archive", "export": "a torch.export (.pt2) archive"}.get(
             kind, "pickled module")
@@ -910,7 +941,7 @@ def load(source, arch, allow_untrusted: bool, pre: Optional[Preprocessing],
             f"{fname} is a state dict (weights only): say which architecture it belongs to "
             "with arch=..., e.g. arch='resnet50' or arch='timm:convnext_tiny'."
         )
-    spec = resolve_arch(arch, arch_kwargs)
+    spec = resolve_arch(arch, arch_kwargs, metadata=file_metadata(data, kind, obj))
     stripped = strip_prefixes(state)
     if len(stripped) == len(state) and next(iter(stripped)) != next(iter(state)):
         # every key carries a wrapper's prefix: drop it only when the architecture's own

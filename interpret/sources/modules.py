@@ -29,8 +29,17 @@ def torchvision_tokens(module: nn.Module) -> TokenLayout:
 def info_fields(module: nn.Module) -> Dict[str, Any]:
     """ModelInfo fields known from the module itself (an empty preprocessing/labels
     entry is left out, so that the caller's defaults apply)."""
-    from . import hf, timm
+    from . import hf, timm, ultralytics
 
+    if isinstance(module, ultralytics.YOLODetector):  # its neck, 0..1 RGB at 640, its names
+        return ultralytics.info_fields(module)
+    if ultralytics.is_ultralytics_module(module):
+        from ..errors import InputError
+
+        raise InputError("This is an Ultralytics DetectionModel, whose output is not read as it is: "
+                         "load it as load_model(interpret.sources.ultralytics.wrap(model)) (its layers "
+                         "shared, never fused), or save its state_dict() and load it with "
+                         "arch='ultralytics:<its yaml>'.")
     if timm.is_timm_module(module):
         return timm.info_fields(module)
     if hf.is_hf_module(module):

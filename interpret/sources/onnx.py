@@ -642,6 +642,17 @@ def load(data: bytes, fname: str, pre: Optional[Preprocessing], name: Optional[s
             notes.append("the ONNX graph was exported for a batch of one image: batches run "
                          "one image at a time (export with a dynamic batch for speed: "
                          "dynamic_shapes=, or dynamic_axes= with dynamo=False)")
+    from . import ultralytics as ul_src
+
+    yolo = ul_src.from_onnx(model, module, facts["height"], facts["width"])
+    if yolo is not None:  # an Ultralytics YOLO export: a detector (issue 20)
+        module, fields = yolo
+        fields["preprocessing"] = pre or fields["preprocessing"]
+        fields["preprocessing"].check_declared(_the(inner))
+        label = name or (os.path.splitext(inner)[0] if inner != "uploaded file" else "onnx model")
+        return module, ModelInfo(
+            name=label, source=f"ONNX (Ultralytics YOLO export, opset {facts['opset']}, converted by onnx2torch)",
+            weights=fname, notes=tuple(notes), tokens=TokenLayout(), **fields)
     if pre is None:
         side = min(h, w)
         resize = round(side * 256 / 224)
