@@ -386,3 +386,25 @@ def test_the_outputs_figure_shows_a_mask_rcnn_mask_in_its_boxs_colour():
     want = (1 - MASK_OPACITY) * 128 + MASK_OPACITY * colour
     assert np.abs(shown[12:18, 17:23] - want).max() <= 12  # inside the mask
     assert np.abs(shown[0:3, 0:8] - 128).max() <= 12  # far from it
+
+
+@pytest.mark.parametrize("how", ["done", "cancelled", "contrast"])
+def test_box_context_leaves_the_detector_unchanged(how, model_state):
+    """After the three forwards, after a cancel from its progress callback, and for a
+    box with a contrast: no hook, no .grad, no flag or weight changed."""
+    from detectors import handle, photo
+
+    h, img = handle(), photo(2)
+    det = interpret.predict(h, img, threshold=0.0)[0]
+    before = model_state.snapshot(h.module)
+    if how == "cancelled":
+        def stop(done, total):
+            raise interpret.Cancelled()
+
+        with pytest.raises(interpret.Cancelled):
+            interpret.box_context(h, img, det, progress=stop)
+    else:
+        t = targets.box(det, contrast=3 - det.index) if how == "contrast" else det
+        c = interpret.box_context(h, img, t)
+        assert c.forwards == 3 and np.isfinite([c.score, c.box_only, c.context_only]).all()
+    model_state.assert_unchanged(before, h.module)
