@@ -407,4 +407,6 @@ def test_box_context_leaves_the_detector_unchanged(how, model_state):
         t = targets.box(det, contrast=3 - det.index) if how == "contrast" else det
         c = interpret.box_context(h, img, t)
         assert c.forwards == 3 and np.isfinite([c.score, c.box_only, c.context_only]).all()
+        # the box's own score, a contrast set aside
+        assert c.score == pytest.approx(det.score, abs=1e-5)
     model_state.assert_unchanged(before, h.module)

@@ -45,8 +45,8 @@ FORWARDS = 3
 class BoxContext:
     """``score``: the detection's score on the photo; ``box_only``: with everything
     outside the box replaced by the reference image; ``context_only``: with the box
-    replaced; all in the target's unit (the detector's probability, or for "rather
-    than" the difference), 0 where the detection is gone.  ``baseline``: the
+    replaced; all in the detector's probability for the box's own class (a "rather
+    than" label is set aside), 0 where the detection is gone.  ``baseline``: the
     reference; ``forwards``: images through the model."""
 
     score: float
@@ -95,6 +95,17 @@ def _target(handle, x, image, target):
     return _targets.resolve(handle, target, x, photo_size=photo_size)
 
 
+def _own(t):
+    """The box's own detection: a "rather than" label set aside (how much a detection
+    relies on its surroundings is a property of the detection, and a difference of two
+    scores is not a score that can be "gone")."""
+    from dataclasses import replace
+
+    if t.contrast is None:
+        return t
+    return replace(t, contrast=None, contrast_found=None, contrast_score=None)
+
+
 @measure("box_context", label="Context outside the box", kind="faithfulness",
          measures="How much a detection's score depends on what lies outside its box: its score with "
                   "everything outside the box removed, and with the box itself removed (the "
@@ -119,7 +130,7 @@ def box_context(model, image, target, baseline: str = "blur", *, constant: float
                          f"a {handle.task} model.")
     x = input_tensor(handle, image)
     with session(handle):
-        t = _target(handle, x, image, target)
+        t = _own(_target(handle, x, image, target))
         region = t.region
         if region is None or not bool(region.any()):
             raise InputError("This box covers no pixel of what the model sees.")
