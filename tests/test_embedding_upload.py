@@ -106,8 +106,15 @@ def test_a_detector_is_not_loaded_as_an_embedding_model():
 # the app
 
 
-def test_upload_form_offers_embedding():
-    assert "embedding" in upload.TASK_CHOICES
+def test_upload_form_offers_the_embedding_and_detection_tasks_and_torchvisions_detectors():
+    """Before: no "embedding" task, and a detector state dict could not be uploaded at all
+    (the Architecture list had classifiers and segmenters only)."""
+    assert {"embedding", "detection"} <= set(upload.TASK_CHOICES)
+    archs = upload._architectures("torchvision")
+    assert {"fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn", "fcos_resnet50_fpn",
+            "ssdlite320_mobilenet_v3_large", "maskrcnn_resnet50_fpn"} <= set(archs)
+    assert upload.check_upload_arch("torchvision", "fasterrcnn_mobilenet_v3_large_320_fpn") == \
+        "fasterrcnn_mobilenet_v3_large_320_fpn"
 
 
 def test_uploaded_backbone_as_embedding_gives_its_size_and_a_similarity_map_of_the_cosine():

@@ -56,7 +56,7 @@ _KEEP = {"w_model_library": "upload_library", "w_model_arch": "upload_arch",
 
 #: the upload form's task choice: read from the model, or one of interpret.targets.TASKS
 TASK_CHOICES = ("read from the model", "classification", "multilabel", "binary", "regression",
-                "segmentation", "embedding")
+                "segmentation", "detection", "embedding")
 
 
 def library_available(library: str) -> bool:
@@ -136,10 +136,10 @@ def route(kind: str, library: str, available: Sequence[str]) -> str:
 
 
 def _architectures(library: str) -> List[str]:
-    if library == "torchvision":  # classifiers, then segmentation models (issue 19)
-        from interpret.sources.torchvision import segmenters
+    if library == "torchvision":  # classifiers, segmentation models (issue 19), detectors (issue 20)
+        from interpret.sources.torchvision import detectors, segmenters
 
-        return [state.DEFAULT_MODEL] + interpret.torchvision_classifiers() + segmenters()
+        return [state.DEFAULT_MODEL] + interpret.torchvision_classifiers() + segmenters() + detectors()
     if library == "timm":
         from interpret.sources.timm import architectures
 
