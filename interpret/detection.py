@@ -24,6 +24,18 @@ Where the box score is taken (per family; see docs/detection.md):
   DETR, YOLOS: the query's best class probability (softmax without the "no object"
   class); Conditional/Deformable DETR, RT-DETR: a sigmoid per (query, class), the best
   100 (RT-DETR: as many as the queries) pairs.
+* Ultralytics YOLO (:mod:`interpret.sources.ultralytics`): *before* NMS.  The module
+  returns every anchor as a row (its box, its best class's sigmoid, that class), as the
+  head computes them before Ultralytics' ``non_max_suppression``; :func:`detections`
+  applies that NMS (:func:`nms_iou`: per class, IoU 0.7, at most 300) for
+  ``interpret.predict``.  The box target's score is the sigmoid of the anchor whose
+  (clipped, :func:`clip_boxes`) box matches best; on the photo itself that is the kept
+  detection's own anchor (IoU 1, ties broken by the score), so the gradient is that of
+  the detection's score, and a perturbed photo's score is its best-matching anchor's
+  (0 only when no anchor whose best class is the box's overlaps it by more than the IoU
+  threshold; never because a score threshold dropped it).  End-to-end heads (YOLOv10, YOLO26 with
+  ``end2end`` set) need no NMS: every anchor of the one-to-one branch, as Ultralytics'
+  top-k reads them.
 
 A feature pyramid (an ``OrderedDict`` of B x C_l x h_l x w_l maps, torchvision's
 FPN) is brought to one grid by :class:`Pyramid`: every level interpolated

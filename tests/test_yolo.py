@@ -167,6 +167,15 @@ def test_yolo_arch_names_only_the_packages_own_yaml():
     assert {"yolov8n.yaml", "yolo11n.yaml", "yolo26n.yaml", "yolov10n.yaml"} <= set(ul.architectures())
 
 
+@pytest.mark.parametrize("arch, head", [("yolov8n-seg.yaml", "Segment"), ("yolov8n-pose.yaml", "Pose")])
+def test_yolo_heads_other_than_detection_are_refused_with_a_sentence(arch, head):
+    m = ul.build_detection_model(arch, 3)
+    buf = io.BytesIO()
+    torch.save(m.state_dict(), buf)
+    with pytest.raises(InputError, match=f"head is {head}, not a detection head"):
+        interpret.load_model(buf.getvalue(), arch=f"ultralytics:{arch}")
+
+
 def test_yolo_state_dict_for_the_wrong_size_says_what_differs(model):
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
