@@ -90,6 +90,24 @@ def test_a_dinov2_folder_loads_as_an_embedding_model_giving_its_pooled_class_tok
     assert np.allclose(emb.vector, out.pooler_output[0].numpy(), atol=1e-6)
 
 
+def test_a_zipped_dinov2_folder_uploaded_is_an_embedding_model_too(dinov2, photos):
+    """What the upload form sends: the folder's files in a zip, read by content."""
+    import io
+    import zipfile
+
+    folder, model = dinov2
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in folder.iterdir():
+            zf.write(f, f"dino/{f.name}")
+    h = interpret.load_model(buf.getvalue(), preprocessing=Preprocessing((56, 56), None))
+    assert h.task == "embedding" and h.name == "dino"
+    x, _ = photos
+    with torch.no_grad():
+        want = model(pixel_values=x).pooler_output[0]
+    assert np.allclose(interpret.predict(h, x).vector, want.numpy(), atol=1e-5)
+
+
 def test_dinov2_similar_to_is_the_cosine_and_gradcam_and_the_attention_methods_give_maps(dinov2, photos, model_state):
     folder, model = dinov2
     h = interpret.load_model(str(folder), preprocessing=Preprocessing((56, 56), None))
