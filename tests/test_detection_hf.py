@@ -347,3 +347,27 @@ def test_yolos_blocks_are_refused_by_the_cams_not_read_as_a_wrong_grid(tmp_path)
         interpret.explain(h, img, "gradcam", target=t)
     e = interpret.explain(h, img, "saliency", target=t)
     assert tuple(e.attribution.shape) == (1, 3, SIDE, SIDE) and float(e.attribution.abs().max()) > 0
+
+
+# -- lifecycle: every method on a Hugging Face DETR leaves it untouched --------------------
+
+def test_every_method_on_a_hf_detr_runs_or_says_why_and_leaves_it_unchanged(detr, model_state):
+    """The lifecycle matrix of tests/test_detection_lifecycle.py on a Hugging Face DETR
+    folder: each offered method (preview settings) runs on a box, its heatmap finite,
+    the model unchanged (hooks, gradients, flags, weights, buffers, module tree); each
+    method not offered says why."""
+    h, _ = detr
+    img = photo()
+    t = targets.box(interpret.predict(h, img, threshold=0.0)[0])
+    offered = {m.name for m in interpret.methods(h)}
+    assert {"gradcam", "gradcam_plus_plus", "xgradcam", "layercam", "hirescam", "eigencam", "saliency",
+            "integrated_gradients", "occlusion", "drise"} <= offered
+    for spec in interpret.methods():
+        if spec.name not in offered:
+            why = spec.unavailable(h)
+            assert why and isinstance(why, str), spec.name
+    for name in sorted(offered):
+        before = model_state.snapshot(h.module)
+        e = interpret.explain(h, img, name, target=t, **dict(interpret.get_method(name).preview))
+        model_state.assert_unchanged(before, h.module)
+        assert e.heatmap.shape == (SIDE, SIDE) and np.isfinite(e.heatmap).all(), name
