@@ -235,7 +235,7 @@ def test_hf_clip_transformer_attribution_equals_chefer_eqs_5_6_from_its_own_atte
         a_bar = (g[0].double() * a[0].detach().double()).clamp(min=0).mean(0)
         r = r + a_bar @ r
     e = interpret.explain(h, x32, "transformer_attribution", target=targets.text("a dog"))
-    assert e.score == pytest.approx(float(s), rel=1e-5)
+    assert e.score == pytest.approx(float(s.detach()), rel=1e-5)
     assert torch.allclose(e.attribution.double().flatten(), r[0, 1:], rtol=1e-4, atol=1e-8)
 
 
