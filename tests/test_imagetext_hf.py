@@ -211,6 +211,26 @@ def test_hf_clip_tower_runs_the_attention_methods(clip, x32, model_state):
     model_state.assert_unchanged(before, model)
 
 
+def test_a_zipped_clip_folder_uploaded_is_an_image_text_model_with_its_tokenizer(clip, x32):
+    """What the upload form sends: before, a zipped CLIP folder went to the classifier
+    loader, which refused it (or built a random classification head)."""
+    import io
+    import zipfile
+
+    folder, model, fast = clip
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for f in folder.iterdir():
+            zf.write(f, f"tiny_clip/{f.name}")
+    prompts = ["a red square", "a blue circle"]
+    h = interpret.load_model(buf.getvalue(), prompts=prompts)
+    assert h.task == "image-text" and h.name == "tiny_clip"
+    with torch.no_grad():
+        out = model(pixel_values=x32, **fast(prompts, return_tensors="pt", padding=True))
+    got = [p.probability for p in sorted(interpret.predict(h, x32, top_k=None), key=lambda p: p.index)]
+    assert np.allclose(got, out.logits_per_image.softmax(-1)[0].numpy(), atol=1e-5)
+
+
 def test_hf_clip_rollout_equals_the_rollout_of_its_own_attention(clip, x32):
     folder, _, fast = clip
     h = interpret.load_model(str(folder), prompts=["a red square", "a blue circle"])

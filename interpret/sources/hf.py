@@ -407,6 +407,12 @@ def load_folder(folder, allow_untrusted: bool = False, pre: Optional[Preprocessi
     what = what or f"the folder {folder.name}"
     config, safe = _check_folder(folder, what, allow_untrusted)
     remote = "auto_map" in config
+    from .open_clip import is_image_text_folder
+
+    if is_image_text_folder(config):  # a CLIP / SigLIP folder (a zip from the upload form)
+        from .open_clip import load_hf_folder
+
+        return load_hf_folder(folder, pre, name or folder.name, allow_untrusted)
     if is_base_model(config):
         return _load_embedding(transformers, folder, what, config, safe, pre, name)
     segmenter = any(str(a).endswith("ForSemanticSegmentation") for a in config.get("architectures") or [])
