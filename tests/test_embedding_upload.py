@@ -151,6 +151,9 @@ def test_uploaded_backbone_as_embedding_gives_its_size_and_a_similarity_map_of_t
     assert "overlay" in charts(at)
     said = " ".join(x.value for x in at.markdown) + " ".join(c.value for c in at.caption)
     assert "look like the reference photo espresso.png" in said
+    # the comparison below explains the same reference (before: "no classes" error)
+    assert any(c.value.startswith("All explaining what makes this photo look like the reference photo "
+                                  "espresso.png") for c in at.caption), [c.value for c in at.caption]
     # the score the page explains is the cosine similarity of the two embeddings
     with torch.no_grad():
         want = float(F.cosine_similarity(m(_model_input(buf.getvalue())), m(_model_input(ref)))[0])
