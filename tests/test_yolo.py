@@ -176,6 +176,15 @@ def test_yolo_heads_other_than_detection_are_refused_with_a_sentence(arch, head)
         interpret.load_model(buf.getvalue(), arch=f"ultralytics:{arch}")
 
 
+def test_yolo_input_sides_must_be_multiples_of_its_stride(model):
+    h = interpret.load_model(ul.wrap(model), labels=NAMES,
+                             preprocessing=interpret.Preprocessing((64, 96), None, (0, 0, 0), (1, 1, 1)))
+    assert interpret.predict(h, photo(), threshold=0.0)  # 64 x 96 runs
+    with pytest.raises(InputError, match="multiples of its largest stride"):  # said when loaded
+        interpret.load_model(ul.wrap(model), labels=NAMES, task="detection",
+                             preprocessing=interpret.Preprocessing((64, 70), None, (0, 0, 0), (1, 1, 1)))
+
+
 def test_yolo_state_dict_for_the_wrong_size_says_what_differs(model):
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)

@@ -194,13 +194,18 @@ class YOLODetector(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from ultralytics.utils.tal import dist2bbox, make_anchors
 
+        head = self.model[-1]
+        step = int(max(float(v) for v in head.stride)) if head.stride.numel() else 32
+        if x.shape[-2] % step or x.shape[-1] % step:
+            raise InputError(f"A YOLO model takes sides that are multiples of its largest stride ({step}); "
+                             f"this input is {x.shape[-2]} x {x.shape[-1]}: give a preprocessing with an "
+                             f"exact resize to multiples of {step} (e.g. 640 x 640).")
         outs: List[Any] = []
         for m in self.model[:-1]:  # DetectionModel._predict_once, every output kept
             if m.f != -1:
                 x = outs[m.f] if isinstance(m.f, int) else [x if j == -1 else outs[j] for j in m.f]
             x = m(x)
             outs.append(x)
-        head = self.model[-1]
         maps = [x if j == -1 else outs[j] for j in (head.f if isinstance(head.f, list) else [head.f])]
         levels = list(self.neck(maps).values())
         branch = head.one2one if self.end2end else head.one2many
@@ -358,6 +363,12 @@ class YOLOExport(nn.Module):
         y = self.graph(x)
         if isinstance(y, (tuple, list)):
             y = y[0]
+        want = "B x k x 6" if self.end2end else f"B x {4 + self.num_classes} x anchors"
+        if not isinstance(y, torch.Tensor) or y.dim() != 3 or (
+                y.shape[-1] < 6 if self.end2end else y.shape[1] != 4 + self.num_classes):
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise InputError(f"This ONNX graph says it is an Ultralytics detection export, but it returns "
+                             f"{got}, not {want}.")
         if self.end2end:
             return y[..., :6]
         cx, cy, w, h = y[:, :4].unbind(1)
