@@ -233,6 +233,7 @@ def test_an_onnx_export_of_yolo_loads_as_a_detector(model, tmp_path, monkeypatch
     path = y.export(format="onnx", imgsz=SIDE, simplify=False, dynamic=False, opset=17, verbose=False)
     h = interpret.load_model(path)
     assert h.task == "detection" and h.labels == NAMES and h.input_size == (SIDE, SIDE)
+    assert "model/15/" in h.info.suggested_layer  # P3, the finest map the head reads
     x = torch.rand(1, 3, SIDE, SIDE, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():  # the exporter fuses convolutions and batch norms: so does the reference
         got, want = h.module(x), xyxy(copy.deepcopy(model).fuse(verbose=False)(x)[0])
@@ -250,8 +251,13 @@ def test_a_torch_onnx_export_without_metadata_is_read_from_its_anchor_count(mode
     m.model[-1].export = True  # the head returns its inference tensor alone
     path = tmp_path / "plain.onnx"
     torch.onnx.export(m, torch.zeros(1, 3, SIDE, SIDE), str(path), dynamo=False, opset_version=17)
-    h = interpret.load_model(path, labels=NAMES)
+    h = interpret.load_model(path.read_bytes(), labels=NAMES)  # as uploaded
     assert h.task == "detection" and h.num_classes == 3
+    assert h.info.suggested_layer.endswith("model/15/cv2/act/Mul")  # P3: every level reads it
+    img = photo(2)
+    d = interpret.predict(h, img, threshold=0.0)[0]
+    e = interpret.explain(h, img, "gradcam", target=targets.box(d))
+    assert e.layer == h.info.suggested_layer and float(np.ptp(e.heatmap)) > 0
     x = torch.rand(1, 3, SIDE, SIDE)
     with torch.no_grad():
         got, want = h.module(x), xyxy(copy.deepcopy(model)(x)[0])

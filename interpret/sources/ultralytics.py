@@ -433,5 +433,34 @@ def from_onnx(model_proto, module: nn.Module, h: Optional[int], w: Optional[int]
     det = YOLOExport(module, nc, end2end).eval()
     names = parse_names(meta.get("names"), nc)
     fields = {"task": "detection", "preprocessing": preprocessing((h, w)),
-              "labels": _default_names(names, nc)}
+              "labels": _default_names(names, nc), "suggested_layer": finest_level(model_proto, det)}
     return det, fields
+
+
+def finest_level(model_proto, module: nn.Module) -> Optional[str]:
+    """In a converted YOLO export, the module that computes the finest map the head reads
+    (P3, the output of the lowest-numbered layer feeding ``/model.<head>/``): every level
+    of the head depends on it (the neck's bottom-up path starts there), so a box on any
+    level has a gradient there, where the last layer before the head (P5) has none for a
+    small object's anchor.  None when the graph's node names are not Ultralytics'."""
+    names = [n.name for n in model_proto.graph.node]
+    layers = [int(m.group(1)) for n in names for m in [re.match(r"^/model\.(\d+)/", n)] if m]
+    if not layers:
+        return None
+    head = f"/model.{max(layers)}/"
+    producer = {o: n for n in model_proto.graph.node for o in n.output}
+    feeding = []
+    for n in model_proto.graph.node:
+        if n.name.startswith(head):
+            for i in n.input:
+                p = producer.get(i)
+                m = re.match(r"^/model\.(\d+)/", p.name) if p is not None else None
+                if m and not p.name.startswith(head):
+                    feeding.append((int(m.group(1)), p.name))
+    if not feeding:
+        return None
+    want = min(feeding)[1].lstrip("/").replace(".", "/")  # onnx2torch's module name for the node
+    for name, _ in module.named_modules():
+        if name == want or name.endswith("." + want):
+            return name
+    return None
