@@ -319,18 +319,34 @@ def test_paint_masks_blends_each_mask_in_its_class_colour_and_nothing_else():
 
 # -- the trust panel (AppTest) -----------------------------------------------------------------
 
-def test_the_trust_panel_of_a_box_shows_its_pointing_game_mass_and_context(detector_folder):
+@pytest.mark.parametrize("how", ["by itself", "on a click"])
+def test_the_trust_panel_of_a_box_shows_its_pointing_game_mass_and_context(detector_folder, how, monkeypatch):
     """In the trust panel, with no annotation: the pointing game and the map's mass
     inside the detected box as numbers and a sentence, and how much the detection
     relies on context outside its box (its three scores in words); the numbers are the
     backend's own for that box."""
     from test_app import no_errors, page
+    from ui import trust as ui_trust
 
+    removed = "blurred"
+    if how == "on a click":  # the 3 passes estimated over the bound: a button, then the numbers
+        monkeypatch.setitem(ui_trust.SETTINGS, "auto_seconds", 0.0)
+        # and the panel's baseline is the measure's (a new key: nothing cached from before)
+        monkeypatch.setitem(ui_trust.SETTINGS, "baseline", "mean")
+        removed = "replaced by the mean colour"
     at = page("app.py", {"model": "team:Shapes", "img": "cat", "method": "gradcam"}).run()
     at.switch_page("pages/1_Outputs.py").run()
     at.slider(key="w_det_threshold").set_value(0.0).run()
     at.switch_page("pages/4_Attributions.py").run()
     no_errors(at)
+    # the context runs by itself when its 3 passes are estimated at most 2 s, else on a click
+    asked = [b for b in at.button if b.key == "trust_context_gradcam"]
+    if how == "on a click":
+        assert asked and not any(m.value.startswith("With everything outside") for m in at.markdown)
+    if asked:
+        asked[0].click().run()
+        no_errors(at)
+    assert not [b for b in at.button if b.key == "trust_context_gradcam"]
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Strongest point"] in ("inside the box", "outside the box")
     inside = metrics["Map inside the box"]
@@ -338,7 +354,7 @@ def test_the_trust_panel_of_a_box_shows_its_pointing_game_mass_and_context(detec
     loc = next(s for s in said if s.startswith("The map's strongest point is"))
     assert f"; {inside} of the map lies inside the box" in loc
     assert (metrics["Strongest point"] == "inside the box") == loc.startswith("The map's strongest point is inside")
-    ctx_line = next(s for s in said if s.startswith("With everything outside the box blurred"))
+    ctx_line = next(s for s in said if s.startswith(f"With everything outside the box {removed}"))
     lost = metrics["Score lost without the surroundings"]
     assert ctx_line and lost.endswith("%")
     assert not any(s.startswith("On the segment explained") for s in said)

@@ -223,32 +223,44 @@ def _region_lines(ctx: PageContext, e: interpret.Explanation) -> Optional[str]:
             f"it, and **{loc.mass:.0%}** of the map lies inside (the box is {loc.area:.0%} of the photo).")
 
 
+CONTEXT_BUTTON = "Measure the context outside the box"
+
+
 def box_context(ctx: PageContext, e: interpret.Explanation,
-                settings: Optional[Mapping[str, Any]] = None) -> Optional["interpret.BoxContext"]:
+                settings: Optional[Mapping[str, Any]] = None,
+                run: bool = True) -> Optional["interpret.BoxContext"]:
     """How much the explained detection relies on context outside its box
     (:func:`interpret.box_context`, three images through the model, with the deletion
-    curve's reference image): cached per model, photo, box and baseline, computed in
-    the light lane of the compute gate.  None when the map is not of a box."""
+    curve's reference image): cached per model, photo, box and baseline; with ``run``,
+    computed now (the light lane of the compute gate) when not cached.  None when the
+    map is not of a box, or not computed."""
     t = getattr(e, "explained", None)
     if t is None or getattr(t, "kind", None) != "box":
         return None
     cfg = _settings(settings)
     key = ("box_context", ctx.handle.fingerprint(), ctx.image.hash, t.key, cfg["baseline"])
     handle, image = ctx.handle, ctx.image.image
+    if not run:
+        return compute.lookup(key)
     return compute.cached(key, lambda: compute.run_gated(
         lambda p: interpret.box_context(handle, image, e, baseline=cfg["baseline"], progress=p),
         handle=handle, light=True))
 
 
-def _box_lines(ctx: PageContext, e: interpret.Explanation, cfg: Mapping[str, Any]) -> None:
+def _box_lines(ctx: PageContext, e: interpret.Explanation, cfg: Mapping[str, Any],
+               rerun: Optional[Sequence[str]] = None) -> None:
     """Trust that follows the box (no annotation needed: the box is the detection's
     own): the pointing game and the map's mass inside the box, and how much the
-    detection relies on context outside it, each as numbers and a sentence."""
+    detection relies on context outside it, each as numbers and a sentence.  The
+    context (three passes through the model) runs by itself when they are estimated at
+    most ``auto_seconds``, as deletion/insertion do, else on a click."""
     t = getattr(e, "explained", None)
     if t is None or getattr(t, "kind", None) != "box" or t.pixels is None:
         return
     loc = interpret.localization(e.heatmap, t.pixels)
-    c = box_context(ctx, e, cfg)
+    est = interpret.trust.context.estimate_seconds(ctx.handle)
+    asked = st.session_state.pop(_run_flag("box_context", e), False)
+    c = box_context(ctx, e, cfg, run=asked or (est is not None and est <= float(cfg["auto_seconds"])))
     if not ctx.present:
         row = st.container(horizontal=True)
         row.metric("Strongest point", "inside the box" if loc.hit else "outside the box",
@@ -263,6 +275,12 @@ def _box_lines(ctx: PageContext, e: interpret.Explanation, cfg: Mapping[str, Any
     st.markdown(words.box_localisation(loc.hit, loc.mass, loc.area))
     if c is not None:
         st.markdown(words.box_context(c.score, c.box_only, c.context_only, c.baseline))
+    else:
+        st.button(CONTEXT_BUTTON, icon=":material/crop_free:", on_click=_request,
+                  args=("box_context", e.method, rerun), key=f"trust_context_{e.method}",
+                  help="The box's score with everything outside it, and with the box itself, replaced "
+                       "as the deletion curve replaces pixels: 3 passes through the model"
+                       + (f" (~{est:.0f} s)." if est is not None else "."))
 
 
 def trust_panel(ctx: PageContext, spec: interpret.MethodSpec, explanation: interpret.Explanation,
@@ -301,7 +319,7 @@ def trust_panel(ctx: PageContext, spec: interpret.MethodSpec, explanation: inter
     from .errors import guard
 
     with guard("the box's own measures"):  # a detection: its box needs no annotation (issue 20)
-        _box_lines(ctx, e, cfg)
+        _box_lines(ctx, e, cfg, rerun)
     buttons = st.container(horizontal=True)
     if f is None:
         est = None

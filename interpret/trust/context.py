@@ -35,7 +35,7 @@ from ..methods.registry import Cost
 from ._common import Forwards, reference
 from .registry import measure
 
-__all__ = ["BoxContext", "box_context"]
+__all__ = ["BoxContext", "box_context", "estimate_seconds"]
 
 #: images through the model: the photo, the box alone, the surroundings alone
 FORWARDS = 3
@@ -71,6 +71,17 @@ class BoxContext:
     def as_dict(self) -> dict:
         return {"score": self.score, "box_only": self.box_only, "context_only": self.context_only,
                 "reliance": self.reliance, "baseline": self.baseline, "forwards": self.forwards}
+
+
+def estimate_seconds(model) -> Optional[float]:
+    """What :func:`box_context` will take on this model: its three images times the
+    model's measured seconds per image (:func:`interpret.trust._common.seconds_per_image`,
+    kept by every perturbation measure), or None before anything was measured."""
+    from ..explain import as_handle
+    from ._common import seconds_per_image
+
+    v = seconds_per_image(as_handle(model)).value
+    return None if v is None else FORWARDS * float(v)
 
 
 def _target(handle, x, image, target):
