@@ -475,3 +475,35 @@ def test_the_shared_detection_model_is_never_fused(model, weights):
     assert sum(1 for _ in model.modules()) == n
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == bns > 0
     assert not model.training
+
+
+# -- in the app -----------------------------------------------------------------------------
+
+@pytest.mark.slow  # the app at Ultralytics' 640 x 640 on a CPU: about two minutes here
+def test_a_yolo_in_the_model_folder_draws_its_boxes_and_explains_a_picked_box(model, tmp_path, monkeypatch):
+    """The operator's models.toml names the YAML (an upload's form offers only torchvision's
+    and timm's architectures); Outputs draws the boxes after NMS, Attributions explains
+    the picked one with its outline."""
+    pytest.importorskip("streamlit.testing.v1")
+    from safetensors.torch import save_file
+    from test_app import charts, no_errors, page
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp_path / "yolo.safetensors"),
+              metadata={"names": json.dumps(["square", "<b>disc</b>", "star"])})
+    (tmp_path / "models.toml").write_text(
+        '[[model]]\nname = "YOLO"\nfile = "yolo.safetensors"\narch = "ultralytics:yolov8n.yaml"\n')
+    monkeypatch.setenv("INTERPRET_MODEL_FOLDER", str(tmp_path))
+    at = page("app.py", {"model": "team:YOLO", "img": "cat", "method": "gradcam"}).run(timeout=300)
+    at.switch_page("pages/1_Outputs.py").run(timeout=300)
+    no_errors(at)
+    assert any("an object detector" in c.value for c in at.caption)
+    at.slider(key="w_det_threshold").set_value(0.5).run(timeout=300)
+    no_errors(at)
+    spec = charts(at)["det_boxes"]
+    assert len(spec["layout"].get("shapes", [])) >= 1
+    assert "<b>disc</b>" not in str(spec["layout"].get("annotations"))
+    at.session_state["w_det_box"] = 0
+    at.switch_page("pages/4_Attributions.py").run(timeout=300)
+    no_errors(at)
+    assert "Explaining the detection of" in " ".join(c.value for c in at.caption)
+    assert len(charts(at)["overlay"]["layout"].get("shapes", [])) == 1  # the box's outline
