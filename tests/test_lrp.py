@@ -277,3 +277,30 @@ def test_lrp_on_the_bundled_model_merges_its_batchnorms_and_conserves_without_bi
     with torch.no_grad():
         want, got = lite0.module(x), twin(x)
     torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-3 * float(want.abs().max()))
+
+
+@pytest.mark.parametrize("shift", [0.0, -0.5], ids=["inputs >= 0 (half skipped)", "mixed signs (zennit's own)"])
+def test_fast_zplus_gives_zennits_zplus_relevance_to_the_bit(shift):
+    """The z+ rule with its negative-input half skipped where the input has no negative
+    entry (that half is exactly zero there): bit-identical to zennit's ``ZPlus``, with
+    the skip (inputs after a ReLU) and without it (mixed signs fall back to zennit)."""
+    from zennit.composites import LayerMapComposite
+    from zennit.rules import ZPlus
+
+    from interpret.methods.lrp import _zplus_fast
+
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        conv = nn.Conv2d(4, 6, 3, padding=1).eval().requires_grad_(False)
+        x = (torch.rand(2, 4, 9, 9) + shift)
+        grad = torch.randn(2, 6, 9, 9)
+    got = []
+    for rule in (ZPlus(), _zplus_fast()):
+        net = copy.deepcopy(conv)
+        with LayerMapComposite([(nn.Conv2d, rule)]).context(net) as m:
+            xx = x.clone().requires_grad_(True)
+            (r,) = torch.autograd.grad(m(xx), [xx], grad_outputs=[grad])
+        got.append(r)
+    assert (x >= 0).all() == (shift == 0.0)
+    assert float(got[0].abs().max()) > 0
+    assert torch.equal(got[0], got[1])
