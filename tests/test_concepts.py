@@ -282,6 +282,38 @@ def test_a_hook_copied_with_its_module_never_acts_and_an_early_stop_ends_only_it
     assert rec.logits is None and rec.calls == {"0": 1}
 
 
+def test_private_copy_survives_a_hook_registered_on_the_model_while_it_copies():
+    """The other half of the race: another thread registers or removes its hook on the
+    shared model while a request deep-copies it.  Forced here by a hook of the model's
+    own whose deep copy registers one more on the module at that instant: a plain
+    ``deepcopy`` fails ("OrderedDict mutated during iteration"); ``private_copy`` copies
+    the hooks as they were when it started and the copy computes the model's function."""
+    from interpret.hooks import private_copy
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+
+    class Meddler:
+        """Registers another hook on the module when deep-copied (once per copy)."""
+
+        def __call__(self, mod, inputs, output):
+            return None
+
+        def __deepcopy__(self, memo):
+            net[0].register_forward_hook(lambda m, i, o: None)
+            return Meddler()
+
+    net[0].register_forward_hook(Meddler())
+    net[0].register_forward_hook(lambda m, i, o: None)
+    with pytest.raises(RuntimeError, match="mutated during iteration"):
+        copy.deepcopy(net)
+    had = len(net[0]._forward_hooks)
+    twin = private_copy(net)
+    assert len(twin[0]._forward_hooks) == had and len(net[0]._forward_hooks) == had + 1
+    assert twin[0] is not net[0] and twin[0].weight is not net[0].weight
+    with torch.no_grad():
+        assert torch.equal(twin(X), net(X))
+
+
 def test_concepts_refuse_bad_input_with_a_clear_message():
     handle = interpret.load_model(resnet(), preprocessing=Preprocessing(32, 32))
     with pytest.raises(InputError, match="k must be"):
