@@ -18,7 +18,6 @@ copy of the model.
 
 from __future__ import annotations
 
-import copy
 import random
 import tempfile
 import time
@@ -31,6 +30,7 @@ import torch
 
 from ..errors import InputError, Progress, report
 from ..handle import session
+from ..hooks import private_copy
 from ..layers import check_layer
 
 __all__ = ["TcavResult", "tcav", "significance_sentence", "MAX_TCAV_IMAGES", "MAX_RUNS"]
@@ -171,7 +171,7 @@ def tcav(model, images, concept_images, random_images, layer: Optional[str] = No
                 pred = handle.module(x).argmax(1)
             target = int(torch.bincount(pred).argmax())
         tgt = resolve_target(handle, target, x[:1])
-        twin = copy.deepcopy(handle.module)  # Captum hooks its layers: a private copy
+        twin = private_copy(handle.module)  # Captum hooks its layers: a private copy
     twin.requires_grad_(False)
     from captum.concept import TCAV
 

@@ -50,7 +50,6 @@ model is offered exactly the one that fits.
 
 from __future__ import annotations
 
-import copy
 import types
 from typing import Optional, Tuple
 
@@ -61,6 +60,7 @@ from torch import nn
 from .. import attention
 from ..errors import InputError
 from ..handle import ModelHandle
+from ..hooks import private_copy
 from ..tensors import first_tensor
 from .common import Context, Result
 from .registry import Cost, method
@@ -244,7 +244,7 @@ def attnlrp_copy(handle: ModelHandle) -> nn.Module:
         hit = rt.memos.get("attnlrp_copy")
         if hit is not None and hit[0] == key:
             return hit[1]
-    twin = copy.deepcopy(handle.module)
+    twin = private_copy(handle.module)  # never another request's hooks
     twin.requires_grad_(False)  # relevance flows to the input only
     for m in twin.modules():
         kind = _attention_kind(m)

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..handle import ModelHandle
+from ..hooks import private_copy
 from ..layers import list_layers
 from .common import BASELINES, Context, Result, baseline
 from .registry import Cost, Param, method
@@ -136,7 +137,7 @@ def splittable_copy(handle: ModelHandle) -> Tuple[nn.Module, List[str]]:
             return hit[1], hit[2]
     modules = dict(handle.module.named_modules())
     calls: Dict[str, int] = {i.name: i.calls for i in list_layers(handle)}
-    twin = copy.deepcopy(handle.module)
+    twin = private_copy(handle.module)  # never another request's hooks
     split: List[str] = []
     for name, n in sorted(calls.items(), key=lambda kv: -kv[0].count(".")):
         if n > 1 and isinstance(modules.get(name), _NONLINEAR):

@@ -20,7 +20,6 @@ Spearman's rank correlation (the paper's main measure, Fig. 4) and SSIM (Wang et
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import math
 import time
@@ -32,6 +31,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, Progress, report
+from ..hooks import private_copy
 from ..methods.registry import Cost
 from ._common import _pearson, rankdata, ssim
 from .registry import measure
@@ -280,7 +280,7 @@ class ModelRandomisation:
 
         with session(handle):
             before = parameter_hash(handle.module)
-            module = copy.deepcopy(handle.module)
+            module = private_copy(handle.module)
             steps = self.plan(handle.module)
             layers_table = tuple(list_layers(handle))
         _clear_hooks(module)
