@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     INTERPRET_SETTINGS=/config/interpret.toml
 
-RUN apt-get update && apt-get install -y --no-install-recommends curl \
+# libgl1 libglib2.0-0: OpenCV (cv2, pulled by ultralytics for YOLO) needs libGL.so.1 and glib
+RUN apt-get update && apt-get install -y --no-install-recommends curl libgl1 libglib2.0-0 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 10001 app
 
@@ -23,7 +24,7 @@ RUN pip install --index-url "$TORCH_INDEX" "torch>=2.10" "torchvision>=0.25"
 COPY pyproject.toml README.md ./
 COPY interpret ./interpret
 # the package with its default dependencies: every model source (timm, transformers,
-# onnx and onnx2torch), as `make app` installs them
+# onnx and onnx2torch, ultralytics), as `make app` installs them
 RUN pip install .
 COPY app.py ./
 COPY pages ./pages

@@ -28,9 +28,14 @@ _FILE_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".pt2", ".ckpt", ".onnx
 
 
 def _preprocessing(pre: Optional[Preprocessing], resize, crop, mean, std) -> Optional[Preprocessing]:
+    """``pre`` (the whole preprocessing given, or the model's own) with the fields given
+    by name put over it; an exact resize with no crop (detectors, segmentation models)
+    given one side (``resize=512``) stays an exact resize, to that square."""
     if all(v is None for v in (resize, crop, mean, std)):
         return pre
     base = pre or Preprocessing()
+    if isinstance(resize, int) and crop is None and base.crop is None and not isinstance(base.resize, int):
+        resize = (resize, resize)
     return Preprocessing(
         resize if resize is not None else base.resize,
         crop if crop is not None else base.crop,
@@ -81,7 +86,13 @@ def load_model(
       only with ``allow_untrusted=True``.
 
     ``labels``: a list, or a ``.txt`` (one per line) / ``.json`` file.  Preprocessing can
-    be given whole (``preprocessing=``) or by field (``resize``, ``crop``, ``mean``, ``std``).
+    be given whole (``preprocessing=``) or by field (``resize``, ``crop``, ``mean``, ``std``),
+    each field put over the model's own preprocessing (a detector keeps its own scaling;
+    one number as ``resize`` of an exact resize with no crop is an exact square).
+    Ultralytics YOLO (docs/detection.md): ``"ultralytics:<yaml>"`` with ``weights=None``
+    is a random init of one of the package's detection YAMLs (``"ultralytics:yolov8n.yaml"``);
+    trained weights come as a state dict with ``arch="ultralytics:<yaml>"``.
+
     ``task``: what the output means (``"classification"``, ``"multilabel"``,
     ``"binary"``, ``"regression"``, ``"segmentation"``; see :attr:`ModelHandle.task`);
     None reads it from the loader (Hugging Face's ``problem_type``, torchvision's
@@ -101,7 +112,9 @@ def load_model(
 
         if task not in TASKS:
             raise InputError(f"Unknown task '{task}'; one of {', '.join(TASKS)}.")
-    pre = _preprocessing(preprocessing, resize, crop, mean, std)
+    # the fields given by name go over the model's own preprocessing once it is loaded
+    # (a detector keeps its 0..1 scaling and exact resize: only the size changes)
+    pre = preprocessing
     label_list = files.load_labels(labels)
 
     if isinstance(source, nn.Module) and _is_open_clip(source):
@@ -125,6 +138,10 @@ def load_model(
         from .sources import open_clip as oc_src
 
         module, info = oc_src.load_hf_folder(source, pre, name, allow_untrusted)
+    elif isinstance(source, str) and source.startswith("ultralytics:"):
+        from .sources import ultralytics as ul_src
+
+        module, info = ul_src.load(source, weights, pre, name)
     elif isinstance(source, str) and source.startswith(timm_src.PREFIX):
         module, info = timm_src.load(timm_src.model_name(source), weights, pre, download, progress)
     elif isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
@@ -144,6 +161,12 @@ def load_model(
         raise InputError(f"Cannot load a model from a {type(source).__name__}.")
 
     changes = {}
+    fields = _preprocessing(info.preprocessing, resize, crop, mean, std)
+    if fields is not info.preprocessing:
+        fields.check_declared()
+        # the loader's sentences about a preprocessing it assumed or its sizes no longer hold
+        changes.update(preprocessing=fields, notes=tuple(
+            n for n in info.notes if "assumed" not in n and not n.startswith("photos are resized to")))
     if task is None and info.task is None:
         from .imagetext import is_embedding_module
 

@@ -135,11 +135,22 @@ def route(kind: str, library: str, available: Sequence[str]) -> str:
     return lib
 
 
+def yolo_architectures() -> List[str]:
+    """``ultralytics:<yaml>`` for each detection YAML the installed Ultralytics package
+    ships (read from its files, never a path a visitor gives); none without the package."""
+    if importlib.util.find_spec("ultralytics") is None:
+        return []
+    from interpret.sources.ultralytics import PREFIX, architectures as yolo_yamls
+
+    return [PREFIX + name for name in yolo_yamls()]
+
+
 def _architectures(library: str) -> List[str]:
     if library == "torchvision":  # classifiers, segmentation models (issue 19), detectors (issue 20)
         from interpret.sources.torchvision import detectors, segmenters
 
-        return [state.DEFAULT_MODEL] + interpret.torchvision_classifiers() + segmenters() + detectors()
+        return ([state.DEFAULT_MODEL] + interpret.torchvision_classifiers() + segmenters() + detectors()
+                + yolo_architectures())
     if library == "timm":
         from interpret.sources.timm import architectures
 
@@ -155,12 +166,14 @@ def architectures(library: str) -> list:
 
 def classifiers() -> list:
     """torchvision's classification architectures (the sidebar's torchvision picker)."""
-    return [a for a in architectures("torchvision") if a != state.DEFAULT_MODEL]
+    return [a for a in architectures("torchvision")
+            if a != state.DEFAULT_MODEL and not a.startswith("ultralytics:")]
 
 
 def check_upload_arch(library: str, arch: Optional[str]) -> Optional[str]:
     """The ``arch=`` to load an upload with: a name from the offered lists only
-    (torchvision's, the bundled model's, or ``timm:<name>``), None for formats that
+    (torchvision's, the bundled model's, an Ultralytics YAML's ``ultralytics:<yaml>``, or
+    ``timm:<name>``), None for formats that
     carry their architecture (Hugging Face folders, ONNX graphs).  Anything else, a
     ``package.module:function`` factory string say, is refused before any loading."""
     if library in ("hf", "onnx"):
@@ -174,7 +187,9 @@ def check_upload_arch(library: str, arch: Optional[str]) -> Optional[str]:
 
 _FILE_HELP = {
     "torchvision": "A state dict saved with torch.save(model.state_dict(), 'm.pth'), or a "
-                   ".safetensors file.",
+                   ".safetensors file. An Ultralytics YOLO's: save its DetectionModel's "
+                   "state_dict() and choose its YAML (ultralytics:yolov8n.yaml...) as the "
+                   "architecture.",
     "timm": "A timm state dict (torch.save(model.state_dict(), 'm.pth') or safetensors); "
             "the class count is read from the file.",
     "hf": "A zip of the folder model.save_pretrained(folder) writes: config.json, "
@@ -220,7 +235,8 @@ def upload_model_form() -> None:
     _restore("w_model_library", libs, libs[0])
     library = st.selectbox("Library", libs, format_func=LIBRARIES.get, key="w_model_library",
                            on_change=_keep, args=("w_model_library",),
-                           help="Where a state dict's architecture comes from (torchvision, timm). "
+                           help="Where a state dict's architecture comes from (torchvision, timm; an "
+                                "Ultralytics YOLO's YAML is under torchvision). "
                                 "ONNX graphs and Hugging Face folders carry theirs: they are "
                                 "recognised by their content whatever this says.")
     with st.form("upload_model", border=False):
@@ -238,7 +254,8 @@ def upload_model_form() -> None:
             archs = architectures("torchvision")
             _restore("w_model_arch", archs, "resnet50" if "resnet50" in archs else archs[0])
             arch = st.selectbox("Architecture", archs, key="w_model_arch",
-                                help="The architecture the weights belong to (type to search).")
+                                help="The architecture the weights belong to (type to search); "
+                                     "an Ultralytics YOLO's is its model YAML, ultralytics:<yaml>.")
         elif library == "timm":
             archs = architectures("timm")
             _restore("w_model_timm_arch", archs, "convnext_tiny" if "convnext_tiny" in archs else archs[0])
@@ -412,6 +429,10 @@ def accepted_sources_markdown(settings) -> str:
         f"- **uploads**{size}, which stay in your session:",
         "  - a **state dict** or **safetensors** file of a torchvision architecture or the "
         "bundled model;",
+        "  - an **Ultralytics YOLO** detector's state dict or safetensors file, with its model YAML "
+        "chosen as the architecture (`ultralytics:yolov8n.yaml`, ...)" + (
+            "" if importlib.util.find_spec("ultralytics") is not None else
+            " *(not installed on this server: `pip install ultralytics`, then restart it)*") + ";",
         "  - a **timm** state dict of any of timm's architectures (class count read from the "
         "file, preprocessing from timm's metadata)" + needs("timm") + ";",
         "  - a zipped **Hugging Face** folder (`config.json` + `model.safetensors`, labels from "

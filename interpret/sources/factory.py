@@ -22,12 +22,13 @@ from ..errors import InputError
 
 #: ``package.module:function`` (the function may be dotted: ``module:Class.build``)
 SPEC = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
-RESERVED = ("timm", "torchvision")
+RESERVED = ("timm", "torchvision", "ultralytics")  # ultralytics:yolov8n.yaml is a YAML, not a function
 
 
 def is_spec(arch: str) -> bool:
     """Whether ``arch`` names a factory (``pkg.mod:fn``) rather than a library's
-    architecture (``resnet18``, ``torchvision:resnet18``, ``timm:convnext_tiny``)."""
+    architecture (``resnet18``, ``torchvision:resnet18``, ``timm:convnext_tiny``,
+    ``ultralytics:yolov8n.yaml``)."""
     arch = arch.strip()
     return bool(SPEC.match(arch)) and arch.split(":", 1)[0] not in RESERVED
 

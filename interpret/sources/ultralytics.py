@@ -322,13 +322,57 @@ def arch(spec: str, metadata: Optional[Dict[str, str]] = None):
     name, _, _ = resolve(spec)
 
     def build(state):
+        if torch.get_default_device().type == "meta":  # files._check_on_meta: shapes only
+            return skeleton(name, class_count(state))
         return wrap(build_detection_model(name, class_count(state)))
 
     def info(module):
         names = parse_names((metadata or {}).get("names"), module.num_classes) if metadata else None
         return info_fields(module, names)
 
-    return Arch(f"{PREFIX}{name}", build, info, meta_check=False)
+    return Arch(f"{PREFIX}{name}", build, info)
+
+
+def skeleton(arch: str, nc: Optional[int] = None) -> YOLODetector:
+    """``arch``'s layers as Ultralytics' ``parse_model`` builds them, with no forward (a
+    ``DetectionModel`` runs one to measure its strides, which the meta device cannot):
+    built under ``torch.device("meta")`` it costs no memory, so that a file is compared
+    with the architecture before a 173-million-parameter YOLOv6x is allocated for it
+    (its keys and shapes are the ``DetectionModel``'s, tested)."""
+    tasks = _lib()
+    from ultralytics.utils import YAML
+
+    name, path, scale = resolve(arch)
+    d = YAML.load(path)
+    d["scale"], d["yaml_file"] = scale, name
+    if nc:
+        d["nc"] = int(nc)
+    net, _ = tasks.parse_model(d, ch=3, verbose=False)
+    return YOLODetector(net)
+
+
+def load(spec: str, weights: Optional[str] = None, pre=None, name: Optional[str] = None):
+    """(module, ModelInfo) of ``load_model("ultralytics:<name>.yaml", weights=None)``: a
+    random init of the package's YAML (its own class count, 80: COCO's names), like a
+    torchvision name with ``weights=None``.  Ultralytics' pretrained weights are pickled
+    ``.pt`` files fetched from GitHub: never downloaded here, they are refused with
+    what to do instead."""
+    from ..handle import ModelInfo
+
+    yaml_name, _, _ = resolve(spec)
+    if weights is not None:
+        raise InputError(f"Ultralytics' pretrained weights for {yaml_name} are pickled .pt files, which "
+                         "this loader never downloads: give weights=None for a random init, or load a "
+                         f"state dict with load_model('w.safetensors', arch='{PREFIX}{yaml_name}') "
+                         "(a .pt checkpoint only with allow_untrusted=True).")
+    module = wrap(build_detection_model(yaml_name))
+    fields = info_fields(module)
+    if pre is not None:
+        fields["preprocessing"] = pre
+    fields["preprocessing"].check_declared()
+    return module, ModelInfo(
+        name=name or f"{PREFIX}{yaml_name}", source="ultralytics", weights=None,
+        notes=("random initialisation (no pretrained weights): predictions are meaningless",), **fields)
 
 
 def from_checkpoint(obj: Any) -> Optional[YOLODetector]:
