@@ -481,8 +481,8 @@ def test_the_shared_detection_model_is_never_fused(model, weights):
 
 @pytest.mark.slow  # the app at Ultralytics' 640 x 640 on a CPU: about two minutes here
 def test_a_yolo_in_the_model_folder_draws_its_boxes_and_explains_a_picked_box(model, tmp_path, monkeypatch):
-    """The operator's models.toml names the YAML (an upload's form offers only torchvision's
-    and timm's architectures); Outputs draws the boxes after NMS, Attributions explains
+    """The operator's models.toml names the YAML (the upload form's path is
+    tests/test_yolo_upload.py); Outputs draws the boxes after NMS, Attributions explains
     the picked one with its outline."""
     pytest.importorskip("streamlit.testing.v1")
     from safetensors.torch import save_file
