@@ -30,7 +30,7 @@ from . import trust  # noqa: F401  (interpret.trust.measures(), ...)
 from .trust import (Agreement, BoxContext, Faithfulness, Localization, Road, SanityCheck, agreement,
                     box_context, faithfulness, localization, road, sanity_check)
 from .report import report  # the function (the module is interpret.report too)
-from .concepts import concepts, discover_concepts, reference_patches, tcav  # functions (the package is interpret.concepts too)
+from .concepts import concepts, discover_concepts, name_concept, reference_patches, tcav  # functions (the package is interpret.concepts too)
 
 __version__ = "0.1.0"
 
@@ -48,5 +48,5 @@ __all__ = [
     "agreement", "Agreement", "localization", "Localization", "report", "box_context", "BoxContext",
     "analyze_dataset", "open_dataset", "DatasetResult",
     "targets", "Segmentation", "SegmentClass", "Detection",
-    "concepts", "discover_concepts", "reference_patches", "tcav",
+    "concepts", "discover_concepts", "reference_patches", "tcav", "name_concept",
 ]

@@ -462,12 +462,14 @@ def _box_card(handle, image, e, baseline: str) -> str:
 
 def _concepts_section(handle, image, cs) -> str:
     """The concepts a decision rests on (Concept Relevance Propagation): the sentence
-    for a stakeholder, each concept's heatmap over the photo with its share."""
-    from .concepts import concept_sentence
+    for a stakeholder, each concept's heatmap over the photo with its share; a concept
+    by the name the team gave it, else by its channel (names escaped)."""
+    from .concepts import concept_label, concept_sentence
     from .overlay import overlay
 
+    shares = [(concept_label(c.channel, c.name), c.relevance) for c in cs]
     parts = [f"<h2>What the decision rests on</h2><p class='sentence'>"
-             f"{_e(concept_sentence(cs.target_label, [(f'concept {c.channel}', c.relevance) for c in cs]))}</p>",
+             f"{_e(concept_sentence(cs.target_label, shares))}</p>",
              f"<p class='muted'>The {len(cs)} channels of layer {_e(cs.layer)} with the most relevance for "
              f"{_e(cs.target_label)} (LRP {_e(cs.composite)}; Achtibat et al. 2023). A share is the channel's "
              "relevance over the sum of the absolute relevances of all the layer's channels; each picture "
@@ -476,8 +478,9 @@ def _concepts_section(handle, image, cs) -> str:
         pos = np.clip(np.asarray(c.heatmap, dtype=np.float32), 0, None)
         top = float(np.percentile(pos[pos > 0], 99.5)) if pos.any() else 0.0
         ov = overlay(image, np.clip(pos / top, 0, 1) if top > 0 else pos, handle, colormap="inferno", opacity=0.7)
-        parts.append(f'<div><img class="photo" alt="concept {c.channel} over the photo" src="{_data_uri(ov)}">'
-                     f'<div class="muted">concept {c.channel}: {c.relevance:.0%} of the layer\'s relevance</div></div>')
+        parts.append(f'<div><img class="photo" alt="channel {c.channel} over the photo" src="{_data_uri(ov)}">'
+                     f'<div class="muted">{_e(concept_label(c.channel, c.name))}: {c.relevance:.0%} of the '
+                     "layer's relevance</div></div>")
     parts.append("</div>")
     return "".join(parts)
 
@@ -494,18 +497,20 @@ def _concept_overlay(handle, image, heatmap):
 def _plain_concepts_section(handle, image, cs) -> str:
     """The concepts section in plain words (presentation mode): the stakeholder sentence
     and each concept's picture with its caption, both from
-    :mod:`interpret.concepts.words`; the label escaped (:func:`interpret.words.text`)."""
-    from .concepts import concept_caption, concept_sentence
+    :mod:`interpret.concepts.words`; the label and the names the team gave the concepts
+    escaped (:func:`interpret.words.text`)."""
+    from .concepts import concept_caption, concept_label, concept_sentence
 
     label = words.text(cs.target_label)
+    names = [words.text(concept_label(c.channel, c.name)) for c in cs]
     parts = [f"<h2>What the decision rests on</h2><p class='sentence'>"
-             f"{words.html(concept_sentence(f'*{label}*', [(f'concept {c.channel}', c.relevance) for c in cs]))}</p>",
+             f"{words.html(concept_sentence(f'*{label}*', [(n, c.relevance) for n, c in zip(names, cs)]))}</p>",
              "<p>The model builds its answer from patterns it learnt (concepts); each picture shows where one "
              "of them lies on the photo.</p><div class='row'>"]
-    for c in cs:
-        parts.append(f'<div style="max-width:260px"><img class="photo" alt="concept {c.channel} over the photo" '
+    for n, c in zip(names, cs):
+        parts.append(f'<div style="max-width:260px"><img class="photo" alt="channel {c.channel} over the photo" '
                      f'src="{_data_uri(_concept_overlay(handle, image, c.heatmap))}">'
-                     f"<p>{words.html(concept_caption(f'concept {c.channel}', c.relevance, f'*{label}*'))}</p></div>")
+                     f"<p>{words.html(concept_caption(n, c.relevance, f'*{label}*'))}</p></div>")
     parts.append("</div>")
     return "".join(parts)
 

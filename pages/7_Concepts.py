@@ -11,7 +11,7 @@ import streamlit as st
 import interpret
 import ui
 from interpret import words
-from interpret.concepts import concept_sentence, significance_sentence
+from interpret.concepts import concept_label, concept_sentence, significance_sentence
 from interpret.methods.lrp import COMPOSITES
 from ui import compute, state
 from ui import concepts as cx
@@ -22,24 +22,38 @@ COMPOSITE_LABELS = {"epsilon_plus_flat": "EpsilonPlusFlat (default)", "epsilon_g
                     "epsilon_alpha2_beta1": "EpsilonAlpha2Beta1"}
 
 
-def name(c: int) -> str:
-    return f"concept {c}"
+#: reference patches whose photos' classes describe an unnamed concept
+WHERE_PATCHES = 4
+
+
+def concept_name(handle, c: int, named: dict, refs) -> str:
+    """A concept as Markdown-safe text: the name the team gave it, else its channel and,
+    once the reference patches are at hand, the classes of their photos (escaped)."""
+    where = [handle.label(k) for k in refs.where(c, WHERE_PATCHES)] if refs is not None else []
+    return words.text(concept_label(c, named.get(c), where))
 
 
 def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite: str, choice) -> None:
     st.subheader("What the decision rests on")
     cs = cx.top_concepts(ctx.handle, ctx.image, layer, target, k, composite)
     label = ctx.handle.label(target)
+    refs = None
+    if choice is not None and cx.references_ready(ctx.handle, choice.images, layer, composite):
+        refs = cx.references(ctx.handle, choice.images, layer, composite)
+    named = cx.names(ctx.handle, layer)
+
+    def name(c: int) -> str:
+        return concept_name(ctx.handle, c, named, refs)
+
     ui.plain(concept_sentence(f"*{words.text(label)}*", [(name(c.channel), c.relevance) for c in cs]))
     if not ctx.present:
         st.caption(f"The {len(cs)} channels of {words.text(layer)} with the most relevance for "
                    f"{words.text(label)} (LRP, {COMPOSITE_LABELS[composite]}; relevance at the layer "
                    f"{cs.total:.3g} for a score of {cs.score:.3g}). A share is the channel's relevance "
                    "over the sum of all the layer's channels' absolute relevances; its heatmap is its "
-                   "own relevance on the photo (Achtibat et al. 2023).")
-    refs = None
-    if choice is not None and cx.references_ready(ctx.handle, choice.images, layer, composite):
-        refs = cx.references(ctx.handle, choice.images, layer, composite)
+                   "own relevance on the photo (Achtibat et al. 2023). A concept goes by the name your "
+                   "team gave it; an unnamed one by its channel and, once the patches below are found, the "
+                   "classes the model gives the photos where it matters most.")
     cols = st.columns(3, gap="medium")
     for i, c in enumerate(cs):
         with cols[i % 3]:
@@ -53,6 +67,9 @@ def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite:
                              caption=[f"{p.relevance:.0%}" for p in patches])
                 else:
                     st.caption("Not relevant for any photo of the set.")
+            if not ctx.present and cx.may_name():
+                with st.expander("Name it" if c.channel not in named else "Rename it", icon=":material/edit:"):
+                    cx.name_form(ctx.handle, layer, c.channel, named.get(c.channel))
             with st.expander("What it looks for", icon=":material/auto_awesome:"):
                 if st.toggle("Paint it (feature visualisation)", key=f"cx_fv_{c.channel}"):
                     fv = fx.visualize(ctx.handle, layer, c.channel, fx.settings())
@@ -75,8 +92,9 @@ def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite:
         with st.expander(f"Across {words.text(choice.label)}: the concepts each class rests on",
                          icon=":material/table:"):
             rows = [{"class": ctx.handle.label(cls), "photos": n,
-                     "concepts (mean share over the class's photos)": ", ".join(
-                         f"{name(ch)} ({share:.0%})" for ch, share in top)}
+                     # a table cell shows plain text: the names raw, never escaped
+                     "concepts (mean share over the class's photos)": "; ".join(
+                         f"{concept_label(ch, named.get(ch))} ({share:.0%})" for ch, share in top)}
                     for cls, n, top in refs.by_class(k=3)]
             st.dataframe(rows, hide_index=True, width="stretch")
 

@@ -31,7 +31,7 @@ def test_the_concepts_page_shows_the_top_concepts_the_backend_finds():
     photo = interpret.load_image(sample(DEFAULT_SAMPLE).path)
     top = interpret.predict(handle, photo, top_k=1)[0].index
     cs = interpret.concepts(handle, photo, layer=interpret.default_layer(handle), target=top, k=6)
-    want = [f"concept {c.channel}: {c.relevance:.0%} of the layer's relevance" for c in cs]
+    want = [f"channel {c.channel}: {c.relevance:.0%} of the layer's relevance" for c in cs]
     # the same top concept and shares; channels whose relevances tie to float rounding
     # (1% each here) may swap between thread counts
     assert caps[0] == want[0]

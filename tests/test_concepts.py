@@ -369,13 +369,13 @@ def test_the_report_has_the_concepts_section_in_words_with_labels_escaped():
     e = interpret.explain(handle, photo, "gradcam", layer="layer3")
     html = report_html(handle, photo, [e], steps=4, concepts=cs)
     section = html.split("<h2>What the decision rests on</h2>", 1)[1].split("<h2>", 1)[0]
-    want = concept_sentence(cs.target_label, [(f"concept {c.channel}", c.relevance) for c in cs])
+    want = concept_sentence(cs.target_label, [(f"channel {c.channel}", c.relevance) for c in cs])
     import html as _html
 
     assert _html.escape(want, quote=False) in section or _html.escape(want) in section
     assert section.count('<img class="photo"') == 3 and "<img src=x" not in section
     for c in cs:
-        assert f"concept {c.channel}: {c.relevance:.0%} of the layer" in section
+        assert f"channel {c.channel}: {c.relevance:.0%} of the layer" in section
 
 
 def test_concepts_take_a_target_object_with_a_contrast():

@@ -195,7 +195,7 @@ def test_a_runs_flag_is_carried_by_concepts_in_the_watermark_corner(tiny, plante
     # the table of the page: per class and per flag, with patches of the flagged photos
     by_class, by_flag = cx.dataset_rows(tiny, result)
     assert len(by_class) == 9 and {row["class"] for row in by_class} == set(tiny.labels)
-    assert [row["concept"] for row in by_flag[:3]] == [f"concept {c}" for c, _ in flagged.concepts]
+    assert [row["concept"] for row in by_flag[:3]] == [f"channel {c}" for c, _ in flagged.concepts]
     assert by_flag[0]["patch 1"].startswith("data:image/png;base64,")
 
 
@@ -225,7 +225,7 @@ def test_the_dataset_page_draws_each_classs_concepts_as_the_backend_computes_the
     paths, targets = cx.run_photos(r, [])
     images = [interpret.load_image(r.image_bytes(p)) for p in paths]
     want = dataset_concepts(handle, images, targets, layer=r.settings.layer, k=3)
-    rows = [(handle.label(c), f"concept {ch}", s) for c, _, top in want.by_class for ch, s in top]
+    rows = [(handle.label(c), f"channel {ch}", s) for c, _, top in want.by_class for ch, s in top]
     assert list(zip(shown["class"], shown["concept"])) == [(a, b) for a, b, _ in rows]
     np.testing.assert_allclose(shown["share"].astype(float), [s for _, _, s in rows], rtol=1e-4, atol=1e-6)
     assert shown["patch 1"].notna().sum() >= 1

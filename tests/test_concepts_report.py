@@ -78,9 +78,9 @@ def test_the_plain_report_says_in_words_what_the_decision_rests_on_with_the_shar
     cs = concept_set("tabby", [(12, 0.41), (7, 0.18), (3, -0.05)])
     page = report_html(handle, PHOTO, [e], steps=4, plain=True, concepts=cs)
     part = section(page)
-    assert "<p class='sentence'><i>tabby</i> here rests mostly on concept 12 (41%) and concept 7 (18%).</p>" in part
-    assert "Bright where concept 12 counts for <i>tabby</i>; it carries 41% of what this layer weighs." in part
-    assert "Concept 3 counts against <i>tabby</i> overall (5% of what this layer weighs)" in part
+    assert "<p class='sentence'><i>tabby</i> here rests mostly on channel 12 (41%) and channel 7 (18%).</p>" in part
+    assert "Bright where channel 12 counts for <i>tabby</i>; it carries 41% of what this layer weighs." in part
+    assert "Channel 3 counts against <i>tabby</i> overall (5% of what this layer weighs)" in part
     assert part.count('<img class="photo"') == 3
     # presentation mode: no technical settings in it
     assert "epsilon" not in part.lower() and "conv2" not in part
@@ -96,7 +96,7 @@ def test_the_plain_concepts_section_escapes_the_label():
     e = interpret.explain(handle, PHOTO, "gradcam", layer="conv2", target=0)
     part = section(report_html(handle, PHOTO, [e], steps=4, plain=True, concepts=concept_set(bad, [(1, 0.6)])))
     assert "<img src=x" not in part and "<i>x</i>" not in part
-    assert "here rests mostly on concept 1 (60%)." in part
+    assert "here rests mostly on channel 1 (60%)." in part
 
 
 def test_the_plain_report_from_a_computed_result_uses_its_shares():
@@ -106,11 +106,11 @@ def test_the_plain_report_from_a_computed_result_uses_its_shares():
     cs = interpret.concepts(handle, PHOTO, layer="conv2", target=0, k=3)
     e = interpret.explain(handle, PHOTO, "gradcam", layer="conv2", target=0)
     part = section(report_html(handle, PHOTO, [e], steps=4, plain=True, concepts=cs))
-    want = concept_sentence("*tabby*", [(f"concept {c.channel}", c.relevance) for c in cs])
+    want = concept_sentence("*tabby*", [(f"channel {c.channel}", c.relevance) for c in cs])
     assert interpret.words.html(want) in part
     pos = [c for c in cs if c.relevance > 0]
     assert pos, "the top class's top concept carries positive relevance"
-    assert f"concept {pos[0].channel} ({round(100 * pos[0].relevance)}%)" in _html.unescape(part)
+    assert f"channel {pos[0].channel} ({round(100 * pos[0].relevance)}%)" in _html.unescape(part)
 
 
 def test_the_attributions_report_gets_the_concepts_computed_on_the_concepts_page():

@@ -11,6 +11,8 @@ import streamlit as st
 
 import interpret
 from interpret import words
+from interpret.concepts import concept_names
+from interpret.concepts.store import MAX_NAME
 from interpret.features import ImageSet, images_from_zip, load_images
 
 from . import compute
@@ -51,7 +53,45 @@ def for_report(handle: interpret.ModelHandle, image: compute.ImageChoice, target
     if isinstance(target, bool) or not isinstance(target, (int, np.integer)):
         return None
     key = st.session_state.get("cx_for_report", {}).get((handle.fingerprint(), image.hash, int(target)))
-    return None if key is None else compute.lookup(key)
+    cs = None if key is None else compute.lookup(key)
+    return None if cs is None else cs.named(concept_names(handle, cs.layer, store=references_folder()))
+
+
+def names(handle: interpret.ModelHandle, layer: str) -> dict:
+    """{channel: name} of the concepts of ``layer`` the team has named (read from the
+    concept store each time: another session may have named one)."""
+    return {ch: nm for (_, ch), nm in concept_names(handle, layer, store=references_folder()).items()}
+
+
+def may_name() -> bool:
+    """Whether visitors may name concepts: a name is kept on the server for everyone,
+    so only where the operator lets visitors add to the server (``allow_uploads``)."""
+    return compute.allow_uploads()
+
+
+def name_form(handle: interpret.ModelHandle, layer: str, channel: int, current) -> None:
+    """A small form to name ``channel`` of ``layer`` (a blank name removes it); saved in
+    the concept store by the submit button's callback, so the page's rerun shows it."""
+    key = f"cx_name_{layer}_{channel}"
+
+    def save():
+        try:
+            interpret.name_concept(handle, layer, channel, st.session_state.get(f"w_{key}", ""),
+                                   store=references_folder())
+            st.session_state.pop(f"{key}_error", None)
+        except Exception as exc:  # noqa: BLE001 - InputError shown as is, others logged
+            st.session_state[f"{key}_error"] = error_message(exc, "naming the concept")
+
+    with st.form(key=f"form_{key}", border=False):
+        st.text_input("Name", value=current or "", max_chars=MAX_NAME, key=f"w_{key}",
+                      placeholder="e.g. striped fur",
+                      help="What this concept looks for, after its heatmap and its patches (at most "
+                           f"{MAX_NAME} characters; blank: no name). Kept on this "
+                           "server for everyone using this model.")
+        st.form_submit_button("Save the name", on_click=save)
+    err = st.session_state.get(f"{key}_error")
+    if err:
+        st.error(words.text(err), icon=":material/error:")
 
 
 def overlay(handle: interpret.ModelHandle, image: compute.ImageChoice, heat: np.ndarray,
@@ -250,15 +290,21 @@ def patch_uri(patch) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def dataset_rows(handle: interpret.ModelHandle, result, patches: int = 3) -> Tuple[List[dict], List[dict]]:
-    """The two tables of dataset mode: per class and per flag, one row per concept with
-    its mean share and its reference patches among the class's (the flag's) photos.
-    Labels stay plain text: a table cell never renders markup."""
+def dataset_rows(handle: interpret.ModelHandle, result, patches: int = 3,
+                 named: Optional[dict] = None) -> Tuple[List[dict], List[dict]]:
+    """The two tables of dataset mode: per class and per flag, one row per concept (by
+    the name the team gave it in ``named``, {channel: name}, else "channel N") with its
+    mean share and its reference patches among the class's (the flag's) photos.
+    Labels and names stay plain text: a table cell never renders markup."""
+    from interpret.concepts import concept_label
+
+    named = named or {}
     table = result.table
     by_class = []
     for cls, n, top in result.by_class:
         for ch, share in top:
-            row = {"class": handle.label(cls), "photos": n, "concept": f"concept {ch}", "share": share}
+            row = {"class": handle.label(cls), "photos": n, "concept": concept_label(ch, named.get(ch)),
+                   "share": share}
             refs = table.patches(ch, patches, cls=cls)
             for i in range(patches):
                 row[f"patch {i + 1}"] = patch_uri(refs[i].patch) if i < len(refs) else None
@@ -267,7 +313,7 @@ def dataset_rows(handle: interpret.ModelHandle, result, patches: int = 3) -> Tup
     for rc in result.regions:
         own = set(rc.region.images)
         for ch, share in rc.concepts:
-            row = {"flag": rc.region.name, "photos": rc.images, "concept": f"concept {ch}",
+            row = {"flag": rc.region.name, "photos": rc.images, "concept": concept_label(ch, named.get(ch)),
                    "share of the region's relevance": share}
             refs = [p for p in table.patches(ch, len(table.names)) if p.index in own][:patches]
             for i in range(patches):
@@ -308,7 +354,7 @@ def dataset_section(ctx, r, flags) -> None:
                   args=("cx_dataset", want))
         return
     result, used = dataset_concepts(ctx.handle, r, flags, layer)
-    by_class, by_flag = dataset_rows(ctx.handle, result)
+    by_class, by_flag = dataset_rows(ctx.handle, result, named=names(ctx.handle, layer))
     cfg = {f"patch {i}": st.column_config.ImageColumn(f"patch {i}", width="small") for i in (1, 2, 3)}
     cfg["share"] = st.column_config.NumberColumn("share", format="percent",
                                                  help="The concept's mean share of the layer's relevance "

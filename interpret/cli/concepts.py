@@ -2,7 +2,8 @@
 set, and whether the model uses a concept named by example photos.
 
     python -m interpret concepts top cat.jpg [--layer L] [--target C] [--k 6]
-           [--composite epsilon_plus_flat] [--references FOLDER|ZIP] [--json]
+           [--composite epsilon_plus_flat] [--references FOLDER|ZIP] [--store DIR] [--json]
+    python -m interpret concepts name --layer L --channel 12 --store DIR "striped fur"
     python -m interpret concepts discover FOLDER|ZIP [--layer L] [--k 6] [--json]
     python -m interpret concepts tcav --class-photos DIR --concept DIR --random DIR
            [--layer L] [--target C] [--runs 10] [--seed 0] [--json]
@@ -27,36 +28,55 @@ def _progress(label: str):
 
 def cmd_top(args) -> int:
     import interpret
-    from interpret.concepts import concept_sentence
+    from interpret.concepts import concept_label, concept_sentence
 
     model = _model(args)
     image = interpret.load_image(args.image)
     cs = interpret.concepts(model, image, layer=args.layer, target=args.target, k=args.k,
-                            composite=args.composite, progress=_progress("concept heatmaps"))
+                            composite=args.composite, progress=_progress("concept heatmaps"), store=args.store)
     refs = None
     if args.references:
         refs = interpret.reference_patches(model, args.references, layer=cs.layer, composite=args.composite,
-                                           progress=_progress("reference patches"))
+                                           progress=_progress("reference patches"), store=args.store)
+    from interpret.explain import as_handle
+
+    handle = as_handle(model)
+
+    def label(c) -> str:
+        """Its name, else its channel and the classes of its top reference photos."""
+        where = [handle.label(k) for k in refs.where(c.channel, 4)] if refs is not None else []
+        return concept_label(c.channel, c.name, where)
     if args.json:
         print(json.dumps({
             "layer": cs.layer, "target": cs.target.index, "target_label": cs.target_label,
             "score": cs.score, "layer_relevance": cs.total, "composite": cs.composite,
             "canonizers": list(cs.canonizers),
-            "concepts": [{"channel": c.channel, "share": c.relevance, "relevance": c.value,
+            "concepts": [{"channel": c.channel, "name": c.name, "share": c.relevance, "relevance": c.value,
                           "references": [{"image": r.name, "share": r.relevance, "box": list(r.box)}
                                          for r in refs.patches(c.channel, 6)] if refs is not None else None}
                          for c in cs],
         }, indent=2))
         return 0
-    print(concept_sentence(f"'{cs.target_label}'", [(f"channel {c.channel}", c.relevance) for c in cs]))
+    print(concept_sentence(f"'{cs.target_label}'", [(label(c), c.relevance) for c in cs]))
     print(f"  layer {cs.layer}: relevance {cs.total:.4g} for a score of {cs.score:.4g} "
           f"(LRP {cs.composite}{', ' + ', '.join(cs.canonizers) if cs.canonizers else ''})")
     for c in cs:
         line = f"  channel {c.channel:5d}: {c.relevance:7.1%} of the layer's relevance"
+        if c.name:
+            line += f" ({c.name})"
         if refs is not None:
             names = [r.name for r in refs.patches(c.channel, 3)]
             line += "; most relevant in " + (", ".join(names) if names else "no photo of the set")
         print(line)
+    return 0
+
+
+def cmd_name(args) -> int:
+    import interpret
+
+    model = _model(args)
+    kept = interpret.name_concept(model, args.layer, args.channel, args.name, store=args.store)
+    print(f"channel {args.channel} of {args.layer}: " + (f"named '{kept}'" if kept else "no name"))
     return 0
 
 
@@ -115,9 +135,19 @@ def register(sub) -> None:
                      choices=("epsilon_plus_flat", "epsilon_gamma_box", "epsilon_alpha2_beta1"))
     top.add_argument("--references", metavar="FOLDER|ZIP",
                      help="photos in which to find each concept's reference patches")
+    top.add_argument("--store", metavar="DIR",
+                     help="the concept store: the concepts' names, and the reference patches kept there")
     top.add_argument("--json", action="store_true")
     add_model_args(top)
     top.set_defaults(func=cmd_top)
+
+    nm = inner.add_parser("name", help="name a concept (a channel of a layer) in the concept store")
+    nm.add_argument("name", help="the name (blank: remove it)")
+    nm.add_argument("--layer", required=True)
+    nm.add_argument("--channel", type=int, required=True)
+    nm.add_argument("--store", metavar="DIR", required=True, help="the concept store's folder")
+    add_model_args(nm)
+    nm.set_defaults(func=cmd_name)
 
     dis = inner.add_parser("discover", help="k concepts of a layer found by NMF over a photo set")
     dis.add_argument("images", help="a folder or a zip of photos")

@@ -9,6 +9,7 @@ and whether the model uses a concept a team names.
   over an image set into k concepts;
 * :func:`dataset_concepts` -- dataset mode: each class's most relevant concepts across a
   set, and the concepts that carry a region (a shortcut flag's);
+* :func:`name_concept` -- the name a team gives a concept (``.name`` of the results);
 * :func:`tcav` -- Testing with Concept Activation Vectors (Captum), with the paper's
   significance test against random concept sets.
 """
@@ -18,9 +19,10 @@ from .crp import (Concept, ConceptSet, Reference, ReferenceTable, concepts, cond
 from .dataset import DatasetConcepts, Region, RegionConcepts, dataset_concepts, flag_regions
 from .discover import DiscoveredConcept, Discovery, discover_concepts
 from .tcav import TcavResult, significance_sentence, tcav
-from .words import concept_caption, concept_sentence
+from .store import concept_names, name_concept
+from .words import concept_caption, concept_label, concept_sentence
 
 __all__ = ["Concept", "ConceptSet", "Reference", "ReferenceTable", "concepts", "conditional_relevance",
            "reference_patches", "DiscoveredConcept", "Discovery", "discover_concepts", "TcavResult",
            "significance_sentence", "tcav", "concept_sentence", "concept_caption", "DatasetConcepts", "Region",
-           "RegionConcepts", "dataset_concepts", "flag_regions"]
+           "RegionConcepts", "dataset_concepts", "flag_regions", "name_concept", "concept_names", "concept_label"]

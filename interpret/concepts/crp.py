@@ -49,12 +49,14 @@ class Concept:
     all the layer's channels (zennit-crp's ``ChannelConcept.attribute(abs_norm=True)``;
     negative: evidence against); ``value``: its summed relevance in score units;
     ``heatmap``: its conditional relevance on the input, H x W at the model's input
-    size (float32, signed; sums to about ``value`` where the rules conserve)."""
+    size (float32, signed; sums to about ``value`` where the rules conserve);
+    ``name``: the name the team gave it (:func:`interpret.name_concept`), or None."""
 
     channel: int
     relevance: float
     value: float
     heatmap: np.ndarray = field(repr=False)
+    name: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,14 @@ class ConceptSet:
     @property
     def absolute_total(self) -> float:
         return float(np.abs(self.channel_relevance).sum())
+
+    def named(self, names) -> "ConceptSet":
+        """This result with each concept's ``name`` from ``names`` ({(layer, channel):
+        name}, :func:`interpret.concepts.concept_names`; None where it has none)."""
+        from dataclasses import replace
+
+        return replace(self, concepts=tuple(replace(c, name=names.get((self.layer, c.channel)))
+                                            for c in self.concepts))
 
 
 def _resolve(handle: ModelHandle, target, x: torch.Tensor):
@@ -193,7 +203,7 @@ def conditional_relevance(handle: ModelHandle, x: torch.Tensor, layer: str, goal
 
 def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6, *,
              composite: str = "epsilon_plus_flat", channels: Optional[Sequence[int]] = None,
-             progress: Optional[Progress] = None) -> ConceptSet:
+             progress: Optional[Progress] = None, store=None) -> ConceptSet:
     """The ``k`` channels of ``layer`` (default: the suggested layer) most relevant to
     ``target`` (a class index or label, an :mod:`interpret.targets` target, or None for
     the top class) on ``image``, by Concept Relevance Propagation with the LRP
@@ -201,8 +211,10 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
     on the photo.  ``channels``: these channels instead of the top ``k``.
     ``progress(done, total)`` after each concept's heatmap (raise
     :class:`interpret.Cancelled` in it to stop).  Cached per model, photo, layer,
-    target and composite."""
+    target and composite.  Each concept's ``name`` is the one given to it
+    (:func:`interpret.name_concept`; in this process, or in ``store``, a folder)."""
     from ..explain import input_tensor
+    from .store import concept_names
 
     handle, composite = checked(model, "Concepts", composite)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_K:
@@ -220,7 +232,7 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
                int(k), channels)
         hit = handle.cache_get(key)
         if hit is not None:
-            return hit
+            return hit.named(concept_names(handle, layer, store=store))
         rel, score, names, chosen, maps = conditional_relevance(
             handle, x, layer, goal, channels, int(k), composite, progress)
     per_channel = rel[0].double().sum(dim=(1, 2)).cpu().numpy()
@@ -234,7 +246,7 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
                         concepts=items, composite=composite, canonizers=tuple(names),
                         seconds=time.perf_counter() - t0)
     handle.cache_put(key, result)
-    return result
+    return result.named(concept_names(handle, layer, store=store))
 
 
 # ---------------------------------------------------------------------------------------
@@ -264,7 +276,8 @@ class ReferenceTable:
     (``argmax``, flat on the ``map_size`` grid) and each image's explained class
     (``classes``).  :meth:`patches` gives a channel's reference patches (relevance
     maximisation, Achtibat et al. 2023, Sec. 4.2), of one class's photos with ``cls``;
-    :meth:`by_class` each class's most relevant concepts across the set."""
+    :meth:`by_class` each class's most relevant concepts across the set; :meth:`where`
+    the classes the model gives the photos of a channel's reference patches."""
 
     layer: str
     names: Tuple[str, ...]
@@ -276,6 +289,9 @@ class ReferenceTable:
     seconds: float
     _images: tuple = field(repr=False, compare=False, default=())
     _handle: object = field(repr=False, compare=False, default=None)
+    #: the target the table explains (None: each photo's own top class, so that
+    #: ``classes`` are the model's predictions)
+    target: object = None
 
     def by_class(self, k: int = 3) -> List[Tuple[int, int, List[Tuple[int, float]]]]:
         """Dataset mode: for each explained class of the set (most photos first), (class,
@@ -288,6 +304,19 @@ class ReferenceTable:
             top = np.argsort(-mean, kind="stable")[:max(1, int(k))]
             out.append((int(cls), int(n), [(int(c), float(mean[c])) for c in top]))
         return out
+
+    def where(self, channel: int, n: int = 6) -> Tuple[int, ...]:
+        """The classes the model gives the photos of ``channel``'s ``n`` reference
+        patches, in the patches' order (one per patch); () when the table explains a
+        fixed ``target`` (its classes are then not the photos' own)."""
+        if self.target is not None:
+            return ()
+        c = int(channel)
+        if not 0 <= c < self.share.shape[1]:
+            raise InputError(f"Channel {c} is out of range: layer '{self.layer}' has {self.share.shape[1]} channels.")
+        score = self.share[:, c]
+        order = np.argsort(-score, kind="stable")[:max(0, int(n))]
+        return tuple(int(self.classes[i]) for i in order if score[i] > 0)
 
     def patches(self, channel: int, n: int = 6, cls: Optional[int] = None) -> List[Reference]:
         from ..features.dataset import receptive_field
@@ -386,7 +415,8 @@ def reference_patches(model, images, layer: Optional[str] = None, target=None, *
             table = ReferenceTable(layer=layer, names=iset.names, share=got["share"], argmax=got["argmax"],
                                    classes=got["classes"], map_size=tuple(int(v) for v in got["map_size"]),
                                    composite=composite, seconds=time.perf_counter() - t0,
-                                   _images=tuple(iset.images), _handle=handle)
+                                   _images=tuple(iset.images), _handle=handle,
+                                   target=None if target is None else str(target))
             handle.cache_put(key, table)
             return table
     shares, argmaxes, classes = [], [], []
@@ -407,7 +437,8 @@ def reference_patches(model, images, layer: Optional[str] = None, target=None, *
     table = ReferenceTable(layer=layer, names=iset.names, share=np.concatenate(shares),
                            argmax=np.concatenate(argmaxes).astype(np.int64), classes=np.concatenate(classes),
                            map_size=map_size, composite=composite, seconds=time.perf_counter() - t0,
-                           _images=tuple(iset.images), _handle=handle)
+                           _images=tuple(iset.images), _handle=handle,
+                           target=None if target is None else str(target))
     if path is not None:
         from .store import save_references
 

@@ -153,7 +153,8 @@ def dataset_concepts(model, images, targets: Sequence[int], layer: Optional[str]
                            argmax=np.concatenate(argmaxes).astype(np.int64),
                            classes=np.concatenate(classes).astype(np.int64), map_size=map_size,
                            composite=composite, seconds=time.perf_counter() - t0,
-                           _images=tuple(iset.images), _handle=handle)
+                           _images=tuple(iset.images), _handle=handle,
+                           target="the targets given")  # the classes explained, not the photos' own
     out_regions: List[RegionConcepts] = []
     for j, r in enumerate(regions):
         rows = [in_region[j][int(i)] for i in r.images]

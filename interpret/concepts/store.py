@@ -15,6 +15,19 @@ to a temporary name in the same folder and renamed (``os.replace`` is atomic, as
 :mod:`interpret.dataset.store`): a reader sees a whole file or none.  Files are read
 with ``allow_pickle=False`` (nothing in them can run code); one that does not match
 what it claims (its shapes, its key) is ignored and computed again.
+
+The names a team gives concepts live beside them, one JSON file per model::
+
+      names-<hash of the model's fingerprint>.json
+          {"format": ..., "model": fingerprint, "names": {layer: {channel: name}}}
+
+A name is untrusted text (a visitor typed it): :func:`clean_name` strips control and
+format characters (a newline, a bidirectional override), collapses white space and
+refuses more than :data:`MAX_NAME` characters; a stored file is bounded
+(:data:`MAX_NAMES` names, :data:`MAX_NAMES_BYTES` bytes) and every name read back is
+cleaned again (the file may have been edited).  Whoever shows a name escapes it
+(:func:`interpret.words.text`).  Writes are read-modify-write under a lock of this
+process and renamed into place atomically.
 """
 
 from __future__ import annotations
@@ -23,14 +36,17 @@ import hashlib
 import json
 import logging
 import os
+import threading
+import unicodedata
 import uuid
 import zipfile
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["FORMAT", "reference_key", "reference_path", "load_references", "save_references"]
+__all__ = ["FORMAT", "reference_key", "reference_path", "load_references", "save_references", "MAX_NAME",
+           "MAX_NAMES", "clean_name", "names_path", "load_names", "save_name"]
 
 FORMAT = "interpret-concepts-references/1"
 log = logging.getLogger(__name__)
@@ -92,3 +108,185 @@ def save_references(path: Path, key: Dict[str, str], share: np.ndarray, argmax: 
         except OSError:
             pass
         return False
+
+
+# ---------------------------------------------------------------------------------------
+# the names a team gives concepts
+
+NAMES_FORMAT = "interpret-concepts-names/1"
+#: characters of one name (after cleaning)
+MAX_NAME = 60
+#: names kept per model, and the size of its file read back
+MAX_NAMES = 5000
+MAX_NAMES_BYTES = 2_000_000
+_WRITING = threading.Lock()
+
+
+def clean_name(name) -> Optional[str]:
+    """``name`` as it is stored: control and format characters (Unicode Cc, Cf, line
+    and paragraph separators) removed, runs of white space made one space, the ends
+    stripped; None for an empty name (which clears one).  InputError for anything but
+    text, or for more than :data:`MAX_NAME` characters."""
+    from ..errors import InputError
+
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise InputError(f"A concept's name is text; got {type(name).__name__}.")
+    kept = "".join(" " if unicodedata.category(ch) in ("Zs", "Zl", "Zp") or ch in "\t\n\r\f\v"
+                   else ("" if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") else ch)
+                   for ch in name)
+    kept = " ".join(kept.split())
+    if not kept:
+        return None
+    if len(kept) > MAX_NAME:
+        raise InputError(f"A concept's name has at most {MAX_NAME} characters; this one has {len(kept)}.")
+    return kept
+
+
+def names_path(folder, fingerprint: str) -> Path:
+    h = hashlib.blake2b(f"{NAMES_FORMAT}\x00{fingerprint}".encode(), digest_size=16).hexdigest()
+    return Path(folder).expanduser() / f"names-{h}.json"
+
+
+def load_names(folder, fingerprint: str) -> Dict[Tuple[str, int], str]:
+    """The stored names of the model with content ``fingerprint``: {(layer, channel):
+    name}; empty when there is no file, or one that is unreadable, too large or of
+    another model (logged).  Names that do not clean are left out."""
+    path = names_path(folder, fingerprint)
+    try:
+        if not path.is_file():
+            return {}
+        if path.stat().st_size > MAX_NAMES_BYTES:
+            log.warning("Stored concept names %s are larger than %d bytes; ignored.", path.name, MAX_NAMES_BYTES)
+            return {}
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        log.warning("Stored concept names %s are unreadable (%s); ignored.", path.name, exc)
+        return {}
+    if not (isinstance(data, dict) and data.get("format") == NAMES_FORMAT and data.get("model") == fingerprint
+            and isinstance(data.get("names"), dict)):
+        log.warning("Stored concept names %s are not this model's; ignored.", path.name)
+        return {}
+    from ..errors import InputError
+
+    out: Dict[Tuple[str, int], str] = {}
+    for layer, chans in data["names"].items():
+        if not isinstance(chans, dict):
+            continue
+        for ch, name in chans.items():
+            try:
+                c = int(ch)
+                cleaned = clean_name(name)
+            except (ValueError, InputError):
+                continue
+            if c >= 0 and cleaned is not None and len(out) < MAX_NAMES:
+                out[(str(layer), c)] = cleaned
+    return out
+
+
+def save_name(folder, fingerprint: str, layer: str, channel: int, name: Optional[str]) -> bool:
+    """Store ``name`` (already cleaned; None: remove the name) for ``channel`` of
+    ``layer``; the file is rewritten whole and renamed into place.  InputError when the
+    model would have more than :data:`MAX_NAMES` names; False (and a log line) when the
+    folder cannot be written."""
+    from ..errors import InputError
+
+    path = names_path(folder, fingerprint)
+    with _WRITING:
+        names = load_names(folder, fingerprint)
+        if name is None:
+            names.pop((str(layer), int(channel)), None)
+        else:
+            if (str(layer), int(channel)) not in names and len(names) >= MAX_NAMES:
+                raise InputError(f"This model has {MAX_NAMES} named concepts already; remove one first.")
+            names[(str(layer), int(channel))] = name
+        nested: Dict[str, Dict[str, str]] = {}
+        for (ly, ch), nm in sorted(names.items()):
+            nested.setdefault(ly, {})[str(ch)] = nm
+        body = json.dumps({"format": NAMES_FORMAT, "model": fingerprint, "names": nested},
+                          ensure_ascii=False, sort_keys=True, indent=1)
+        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.json")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(body)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            return True
+        except OSError as exc:
+            log.warning("Concept names could not be stored in %s (%s).", path.parent, exc)
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+            return False
+
+
+def _memory(handle) -> Dict[Tuple[str, str, int], str]:
+    """The names given to ``handle``'s concepts in this process ({(fingerprint, layer,
+    channel): name}; held by the handle, so a fresh handle starts empty)."""
+    return handle.memo("concept_names", dict)
+
+
+def name_concept(model, layer: str, channel: int, name: Optional[str], *, store=None) -> Optional[str]:
+    """Name ``channel`` of ``layer`` of ``model`` (say "striped fur", after looking at its
+    heatmap and reference patches); ``name`` None or blank removes the name.  Returns
+    the name as kept (:func:`clean_name`: control characters stripped, at most
+    :data:`MAX_NAME` characters) or None.  Kept with the model's handle for this
+    process, and in ``store`` (a folder: the concept store, shared by processes and
+    kept across restarts) when given.  Names are keyed by the model's content
+    fingerprint: other weights do not inherit them.  :func:`interpret.concepts` results
+    carry them as ``.name``."""
+    from ..errors import InputError
+    from ..explain import as_handle
+    from ..layers import check_layer
+
+    handle = as_handle(model)
+    handle.check_ready()
+    layer = check_layer(handle, layer)
+    if isinstance(channel, bool) or not hasattr(channel, "__index__"):
+        raise InputError(f"A channel is a whole number; got {channel!r}.")
+    channel = int(channel)
+    n = _channels(handle, layer)
+    if not 0 <= channel < n:
+        raise InputError(f"Channel {channel} is out of range: layer '{layer}' has {n} channels.")
+    cleaned = clean_name(name)
+    fp = handle.fingerprint()
+    if store is not None and not save_name(store, fp, layer, channel, cleaned):
+        raise InputError("The concept's name could not be stored: the concept store's folder cannot be written.")
+    mem = _memory(handle)
+    with _WRITING:
+        if cleaned is None:
+            mem.pop((fp, layer, channel), None)
+        else:
+            mem[(fp, layer, channel)] = cleaned
+    return cleaned
+
+
+def _channels(handle, layer: str) -> int:
+    """How many channels ``layer`` has (its maps' C, from the layer list's probe)."""
+    from ..errors import InputError
+    from ..layers import list_layers
+
+    for li in list_layers(handle):
+        if li.name == layer:
+            shape = li.output_shape
+            if shape and len(shape) == 4:
+                return int(shape[1])
+    raise InputError(f"Layer '{layer}' has no B x C x h x w maps; pick a convolutional layer.")
+
+
+def concept_names(model, layer: Optional[str] = None, *, store=None) -> Dict[Tuple[str, int], str]:
+    """The names given to ``model``'s concepts: {(layer, channel): name}, of ``layer``
+    only when given; those in ``store`` (a folder) first, then those given in this
+    process (which are newer)."""
+    from ..explain import as_handle
+
+    handle = as_handle(model)
+    fp = handle.fingerprint()
+    out = dict(load_names(store, fp)) if store is not None else {}
+    with _WRITING:
+        out.update({(ly, ch): nm for (f, ly, ch), nm in _memory(handle).items() if f == fp})
+    return {k: v for k, v in out.items() if layer is None or k[0] == layer}
