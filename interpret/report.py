@@ -467,7 +467,7 @@ def _concepts_section(handle, image, cs) -> str:
     from .concepts import concept_label, concept_sentence
     from .overlay import overlay
 
-    shares = [(concept_label(c.channel, c.name), c.relevance) for c in cs]
+    shares = [(concept_label(c.channel, c.name, c.where), c.relevance) for c in cs]
     parts = [f"<h2>What the decision rests on</h2><p class='sentence'>"
              f"{_e(concept_sentence(cs.target_label, shares))}</p>",
              f"<p class='muted'>The {len(cs)} channels of layer {_e(cs.layer)} with the most relevance for "
@@ -479,7 +479,7 @@ def _concepts_section(handle, image, cs) -> str:
         top = float(np.percentile(pos[pos > 0], 99.5)) if pos.any() else 0.0
         ov = overlay(image, np.clip(pos / top, 0, 1) if top > 0 else pos, handle, colormap="inferno", opacity=0.7)
         parts.append(f'<div><img class="photo" alt="channel {c.channel} over the photo" src="{_data_uri(ov)}">'
-                     f'<div class="muted">{_e(concept_label(c.channel, c.name))}: {c.relevance:.0%} of the '
+                     f'<div class="muted">{_e(concept_label(c.channel, c.name, c.where))}: {c.relevance:.0%} of the '
                      "layer's relevance</div></div>")
     parts.append("</div>")
     return "".join(parts)
@@ -502,7 +502,7 @@ def _plain_concepts_section(handle, image, cs) -> str:
     from .concepts import concept_caption, concept_label, concept_sentence
 
     label = words.text(cs.target_label)
-    names = [words.text(concept_label(c.channel, c.name)) for c in cs]
+    names = [words.text(concept_label(c.channel, c.name, c.where)) for c in cs]
     parts = [f"<h2>What the decision rests on</h2><p class='sentence'>"
              f"{words.html(concept_sentence(f'*{label}*', [(n, c.relevance) for n, c in zip(names, cs)]))}</p>",
              "<p>The model builds its answer from patterns it learnt (concepts); each picture shows where one "

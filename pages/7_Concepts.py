@@ -40,6 +40,8 @@ def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite:
     refs = None
     if choice is not None and cx.references_ready(ctx.handle, choice.images, layer, composite):
         refs = cx.references(ctx.handle, choice.images, layer, composite)
+    cx.remember_references(ctx.handle, ctx.image, target, choice.images if refs is not None else None, layer,
+                           composite)
     named = cx.names(ctx.handle, layer)
 
     def name(c: int) -> str:

@@ -224,6 +224,18 @@ def test_the_report_names_concepts_by_the_teams_names_escaped(plain):
 
 # -- the app ---------------------------------------------------------------------------
 
+@pytest.fixture
+def fresh_results():
+    """The app's shared result cache emptied before and after (reference patches computed
+    here must not show in another test's page, as after a server start)."""
+    pytest.importorskip("streamlit.testing.v1")
+    from ui import compute
+
+    compute.results.clear()
+    yield
+    compute.results.clear()
+
+
 def test_the_dataset_tables_name_concepts_by_the_teams_names_as_plain_text():
     from interpret.concepts.dataset import DatasetConcepts, Region, RegionConcepts
     from ui import concepts as cx
@@ -241,7 +253,7 @@ def test_the_dataset_tables_name_concepts_by_the_teams_names_as_plain_text():
     assert [r["concept"] for r in by_flag] == ["channel 1", HOSTILE]
 
 
-def test_the_concepts_page_shows_a_hostile_name_escaped_and_names_a_concept(tmp_path, monkeypatch):
+def test_the_concepts_page_shows_a_hostile_name_escaped_and_names_a_concept(tmp_path, monkeypatch, fresh_results):
     pytest.importorskip("streamlit.testing.v1")
     from test_app import no_errors, page
     from ui.samples import DEFAULT_SAMPLE, sample
@@ -299,3 +311,56 @@ def test_the_cli_names_a_concept_and_top_uses_the_name(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0].endswith(f"striped fur ({round(100 * top['share'])}%).")
     assert f"channel {top['channel']:5d}: " in out and "(striped fur)" in out
+
+
+def test_a_result_described_by_its_reference_photos_reads_so_in_the_report():
+    from interpret.report import report_html
+
+    h = handle_of(tiny())
+    share = np.zeros((4, 16))
+    share[:, 12] = [0.5, 0.4, 0.3, -0.1]     # channel 12: photos 0, 1, 2 (the model: tabby, tabby, dog)
+    share[:, 7] = [-0.2, 0.0, 0.0, 0.0]      # channel 7: no photo where it speaks for the class
+    table = ReferenceTable(layer="conv2", names=("a", "b", "c", "d"), share=share,
+                           argmax=np.zeros((4, 16), np.int64), classes=np.array([0, 0, 1, 2]), map_size=(4, 4),
+                           composite="epsilon_plus_flat", seconds=0.0, _handle=h)
+    cs = named_set("tabby", [(12, 0.41, None), (7, 0.18, None), (3, 0.05, "eye")]).named({("conv2", 3): "eye"}, table)
+    assert cs[0].where == ("tabby", "tabby", "dog") and cs[1].where == () and cs[2].name == "eye"
+    # a table of another layer says nothing about these concepts
+    other = ReferenceTable(layer="conv1", names=("a",), share=share[:1], argmax=np.zeros((1, 16), np.int64),
+                           classes=np.array([0]), map_size=(4, 4), composite="epsilon_plus_flat", seconds=0.0,
+                           _handle=h)
+    assert [c.where for c in cs.named({}, other)] == [(), (), ()]
+    e = interpret.explain(h, PHOTO, "gradcam", layer="conv2", target=0)
+    part = section(report_html(h, PHOTO, [e], steps=4, plain=True, concepts=cs))
+    assert ("<i>tabby</i> here rests mostly on channel 12, most relevant on photos the model calls tabby or dog "
+            "(41%); channel 7 (18%); and eye (5%).") in part
+
+
+def test_the_concepts_page_describes_unnamed_concepts_by_their_reference_photos(tmp_path, monkeypatch, fresh_results):
+    pytest.importorskip("streamlit.testing.v1")
+    from test_app import no_errors, page
+    from ui.features import sample_set
+    from ui.samples import DEFAULT_SAMPLE, sample
+    from interpret import words
+
+    monkeypatch.setenv("INTERPRET_DATASET_RUNS", str(tmp_path / "runs"))
+    handle = interpret.load_model()
+    photo = interpret.load_image(sample(DEFAULT_SAMPLE).path)
+    layer = interpret.default_layer(handle)
+    top = interpret.predict(handle, photo, top_k=1)[0].index
+    cs = interpret.concepts(handle, photo, layer=layer, target=top, k=2)
+    interpret.name_concept(handle, layer, cs[1].channel, "striped fur", store=tmp_path / "runs" / "concepts")
+    at = page("pages/7_Concepts.py")
+    at.run()
+    at.number_input(key="w_cx_k").set_value(2).run()
+    at.button(key="cx_refs_btn").click().run()
+    no_errors(at)
+    # the same set, layer and rules as the page: the patches' photos' classes by the backend
+    refs = interpret.reference_patches(handle, sample_set(), layer=layer)
+    where = [handle.label(k) for k in refs.where(cs[0].channel, 4)]
+    assert where, "the top concept is relevant on some sample photo"
+    caps = [im.caption for el in at.get("image") for im in el.proto.imgs if im.caption]
+    first = words.text(concept_label(cs[0].channel, None, where))
+    assert first.startswith(f"channel {cs[0].channel}, most relevant on photos the model calls ")
+    assert f"{first}: {cs[0].relevance:.0%} of the layer's relevance" in caps
+    assert f"striped fur: {cs[1].relevance:.0%} of the layer's relevance" in caps  # a name wins

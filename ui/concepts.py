@@ -54,7 +54,25 @@ def for_report(handle: interpret.ModelHandle, image: compute.ImageChoice, target
         return None
     key = st.session_state.get("cx_for_report", {}).get((handle.fingerprint(), image.hash, int(target)))
     cs = None if key is None else compute.lookup(key)
-    return None if cs is None else cs.named(concept_names(handle, cs.layer, store=references_folder()))
+    if cs is None:
+        return None
+    refs_key = st.session_state.get("cx_refs_for_report", {}).get((handle.fingerprint(), image.hash, int(target)))
+    refs = None if refs_key is None else compute.lookup(refs_key)
+    return cs.named(concept_names(handle, cs.layer, store=references_folder()), refs)
+
+
+def remember_references(handle: interpret.ModelHandle, image: compute.ImageChoice, target: int,
+                        iset: Optional[ImageSet], layer: str, composite: str) -> None:
+    """The reference patches shown with this photo's and class's concepts (None: none
+    shown), so that the report describes an unnamed concept by them as the page does."""
+    seen = st.session_state.setdefault("cx_refs_for_report", {})
+    at = (handle.fingerprint(), image.hash, int(target))
+    seen.pop(at, None)
+    if iset is None:
+        return
+    seen[at] = ("concepts.references", handle.fingerprint(), iset.key, layer, composite)
+    while len(seen) > REPORT_KEPT:
+        seen.pop(next(iter(seen)))
 
 
 def names(handle: interpret.ModelHandle, layer: str) -> dict:

@@ -50,13 +50,16 @@ class Concept:
     negative: evidence against); ``value``: its summed relevance in score units;
     ``heatmap``: its conditional relevance on the input, H x W at the model's input
     size (float32, signed; sums to about ``value`` where the rules conserve);
-    ``name``: the name the team gave it (:func:`interpret.name_concept`), or None."""
+    ``name``: the name the team gave it (:func:`interpret.name_concept`), or None;
+    ``where``: the classes the model gives the photos of its top reference patches in a
+    photo set (:meth:`ConceptSet.named` with a table; () when none is known)."""
 
     channel: int
     relevance: float
     value: float
     heatmap: np.ndarray = field(repr=False)
     name: Optional[str] = None
+    where: Tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,13 +98,20 @@ class ConceptSet:
     def absolute_total(self) -> float:
         return float(np.abs(self.channel_relevance).sum())
 
-    def named(self, names) -> "ConceptSet":
+    def named(self, names, references: Optional["ReferenceTable"] = None, n: int = 4) -> "ConceptSet":
         """This result with each concept's ``name`` from ``names`` ({(layer, channel):
-        name}, :func:`interpret.concepts.concept_names`; None where it has none)."""
+        name}, :func:`interpret.concepts.concept_names`; None where it has none) and,
+        given the ``references`` of a photo set at this layer, its ``where``: the labels
+        of the classes of its ``n`` top reference photos (:meth:`ReferenceTable.where`)."""
         from dataclasses import replace
 
-        return replace(self, concepts=tuple(replace(c, name=names.get((self.layer, c.channel)))
-                                            for c in self.concepts))
+        def where(c: int) -> Tuple[str, ...]:
+            if references is None or references.layer != self.layer or references._handle is None:
+                return ()
+            return tuple(references._handle.label(k) for k in references.where(c, n))
+
+        return replace(self, concepts=tuple(
+            replace(c, name=names.get((self.layer, c.channel)), where=where(c.channel)) for c in self.concepts))
 
 
 def _resolve(handle: ModelHandle, target, x: torch.Tensor):
