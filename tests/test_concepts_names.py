@@ -66,6 +66,9 @@ def test_a_name_round_trips_through_the_concept_store_to_a_fresh_handle(tmp_path
     # a cached result is named anew: the name is not frozen into the cache
     again = interpret.concepts(fresh, PHOTO, layer="conv2", channels=range(8), store=tmp_path)
     assert again[5].name == "fur"
+    # another process (another handle) renames it: the first handle reads the newer name
+    interpret.name_concept(handle_of(module), "conv2", 5, "stripes", store=tmp_path)
+    assert concept_names(fresh, store=tmp_path) == {("conv2", 5): "stripes"}
     # other weights do not inherit the names (keyed by the model's content)
     assert concept_names(handle_of(tiny(seed=1)), store=tmp_path) == {}
 

@@ -234,9 +234,9 @@ def name_concept(model, layer: str, channel: int, name: Optional[str], *, store=
     """Name ``channel`` of ``layer`` of ``model`` (say "striped fur", after looking at its
     heatmap and reference patches); ``name`` None or blank removes the name.  Returns
     the name as kept (:func:`clean_name`: control characters stripped, at most
-    :data:`MAX_NAME` characters) or None.  Kept with the model's handle for this
-    process, and in ``store`` (a folder: the concept store, shared by processes and
-    kept across restarts) when given.  Names are keyed by the model's content
+    :data:`MAX_NAME` characters) or None.  Kept in ``store`` (a folder: the concept
+    store, shared by processes and kept across restarts) when given, else with the
+    model's handle for this process only.  Names are keyed by the model's content
     fingerprint: other weights do not inherit them.  :func:`interpret.concepts` results
     carry them as ``.name``."""
     from ..errors import InputError
@@ -258,8 +258,8 @@ def name_concept(model, layer: str, channel: int, name: Optional[str], *, store=
         raise InputError("The concept's name could not be stored: the concept store's folder cannot be written.")
     mem = _memory(handle)
     with _WRITING:
-        if cleaned is None:
-            mem.pop((fp, layer, channel), None)
+        if cleaned is None or store is not None:
+            mem.pop((fp, layer, channel), None)  # the store's word is the newest
         else:
             mem[(fp, layer, channel)] = cleaned
     return cleaned
@@ -280,13 +280,16 @@ def _channels(handle, layer: str) -> int:
 
 def concept_names(model, layer: Optional[str] = None, *, store=None) -> Dict[Tuple[str, int], str]:
     """The names given to ``model``'s concepts: {(layer, channel): name}, of ``layer``
-    only when given; those in ``store`` (a folder) first, then those given in this
-    process (which are newer)."""
+    only when given: those in ``store`` (a folder, read each time: another process
+    may have named one) and those given in this process without a store."""
     from ..explain import as_handle
 
     handle = as_handle(model)
+    mem = _memory(handle)
+    if store is None and not mem:
+        return {}  # nothing named: the weights need not be hashed
     fp = handle.fingerprint()
     out = dict(load_names(store, fp)) if store is not None else {}
     with _WRITING:
-        out.update({(ly, ch): nm for (f, ly, ch), nm in _memory(handle).items() if f == fp})
+        out.update({(ly, ch): nm for (f, ly, ch), nm in mem.items() if f == fp})
     return {k: v for k, v in out.items() if layer is None or k[0] == layer}
