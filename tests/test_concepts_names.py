@@ -131,6 +131,10 @@ def test_an_edited_names_file_is_cleaned_again_and_a_foreign_one_ignored(tmp_pat
     assert load_names(tmp_path, fp) == {}
     path.write_text("{not json")
     assert load_names(tmp_path, fp) == {}
+    # naming over a file that cannot be read would lose what it holds: refused, file kept
+    with pytest.raises(interpret.InputError, match="cannot be read, so no name is changed"):
+        interpret.name_concept(h, "conv2", 1, "fur", store=tmp_path)
+    assert path.read_text() == "{not json"
 
 
 # -- words -------------------------------------------------------------------------------

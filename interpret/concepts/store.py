@@ -153,21 +153,26 @@ def load_names(folder, fingerprint: str) -> Dict[Tuple[str, int], str]:
     """The stored names of the model with content ``fingerprint``: {(layer, channel):
     name}; empty when there is no file, or one that is unreadable, too large or of
     another model (logged).  Names that do not clean are left out."""
+    return _read_names(folder, fingerprint)[0]
+
+
+def _read_names(folder, fingerprint: str) -> Tuple[Dict[Tuple[str, int], str], bool]:
+    """(the names, whether the file was absent or read as this model's names file)."""
     path = names_path(folder, fingerprint)
     try:
         if not path.is_file():
-            return {}
+            return {}, True
         if path.stat().st_size > MAX_NAMES_BYTES:
             log.warning("Stored concept names %s are larger than %d bytes; ignored.", path.name, MAX_NAMES_BYTES)
-            return {}
+            return {}, False
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         log.warning("Stored concept names %s are unreadable (%s); ignored.", path.name, exc)
-        return {}
+        return {}, False
     if not (isinstance(data, dict) and data.get("format") == NAMES_FORMAT and data.get("model") == fingerprint
             and isinstance(data.get("names"), dict)):
         log.warning("Stored concept names %s are not this model's; ignored.", path.name)
-        return {}
+        return {}, False
     from ..errors import InputError
 
     out: Dict[Tuple[str, int], str] = {}
@@ -182,19 +187,23 @@ def load_names(folder, fingerprint: str) -> Dict[Tuple[str, int], str]:
                 continue
             if c >= 0 and cleaned is not None and len(out) < MAX_NAMES:
                 out[(str(layer), c)] = cleaned
-    return out
+    return out, True
 
 
 def save_name(folder, fingerprint: str, layer: str, channel: int, name: Optional[str]) -> bool:
     """Store ``name`` (already cleaned; None: remove the name) for ``channel`` of
     ``layer``; the file is rewritten whole and renamed into place.  InputError when the
     model would have more than :data:`MAX_NAMES` names; False (and a log line) when the
-    folder cannot be written."""
+    folder cannot be written.  A names file that cannot be read as this model's is
+    left as it is (InputError): writing over it would lose the names it may hold."""
     from ..errors import InputError
 
     path = names_path(folder, fingerprint)
     with _WRITING:
-        names = load_names(folder, fingerprint)
+        names, ok = _read_names(folder, fingerprint)
+        if not ok:
+            raise InputError("The stored names of this model's concepts cannot be read, so no name is changed "
+                             f"(the server's operator can move {path.name} away).")
         if name is None:
             names.pop((str(layer), int(channel)), None)
         else:
