@@ -137,6 +137,10 @@ def checked(model, what: str, composite: str) -> Tuple[ModelHandle, str]:
     handle.check_ready()
     why = unsupported(handle)
     if why:
+        from . import vit
+
+        if vit.covers(handle):  # a ViT: only concepts() covers it (by AttnLRP, vit.py)
+            why = vit.NOT_FOR_VIT
         raise InputError(f"{what} cannot be computed for '{handle.name}': {why}.")
     return handle, _check_composite(composite)
 
@@ -226,6 +230,15 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
     from ..explain import input_tensor
     from .store import concept_names
 
+    from ..explain import as_handle
+    from . import vit
+
+    vh = as_handle(model)
+    vh.check_ready()
+    if vit.covers(vh):  # a vision transformer: AttnLRP's rules on its tokens, not zennit's
+        if composite != vit.COMPOSITE:
+            _check_composite(composite)
+        return vit.concepts(vh, image, layer, target, k, channels=channels, progress=progress, store=store)
     handle, composite = checked(model, "Concepts", composite)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_K:
         raise InputError(f"k must be a whole number from 1 to {MAX_K}; got {k!r}.")

@@ -1,0 +1,183 @@
+"""Concept Relevance Propagation on vision transformers (timm, torchvision and Hugging
+Face ViTs), built on our AttnLRP (:mod:`interpret.methods.attnlrp`) instead of zennit.
+
+AttnLRP is *modified gradient x input* on a private copy of the model: at every tensor
+``t`` of the modified pass, ``t * d score / d t`` is the relevance the rules give it.  At
+a block's output tokens ``a`` (B x N x C), the relevance of channel (concept) ``c`` is
+
+    R_c = sum over all N tokens of a[:, :, c] * g[:, :, c],   g = d score / d a,
+
+summed over the patch tokens **and** the prefix tokens (class token, distillation and
+register tokens): at a late block of a class-token ViT much of the relevance sits in the
+class token, and leaving it out would break the sum over channels = the layer's total.
+The concept's conditional heatmap is CRP's condition on our terms: the backward from the
+layer with the incoming gradient kept only in channel ``c`` (every token) and zero
+elsewhere, times the input, summed over colour: H x W at the model's input size.  The
+backward is linear in what comes in, so the heatmaps of all channels add up to the
+unconditional AttnLRP map.
+
+As for CNNs: one forward, one backward to the layer, then one batched backward of the
+part below the layer per chunk of concepts (``is_grads_batched`` on the retained graph),
+on the private copy, under the handle's writer lock; results are
+:class:`~interpret.concepts.crp.ConceptSet` with ``composite == "attnlrp"``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from .. import attention
+from ..errors import InputError, Progress, report
+from ..handle import ModelHandle, session
+from ..layers import check_layer
+from ..methods import attnlrp as A
+from ..methods.common import Context
+from ..tensors import first_tensor, tensor_key
+
+__all__ = ["covers", "default_layer", "conditional_relevance", "concepts", "NOT_FOR_VIT"]
+
+#: the composite name a ViT's concepts report (its rules are AttnLRP's, not zennit's)
+COMPOSITE = "attnlrp"
+
+#: why reference patches and dataset mode refuse a vision transformer
+NOT_FOR_VIT = ("for a vision transformer only the concepts of one photo are computed "
+               "(interpret.concepts, by AttnLRP); reference patches and dataset mode use "
+               "zennit's LRP rules for convolutional networks, which do not cover a transformer")
+
+
+def covers(handle: ModelHandle) -> bool:
+    """True when ``handle``'s model is a vision transformer AttnLRP's rules cover."""
+    if handle.scripted:
+        return False
+    lay = attention.layout(handle)
+    return not isinstance(lay, str) and A.unsupported(handle) is None
+
+
+def default_layer(handle: ModelHandle) -> str:
+    """The suggested layer of a ViT's concepts: the output tokens of the next-to-last
+    block (the last one when there is only one).  At the last block's output of a
+    class-token ViT the head reads the class token alone, so every patch token's
+    relevance there is zero; one block earlier the relevance is still spread over the
+    patch tokens and the channels mix what the photo shows."""
+    blocks = attention.layout(handle).blocks
+    return blocks[-2].name if len(blocks) >= 2 else blocks[-1].name
+
+
+def _resolve_layer(handle: ModelHandle, layer: Optional[str]) -> str:
+    return default_layer(handle) if layer is None else check_layer(handle, layer)
+
+
+def conditional_relevance(handle: ModelHandle, x: torch.Tensor, layer: str, goal,
+                          channels: Optional[Sequence[int]] = None, k: int = 6,
+                          progress: Optional[Progress] = None):
+    """(R: the layer's AttnLRP relevance for ``goal``, 1 x N x C float64; the explained
+    score; the channels whose heatmaps were computed; their conditional input relevances,
+    n x H x W float64 summed over colour) for the batch-1 input ``x``.  ``channels``
+    None: the ``k`` most relevant.  The caller holds the writer lock."""
+    from .crp import CHUNK, _layer_module
+
+    twin = A.attnlrp_copy(handle)
+    module = _layer_module(twin, layer)
+    seen = {}
+
+    def keep(mod, inp, out):
+        seen["a"] = first_tensor(out)  # the last call, as everywhere else
+
+    ctx = Context(handle, x, None, goal, getattr(goal, "contrast", None), {})
+    xin = x.detach().clone().requires_grad_(True)
+    lay = attention.layout(handle)
+    with torch.enable_grad():
+        hd = module.register_forward_hook(keep)
+        try:
+            raw = twin(xin)
+        finally:
+            hd.remove()
+        a = seen.get("a")
+        if not isinstance(a, torch.Tensor) or a.dim() != 3 or a.shape[1] != lay.tokens or a.grad_fn is None:
+            shape = tuple(a.shape) if isinstance(a, torch.Tensor) else None
+            raise InputError(f"Layer '{layer}' has no B x {lay.tokens} tokens x C output that depends on the "
+                             f"input (got {shape}); pick a block of the transformer, such as "
+                             f"'{default_layer(handle)}'.")
+        score = ctx.score_of(raw)
+        (g,) = torch.autograd.grad(score.sum(), [a], retain_graph=True)
+        rel = (a.detach().double() * g.detach().double())
+        per_channel = rel[0].sum(0)
+        if channels is None:
+            k = max(1, min(int(k), per_channel.numel()))
+            channels = [int(c) for c in torch.argsort(per_channel, descending=True)[:k]]
+        else:
+            channels = [int(c) for c in channels]
+            bad = [c for c in channels if not 0 <= c < a.shape[2]]
+            if bad:
+                raise InputError(f"Channel {bad[0]} is out of range: layer '{layer}' has {a.shape[2]} channels.")
+        maps = []
+        n = len(channels)
+        report(progress, 0, n)
+        for lo in range(0, n, CHUNK):
+            part = channels[lo:lo + CHUNK]
+            # the layer's gradient kept in one channel per row (every token): CRP's
+            # condition in gradient x input form, a chunk in one batched backward
+            gm = torch.zeros((len(part),) + tuple(g.shape), dtype=g.dtype, device=g.device)
+            for i, c in enumerate(part):
+                gm[i, ..., c] = g[..., c]
+            last = lo + CHUNK >= n
+            (hx,) = torch.autograd.grad(a, [xin], grad_outputs=[gm], retain_graph=not last,
+                                        is_grads_batched=True)
+            maps.extend((xin.detach().double() * hx.detach().double())[:, 0].sum(1))
+            report(progress, min(n, lo + CHUNK), n)
+    return (rel, float(score.detach().double().sum()), channels,
+            torch.stack(maps) if maps else torch.zeros((0,) + tuple(x.shape[-2:]), dtype=torch.float64))
+
+
+def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6, *,
+             channels: Optional[Sequence[int]] = None, progress: Optional[Progress] = None,
+             store=None):
+    """:func:`interpret.concepts` for a vision transformer AttnLRP covers: the ``k``
+    channels of ``layer``'s output tokens (default :func:`default_layer`) most relevant
+    to ``target``, each with its share of the layer's relevance (summed over every
+    token, class token included) and its conditional heatmap.  Same arguments, checks,
+    cache, progress and result as the CNN path; the result's ``composite`` is
+    ``"attnlrp"`` and ``canonizers`` is empty."""
+    from ..explain import as_handle, input_tensor
+    from .crp import MAX_K, Concept, ConceptSet, _resolve
+    from .store import concept_names
+
+    handle = as_handle(model)
+    handle.check_ready()
+    why = A.unsupported(handle)
+    if why:
+        raise InputError(f"Concepts cannot be computed for '{handle.name}': {why}.")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_K:
+        raise InputError(f"k must be a whole number from 1 to {MAX_K}; got {k!r}.")
+    if channels is not None:
+        channels = tuple(int(c) for c in channels)
+        if not channels or len(channels) > MAX_K:
+            raise InputError(f"Give 1 to {MAX_K} channels.")
+    x = input_tensor(handle, image)
+    layer = _resolve_layer(handle, layer)
+    t0 = time.perf_counter()
+    with session(handle, exclusive=True):
+        goal = _resolve(handle, target, x)
+        key = ("concepts", handle.fingerprint_fast(), tensor_key(x), layer, goal.key, COMPOSITE,
+               int(k), channels)
+        hit = handle.cache_get(key)
+        if hit is not None:
+            return hit.named(concept_names(handle, layer, store=store))
+        rel, score, chosen, maps = conditional_relevance(handle, x, layer, goal, channels, int(k), progress)
+    per_channel = rel[0].sum(0).cpu().numpy()
+    denom = float(np.abs(per_channel).sum()) or 1.0
+    items = tuple(Concept(channel=c, relevance=float(per_channel[c] / denom), value=float(per_channel[c]),
+                          heatmap=maps[i].cpu().numpy().astype(np.float32))
+                  for i, c in enumerate(chosen))
+    index = goal.index if isinstance(goal.index, int) else None
+    result = ConceptSet(layer=layer, target=goal,
+                        target_label=handle.label(index) if index is not None else str(goal.index),
+                        score=score, total=float(per_channel.sum()), channel_relevance=per_channel,
+                        concepts=items, composite=COMPOSITE, canonizers=(),
+                        seconds=time.perf_counter() - t0)
+    handle.cache_put(key, result)
+    return result.named(concept_names(handle, layer, store=store))
