@@ -17,6 +17,7 @@ ViTs with every parameter random (``test_attnlrp.randomised``):
 from __future__ import annotations
 
 import copy
+import threading
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ from interpret.concepts import vit as V
 from interpret.methods import attnlrp as A
 
 import tiny_models as tm
-from test_attnlrp import X, hf_vit, timm_vit, tv_vit
+from test_attnlrp import X, hf_vit, randomised, timm_vit, tv_vit
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -106,7 +107,13 @@ def test_vit_concept_heatmaps_equal_a_loop_masking_the_layer_gradient_by_hand(bu
         assert float(heat.abs().max()) > 0
 
 
-@FAMILIES
+def timm_vit_registers():
+    """A timm ViT with 4 register tokens (5 prefix tokens before the patch grid)."""
+    return randomised(tm.timm_vit_registers())
+
+
+@pytest.mark.parametrize("build", [timm_vit, tv_vit, hf_vit, timm_vit_registers],
+                         ids=["timm", "torchvision", "hf", "timm-registers"])
 def test_vit_conditional_heatmaps_of_all_channels_add_up_to_the_attnlrp_map(build):
     handle = load(build)
     cs = interpret.concepts(handle, X, target=TARGET, channels=range(32))
@@ -176,3 +183,48 @@ def test_vit_concepts_refuse_bad_input_and_the_set_entries_say_why():
         with pytest.raises(InputError) as err:
             call()
         assert str(err.value) == f"{what} cannot be computed for '{handle.name}': {V.NOT_FOR_VIT}."
+
+
+def test_vit_concepts_take_a_target_with_a_contrast():
+    """"class 1 rather than class 3": the relevance starts at the logit difference, so
+    the layer's total is the difference of the two classes' totals (the backward is
+    linear in the score)."""
+    handle = load(timm_vit)
+    both = interpret.concepts(handle, X, target=interpret.targets.classes(1, contrast=3), k=4)
+    one = interpret.concepts(handle, X, target=1, k=4)
+    three = interpret.concepts(handle, X, target=3, k=4)
+    assert both.target.index == 1 and both.target.contrast == 3
+    assert both.score == pytest.approx(one.score - three.score, rel=1e-5)
+    np.testing.assert_allclose(both.channel_relevance, one.channel_relevance - three.channel_relevance,
+                               rtol=1e-5, atol=1e-9)
+
+
+def test_concurrent_vit_concept_requests_on_one_model_do_not_see_each_other(model_state):
+    model = timm_vit()
+    jobs = [(t, layer) for t in range(3) for layer in ("blocks.0", "blocks.1")]
+    seq = interpret.load_model(model, preprocessing=Preprocessing(tm.VIT_SIZE, tm.VIT_SIZE))
+    expected = [interpret.concepts(seq, X, layer=l, target=t, k=3) for t, l in jobs]
+    before = model_state.snapshot(model)
+    shared = interpret.load_model(model, preprocessing=Preprocessing(tm.VIT_SIZE, tm.VIT_SIZE))
+    got = [None] * len(jobs)
+    errors = []
+    barrier = threading.Barrier(len(jobs))
+
+    def work(i, t, l):
+        try:
+            barrier.wait(timeout=30)
+            got[i] = interpret.concepts(shared, X, layer=l, target=t, k=3)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i, t, l)) for i, (t, l) in enumerate(jobs)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=120)
+    assert not errors, errors
+    for e, g in zip(expected, got):
+        assert g.layer == e.layer and g.channels == e.channels
+        for a, b in zip(g, e):
+            np.testing.assert_allclose(a.heatmap, b.heatmap, rtol=1e-5, atol=1e-9)
+    model_state.assert_unchanged(before, model)
