@@ -628,7 +628,8 @@ def is_detector(module) -> bool:
     FCOS, SSD), a Hugging Face object-detection model or an Ultralytics YOLO
     (:mod:`interpret.sources.ultralytics`)."""
     names = {c.__name__ for c in type(module).__mro__}
-    return bool(names & {"GeneralizedRCNN", "RetinaNet", "FCOS", "SSD", "YOLODetector", "YOLOExport"}) or \
+    return bool(names & {"GeneralizedRCNN", "RetinaNet", "FCOS", "SSD", "YOLODetector", "YOLOExport",
+                         "BeforeNMS"}) or \
         type(module).__name__.endswith("ForObjectDetection")
 
 
@@ -643,7 +644,10 @@ def nms_iou(module) -> Optional[float]:
 
 def score_threshold(module) -> Optional[float]:
     """The score under which the detector drops a detection (torchvision's
-    ``box_score_thresh`` / ``score_thresh``), or None when it has none it says."""
+    ``box_score_thresh`` / ``score_thresh``), or None when it has none it says (a
+    :class:`~interpret.detection_prenms.BeforeNMS` view: its scores are read before it)."""
+    if getattr(module, "before_nms", False) is True:
+        return None
     for path in ("roi_heads.score_thresh", "score_thresh"):
         obj = module
         try:
