@@ -18,7 +18,9 @@ Where the box score is taken (per family; see docs/detection.md):
   so the gradient is meaningful and equals what pytorch-grad-cam's
   ``FasterRCNNBoxScoreTarget`` differentiates.  The price is paid by perturbation
   methods: a masked photo whose detection falls under the detector's own score
-  threshold (``box_score_thresh``, 0.05 by default) counts 0, not its small score.
+  threshold (``box_score_thresh``, 0.05 by default) counts 0, not its small score;
+  :func:`interpret.detection_prenms.before_nms` gives a handle that reads it before the
+  NMS and the threshold instead (Faster/Mask R-CNN, RetinaNet, FCOS).
 * Hugging Face DETR-like models: every query, before any threshold (they have no
   NMS), scored as the model's own image processor scores it (:data:`HF_SCORING`):
   DETR, YOLOS: the query's best class probability (softmax without the "no object"

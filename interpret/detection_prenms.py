@@ -51,7 +51,10 @@ from torch import nn
 
 from .errors import InputError
 
-__all__ = ["before_nms", "BeforeNMS", "family"]
+__all__ = ["before_nms", "BeforeNMS", "family", "SUFFIX"]
+
+#: added to the model's name on the before-NMS view
+SUFFIX = " (scores before NMS)"
 
 
 def family(module) -> str:
@@ -196,8 +199,14 @@ def before_nms(handle):
     if getattr(handle, "scripted", False):
         raise InputError("Box scores before NMS need the detector's submodules; a TorchScript "
                          "model has none to run.")
-    wrapper = BeforeNMS(handle.module)
-    notes = tuple(handle.info.notes) + ("Box scores read before the detector's NMS and score threshold.",)
     import dataclasses
 
-    return ModelHandle(wrapper, info=dataclasses.replace(handle.info, notes=notes))
+    wrapper = BeforeNMS(handle.module)
+    notes = tuple(handle.info.notes) + ("Box scores read before the detector's NMS and score threshold.",)
+    # its own name, so that its content fingerprint (which hashes the name with the
+    # weights) and every result cached under it differ from the model's after NMS
+    view = ModelHandle(wrapper, info=dataclasses.replace(handle.info, name=handle.name + SUFFIX, notes=notes))
+    # the model's own readers/writer lock: a method that holds the model alone (exclusive)
+    # holds it against the view too, since both run the same submodules
+    view.runtime.rwlock = handle.runtime.rwlock
+    return view

@@ -289,6 +289,9 @@ def test_ssd_and_classifiers_are_refused_and_before_nms_models_come_back_as_they
     hp = before_nms(h)
     assert before_nms(hp) is hp
     assert hp.task == "detection" and hp.labels == h.labels
+    # never one cache entry for both: the fingerprint differs; one lock for both
+    assert hp.fingerprint() != h.fingerprint() and hp.name == h.name + " (scores before NMS)"
+    assert hp.rwlock is h.rwlock
     with pytest.raises(InputError, match="Faster/Mask R-CNN, RetinaNet and FCOS"):
         BeforeNMS(torch.nn.Linear(2, 2))
 
