@@ -20,6 +20,8 @@ from ui.widgets import layer_picker, target_picker
 
 COMPOSITE_LABELS = {"epsilon_plus_flat": "EpsilonPlusFlat (default)", "epsilon_gamma_box": "EpsilonGammaBox",
                     "epsilon_alpha2_beta1": "EpsilonAlpha2Beta1"}
+#: a vision transformer's concepts are traced by AttnLRP (interpret.concepts.vit), not zennit
+ATTNLRP = "attnlrp"
 
 
 #: reference patches whose photos' classes describe an unnamed concept
@@ -35,10 +37,11 @@ def concept_name(handle, c: int, named: dict, refs) -> str:
 
 def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite: str, choice) -> None:
     st.subheader("What the decision rests on")
+    vit = composite == ATTNLRP
     cs = cx.top_concepts(ctx.handle, ctx.image, layer, target, k, composite)
     label = ctx.handle.label(target)
     refs = None
-    if choice is not None and cx.references_ready(ctx.handle, choice.images, layer, composite):
+    if choice is not None and not vit and cx.references_ready(ctx.handle, choice.images, layer, composite):
         refs = cx.references(ctx.handle, choice.images, layer, composite)
     cx.remember_references(ctx.handle, ctx.image, target, choice.images if refs is not None else None, layer,
                            composite)
@@ -49,9 +52,12 @@ def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite:
 
     ui.plain(concept_sentence(f"*{words.text(label)}*", [(name(c.channel), c.relevance) for c in cs]))
     if not ctx.present:
+        method = ("AttnLRP, Achtibat et al. 2024, on the block's output tokens" if vit
+                  else f"LRP, {COMPOSITE_LABELS[composite]}")
+        summed = " summed over every token (class token included)" if vit else ""
         st.caption(f"The {len(cs)} channels of {words.text(layer)} with the most relevance for "
-                   f"{words.text(label)} (LRP, {COMPOSITE_LABELS[composite]}; relevance at the layer "
-                   f"{cs.total:.3g} for a score of {cs.score:.3g}). A share is the channel's relevance "
+                   f"{words.text(label)} ({method}; relevance at the layer "
+                   f"{cs.total:.3g} for a score of {cs.score:.3g}). A share is the channel's relevance{summed} "
                    "over the sum of all the layer's channels' absolute relevances; its heatmap is its "
                    "own relevance on the photo (Achtibat et al. 2023). A concept goes by the name your "
                    "team gave it; an unnamed one by its channel and, once the patches below are found, the "
@@ -78,6 +84,9 @@ def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite:
                     st.image(np.asarray(fv.image), width="stretch")
     if choice is None:
         return
+    if vit:
+        st.info(words.text(cx.vit_refusal(ctx.handle, "Reference patches")), icon=":material/info:")
+        return
     if refs is None:
         n = len(choice.images)
         st.button(f"Find where each concept matters in {words.text(choice.label)} ({n} photos, once per "
@@ -101,8 +110,11 @@ def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite:
             st.dataframe(rows, hide_index=True, width="stretch")
 
 
-def discover_section(ctx: ui.PageContext, layer: str, choice) -> None:
+def discover_section(ctx: ui.PageContext, layer: str, choice, vit: bool = False) -> None:
     st.subheader("Concepts discovered in the layer")
+    if vit:
+        st.info(cx.NO_NMF_FOR_VIT, icon=":material/info:")
+        return
     if choice is None:
         st.info("Choose or upload photos above to discover concepts in them.", icon=":material/upload:")
         return
@@ -184,7 +196,8 @@ def main() -> None:
                    "whether the model uses a concept your team names.")
     if ctx is None:
         return
-    why = interpret.get_method("lrp").unavailable(ctx.handle)
+    vit = cx.vit_layers(ctx.handle)  # a vision transformer: AttnLRP on its blocks' tokens
+    why = None if vit is not None else interpret.get_method("lrp").unavailable(ctx.handle)
     if why:
         st.info(f"Concepts are traced with LRP, which cannot run on this model: {words.text(why)}.",
                 icon=":material/info:")
@@ -193,14 +206,21 @@ def main() -> None:
     top = st.columns([5, 4, 2, 3], vertical_alignment="bottom", gap="medium")
     layer = None
     with top[0], ui.guard("the layer picker"):
-        layer = state.get("layer") or interpret.default_layer(ctx.handle) if ctx.present else layer_picker(ctx)
+        if vit is not None:
+            names, labels, suggested = vit
+            layer = suggested if ctx.present else st.selectbox(
+                "Layer", names, index=names.index(suggested), format_func=labels.get, key="w_cx_vit_layer",
+                help="The output tokens (tokens × channels) of each transformer block: a concept is a "
+                     "channel; its heatmap and share are traced by AttnLRP. ★ marks the suggested block.")
+        else:
+            layer = state.get("layer") or interpret.default_layer(ctx.handle) if ctx.present else layer_picker(ctx)
     with top[1]:
         target = target_picker(ctx)
     with top[2]:
         k = st.number_input("Concepts", 1, 12, 6, key="w_cx_k", help="How many of the layer's most relevant "
                                                                         "channels to show.")
-    composite = "epsilon_plus_flat"
-    if not ctx.present:
+    composite = "epsilon_plus_flat" if vit is None else ATTNLRP
+    if not ctx.present and vit is None:
         with top[3]:
             composite = st.selectbox("LRP rules", list(COMPOSITES), format_func=COMPOSITE_LABELS.get,
                                      key="w_cx_composite", help="; ".join(COMPOSITES.values()))
@@ -217,7 +237,7 @@ def main() -> None:
     with ui.guard(f"tracing the decision to the concepts of {layer}"):
         top_section(ctx, layer, target, int(k), composite, choice)
     with ui.guard("discovering concepts"):
-        discover_section(ctx, layer, choice)
+        discover_section(ctx, layer, choice, vit is not None)
     with ui.guard("testing your concept"):
         tcav_section(ctx, layer, target, choice)
     ui.finish()

@@ -4,7 +4,7 @@ layer, class and image set.  Draws nothing but progress bars and the uploaders."
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import streamlit as st
@@ -25,6 +25,45 @@ UPLOAD_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "bmp"]
 TCAV_RUNS = 10
 #: photo-and-class pairs whose last concepts a session remembers for the report
 REPORT_KEPT = 8
+
+
+#: why the page discovers no concepts in a vision transformer (NMF cannot hold its negative
+#: token activations: clipping them would factorise a different layer)
+NO_NMF_FOR_VIT = ("Discovered concepts are not offered for a vision transformer: they factorise the layer's "
+                  "activations into non-negative parts (NMF), and a transformer block's token activations "
+                  "take negative values too, which NMF cannot represent (they would be clipped away).")
+
+
+def vit_layers(handle: interpret.ModelHandle) -> Optional[Tuple[List[str], Dict[str, str], str]]:
+    """For a vision transformer whose concepts AttnLRP traces: (its blocks, whose B x N x C
+    output tokens the concepts are channels of; their labels with the shape; the
+    suggested block); None for any other model (cached per model)."""
+    from interpret.concepts import vit
+
+    def build():
+        if not vit.covers(handle):
+            return None
+        from interpret.attention import layout
+
+        shapes = {li.name: li.output_shape for li in interpret.list_layers(handle)}
+        default = vit.default_layer(handle)
+        names = [b.name for b in layout(handle).blocks]
+        labels = {}
+        for n in names:
+            shape = shapes.get(n)
+            dims = "×".join(str(d) for d in shape[1:]) if shape and len(shape) == 3 else "?"
+            labels[n] = f"{n}  ·  tokens×channels {dims}" + ("  ★ suggested" if n == default else "")
+        return names, labels, default
+
+    return compute.cached(("concepts.vit_layers", handle.fingerprint()), build)
+
+
+def vit_refusal(handle: interpret.ModelHandle, what: str) -> str:
+    """The backend's sentence refusing ``what`` (reference patches, dataset concepts) for
+    a vision transformer, as :func:`interpret.reference_patches` raises it."""
+    from interpret.concepts.vit import NOT_FOR_VIT
+
+    return f"{what} cannot be computed for '{handle.name}': {NOT_FOR_VIT}."
 
 
 def top_concepts(handle: interpret.ModelHandle, image: compute.ImageChoice, layer: str, target: int,
@@ -345,6 +384,9 @@ def dataset_section(ctx, r, flags) -> None:
     class's most relevant concepts across the run (a table with their patches) and,
     for each shortcut flag, the concepts that carry its region."""
     st.markdown("**The concepts each class rests on**")
+    if vit_layers(ctx.handle) is not None:
+        st.info(words.text(vit_refusal(ctx.handle, "Concepts")), icon=":material/info:")
+        return
     why = interpret.get_method("lrp").unavailable(ctx.handle)
     if why:
         st.caption(f"Concepts are traced with LRP, which cannot run on this model: {words.text(why)}.")

@@ -275,7 +275,8 @@ def name_concept(model, layer: str, channel: int, name: Optional[str], *, store=
 
 
 def _channels(handle, layer: str) -> int:
-    """How many channels ``layer`` has (its maps' C, from the layer list's probe)."""
+    """How many channels ``layer`` has (from the layer list's probe): C of a CNN's
+    B x C x h x w maps, or of a vision transformer's B x N x C tokens."""
     from ..errors import InputError
     from ..layers import list_layers
 
@@ -284,7 +285,10 @@ def _channels(handle, layer: str) -> int:
             shape = li.output_shape
             if shape and len(shape) == 4:
                 return int(shape[1])
-    raise InputError(f"Layer '{layer}' has no B x C x h x w maps; pick a convolutional layer.")
+            if shape and len(shape) == 3:  # tokens (a ViT block's output): C is the last axis
+                return int(shape[2])
+    raise InputError(f"Layer '{layer}' has no B x C x h x w maps or B x N x C tokens; pick a convolutional "
+                     "layer or a transformer block.")
 
 
 def concept_names(model, layer: Optional[str] = None, *, store=None) -> Dict[Tuple[str, int], str]:

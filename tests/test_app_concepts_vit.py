@@ -1,0 +1,136 @@
+"""The Concepts page on a vision transformer (AppTest, no browser): a tiny random-init
+timm ViT from a server's model folder.  Its concepts are traced by AttnLRP
+(:mod:`interpret.concepts.vit`): the page shows the same channels and shares as
+:func:`interpret.concepts` for the same photo, block and class, offers the blocks'
+output tokens as layers, hides zennit's rules, refuses reference patches and
+discovered concepts with a sentence (an info, not an error), and names a concept of a
+token layer."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("streamlit.testing.v1")
+
+import interpret  # noqa: E402
+import tiny_models as tm  # noqa: E402
+from interpret.concepts import vit as V  # noqa: E402
+from interpret.concepts.store import concept_names  # noqa: E402
+from test_app import no_errors, page  # noqa: E402
+from test_attnlrp import timm_vit  # noqa: E402
+
+CONCEPTS = "pages/7_Concepts.py"
+NAME = "Tiny ViT"
+
+
+@pytest.fixture
+def vit_folder(tmp_path, monkeypatch):
+    """A model folder holding a tiny timm ViT (every parameter random), its factory
+    the tests' own ``tiny_models.timm_model``; the concept store in ``tmp_path``; the
+    app's result cache emptied before and after."""
+    from safetensors.torch import save_file
+
+    from ui import compute
+
+    save_file({k: v.contiguous() for k, v in timm_vit().state_dict().items()}, str(tmp_path / "vit.safetensors"))
+    kw = ", ".join(f"{k} = {v}" for k, v in tm.VIT_KW.items())
+    (tmp_path / "models.toml").write_text(
+        f'[[model]]\nname = "{NAME}"\nfile = "vit.safetensors"\nfactory = "tiny_models:timm_model"\n'
+        f'kwargs = {{ name = "vit_tiny_patch16_224", {kw} }}\nresize = {tm.VIT_SIZE}\ncrop = {tm.VIT_SIZE}\n')
+    monkeypatch.setenv("INTERPRET_MODEL_FOLDER", str(tmp_path))
+    monkeypatch.setenv("INTERPRET_DATASET_RUNS", str(tmp_path / "runs"))  # the concept store's folder
+    compute.results.clear()
+    yield tmp_path
+    compute.results.clear()
+
+
+def the_vit(folder):
+    from interpret.model_folder import read_model_folder
+
+    (entry,) = read_model_folder(str(folder))
+    return entry.load()
+
+
+def captions(at) -> list:
+    return [im.caption for el in at.get("image") for im in el.proto.imgs if im.caption]
+
+
+def shown(cs) -> list:
+    """The captions the page draws for ``cs``, in the order AppTest reads them: the
+    page lays the concepts out in 3 columns (concept i in column i % 3), read column by column."""
+    want = [f"{c.name or f'channel {c.channel}'}: {c.relevance:.0%} of the layer's relevance" for c in cs]
+    return [w for col in range(3) for w in want[col::3]]
+
+
+def infos(at) -> list:
+    return [i.value for i in at.info]
+
+
+def test_the_concepts_page_on_a_vit_shows_the_attnlrp_concepts_interpret_concepts_finds(vit_folder):
+    from ui.samples import DEFAULT_SAMPLE, sample
+
+    at = page(CONCEPTS, {"model": f"team:{NAME}"})
+    at.run()
+    no_errors(at)
+    handle = the_vit(vit_folder)
+    assert V.covers(handle)
+    layer = V.default_layer(handle)
+    # the layer picker offers the blocks' output tokens, the suggested block chosen
+    picker = at.selectbox(key="w_cx_vit_layer")
+    assert picker.options and all("tokens×channels 17×32" in o for o in picker.options)
+    assert picker.value == layer == "blocks.0"
+    # no zennit composite for a ViT; the caption says AttnLRP
+    assert not [s for s in at.selectbox if s.key == "w_cx_composite"]
+    assert any("AttnLRP, Achtibat et al. 2024" in c.value for c in at.caption)
+    assert not any("EpsilonPlusFlat" in c.value for c in at.caption)
+
+    photo = interpret.load_image(sample(DEFAULT_SAMPLE).path)
+    top = interpret.predict(handle, photo, top_k=1)[0].index
+    cs = interpret.concepts(handle, photo, layer=layer, target=top, k=6)
+    assert cs.composite == "attnlrp"
+    caps = [c for c in captions(at) if "of the layer's relevance" in c]
+    assert caps == shown(cs)
+
+    # reference patches and discovered concepts: a sentence (info), never an error box
+    said = " ".join(infos(at))
+    assert f"Reference patches cannot be computed for '{NAME}': {V.NOT_FOR_VIT}." in said
+    assert "Discovered concepts are not offered for a vision transformer" in said
+    assert not [b for b in at.button if b.key in ("cx_refs_btn", "cx_discover_btn")]
+
+
+def test_the_vit_page_follows_the_block_chosen_and_names_a_token_concept(vit_folder):
+    from ui.samples import DEFAULT_SAMPLE, sample
+
+    at = page(CONCEPTS, {"model": f"team:{NAME}"})
+    at.run()
+    at.selectbox(key="w_cx_vit_layer").select("blocks.1").run()
+    at.number_input(key="w_cx_k").set_value(3).run()
+    no_errors(at)
+    handle = the_vit(vit_folder)
+    photo = interpret.load_image(sample(DEFAULT_SAMPLE).path)
+    top = interpret.predict(handle, photo, top_k=1)[0].index
+    cs = interpret.concepts(handle, photo, layer="blocks.1", target=top, k=3)
+    caps = [c for c in captions(at) if "of the layer's relevance" in c]
+    assert caps == shown(cs)
+
+    # naming a concept of the token layer on the page keeps it in the store and shows it
+    ch = cs[1].channel
+    at.text_input(key=f"w_cx_name_blocks.1_{ch}").input("red patch")
+    form = [b for b in at.button if b.label == "Save the name" and b.form_id == f"form_cx_name_blocks.1_{ch}"][0]
+    form.click().run()
+    no_errors(at)
+    store = vit_folder / "runs" / "concepts"
+    assert concept_names(handle, "blocks.1", store=store) == {("blocks.1", ch): "red patch"}
+    assert f"red patch: {cs[1].relevance:.0%} of the layer's relevance" in captions(at)
+    # and interpret.concepts carries the name for that channel only
+    named = interpret.concepts(handle, photo, layer="blocks.1", target=top, k=3, store=store)
+    assert [c.name for c in named] == [None, "red patch", None]
+
+
+def test_name_concept_takes_a_vit_token_layer_and_round_trips(tmp_path):
+    handle = interpret.load_model(timm_vit(), preprocessing=interpret.Preprocessing(tm.VIT_SIZE, tm.VIT_SIZE))
+    assert interpret.name_concept(handle, "blocks.0", 31, " stripes ", store=tmp_path) == "stripes"
+    assert concept_names(handle, "blocks.0", store=tmp_path) == {("blocks.0", 31): "stripes"}
+    # C is the tokens' last axis (32 here): channel 32 is out of range, with the count
+    with pytest.raises(interpret.InputError, match="layer 'blocks.0' has 32 channels"):
+        interpret.name_concept(handle, "blocks.0", 32, "x", store=tmp_path)
