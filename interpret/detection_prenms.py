@@ -51,7 +51,7 @@ from torch import nn
 
 from .errors import InputError
 
-__all__ = ["before_nms", "BeforeNMS", "family", "SUFFIX"]
+__all__ = ["before_nms", "BeforeNMS", "family", "SUFFIX", "original", "offered"]
 
 #: added to the model's name on the before-NMS view
 SUFFIX = " (scores before NMS)"
@@ -209,4 +209,17 @@ def before_nms(handle):
     # the model's own readers/writer lock: a method that holds the model alone (exclusive)
     # holds it against the view too, since both run the same submodules
     view.runtime.rwlock = handle.runtime.rwlock
+    view.original = handle  # the model's own handle: the boxes a person sees and picks
     return view
+
+
+def original(handle):
+    """The model's own handle behind a before-NMS view (:func:`before_nms`), else
+    ``handle``."""
+    return getattr(handle, "original", None) or handle
+
+
+def offered(handle) -> bool:
+    """Whether :func:`before_nms` gives ``handle`` a view of its own (torchvision
+    Faster/Mask R-CNN, RetinaNet, FCOS, not a TorchScript model)."""
+    return family(handle.module) in ("rcnn", "retinanet", "fcos") and not getattr(handle, "scripted", False)

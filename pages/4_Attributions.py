@@ -536,6 +536,9 @@ def main() -> None:
                    "Which parts of the photo made the model decide, according to a dozen methods.")
     if ctx is None:
         return
+    from ui import tasks
+
+    ctx = tasks.scores_before_nms(ctx)  # a detector's box scores before its NMS, when ticked
     specs = interpret.methods(ctx.handle)
     attribution_panel(ctx, specs)
     st.divider()

@@ -314,3 +314,56 @@ def test_predict_on_the_before_nms_view_applies_the_detectors_own_nms(family, im
     # a view is a detector (LRP refuses it as it refuses the model) with no score threshold
     assert is_detector(hp.module) and score_threshold(hp.module) is None
     assert score_threshold(h.module) == 0.0
+
+
+# -- the Attributions page -------------------------------------------------------------------
+
+from test_detection_app import detector_folder  # noqa: E402,F401  (a fixture)
+
+
+def _explained(kind: str):
+    """(fingerprint, value) of every result of ``kind`` in the app's shared cache."""
+    from ui import compute
+
+    cache = compute.results()
+    with cache._lock:
+        return [(k[1], v[0]) for k, v in cache._data.items() if isinstance(k, tuple) and k and k[0] == kind]
+
+
+def test_the_attributions_page_explains_the_box_before_nms_when_ticked(detector_folder):
+    """A checkbox on the Attributions page (a torchvision detector): ticked, the map is
+    computed on the before-NMS view (a result under the view's own fingerprint, the same
+    score as after NMS for a box the detector keeps), while the boxes offered stay the
+    model's own."""
+    pytest.importorskip("streamlit.testing.v1")
+    from test_app import charts, no_errors, page
+
+    at = page("app.py", {"model": "team:Shapes", "img": "cat", "method": "gradcam"}).run()
+    at.switch_page("pages/1_Outputs.py").run()
+    at.slider(key="w_det_threshold").set_value(0.0).run()
+    at.switch_page("pages/4_Attributions.py").run()
+    no_errors(at)
+    box = at.checkbox(key="w_det_before_nms")
+    assert box.value is False and box.label == "Scores before NMS"
+    options = list(at.selectbox(key="w_det_box").options)
+    after = _explained("explain")
+    seen = {fp for fp, _ in after}
+    assert len(seen) == 1  # the model's own
+    box.check().run()
+    no_errors(at)
+    assert list(at.selectbox(key="w_det_box").options) == options  # the model's own boxes
+    new = [(fp, e) for fp, e in _explained("explain") if fp not in seen]
+    # the page's map and its comparison computed on the view, under its own fingerprint
+    assert new and len({fp for fp, _ in new}) == 1
+    fp = new[0][0]
+    pairs = [(a, b) for _, a in after for _, b in new
+             if a.method == b.method and a.explained.key == b.explained.key]
+    assert any(a.method == "gradcam" for a, _ in pairs)
+    for a, b in pairs:  # a box the detector keeps: the same score either way
+        assert b.score == pytest.approx(a.score, abs=1e-5, nan_ok=True)  # NaN: class-independent
+    assert len(charts(at)["overlay"]["layout"].get("shapes", [])) == 1  # the box's outline
+    at.checkbox(key="w_det_before_nms").uncheck().run()
+    no_errors(at)
+    # unticked: the model's own results again, nothing new on the view
+    assert {f for f, _ in _explained("explain") if f not in seen} == {fp}
+    assert len([1 for f, _ in _explained("explain") if f == fp]) == len(new)

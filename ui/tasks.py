@@ -117,8 +117,36 @@ def box_contrast_sentence(ctx, explained) -> str:
 
 
 def detections(ctx) -> list:
-    """Every detection of the photo, best first (cached by content; the light lane)."""
-    return all_detections(ctx.handle, ctx.image)
+    """Every detection of the photo, best first (cached by content; the light lane): the
+    model's own, also while its scores are read before NMS (:func:`scores_before_nms`)."""
+    from interpret.detection_prenms import original
+
+    return all_detections(original(ctx.handle), ctx.image)
+
+
+BEFORE_NMS = "Scores before NMS"
+
+
+def scores_before_nms(ctx):
+    """For a torchvision detector (Faster/Mask R-CNN, RetinaNet, FCOS), a checkbox:
+    explain the box's score read before the detector's NMS and score threshold
+    (:func:`interpret.detection_prenms.before_nms`); ``ctx`` with that view of the model
+    when it is ticked, else ``ctx``.  Drawn outside the page's fragments, so that a
+    change reruns the whole page and every part of it explains the same score."""
+    from dataclasses import replace
+
+    from interpret.detection_prenms import before_nms, offered
+
+    if ctx.handle.task != "detection" or not offered(ctx.handle):
+        return ctx
+    on = st.checkbox(BEFORE_NMS, key="w_det_before_nms",
+                     help="Read the box's score from the detector's candidates before its non-maximum "
+                          "suppression and its score threshold: a perturbed photo whose detection falls "
+                          "under the threshold then counts its small score, not 0. For occlusion, D-RISE "
+                          "and the trust curves; the gradient maps of a box are the same either way.")
+    if not on:
+        return ctx
+    return replace(ctx, handle=ctx.handle.runtime.memo("before_nms_view", lambda: before_nms(ctx.handle)))
 
 
 def all_detections(handle, img) -> list:
