@@ -471,7 +471,7 @@ def _concepts_section(handle, image, cs) -> str:
     parts = [f"<h2>What the decision rests on</h2><p class='sentence'>"
              f"{_e(concept_sentence(cs.target_label, shares))}</p>",
              f"<p class='muted'>The {len(cs)} channels of layer {_e(cs.layer)} with the most relevance for "
-             f"{_e(cs.target_label)} (LRP {_e(cs.composite)}; Achtibat et al. 2023). A share is the channel's "
+             f"{_e(cs.target_label)} ({'AttnLRP; Achtibat et al. 2024' if cs.composite == 'attnlrp' else f'LRP {_e(cs.composite)}; Achtibat et al. 2023'}). A share is the channel's "
              "relevance over the sum of the absolute relevances of all the layer's channels; each picture "
              "shows where that concept's own relevance lies on the photo.</p><div class='row'>"]
     for c in cs:

@@ -134,3 +134,70 @@ def test_name_concept_takes_a_vit_token_layer_and_round_trips(tmp_path):
     # C is the tokens' last axis (32 here): channel 32 is out of range, with the count
     with pytest.raises(interpret.InputError, match="layer 'blocks.0' has 32 channels"):
         interpret.name_concept(handle, "blocks.0", 32, "x", store=tmp_path)
+
+
+# -- the CLI and the report on a ViT ---------------------------------------------------
+
+
+def vit224():
+    """A tiny random timm ViT at the default 224 input (a pickle keeps no preprocessing:
+    the CLI reads it at 224)."""
+    return tm.timm_model("vit_tiny_patch16_224", embed_dim=32, depth=2, num_heads=2)
+
+
+def test_the_cli_traces_a_vits_concepts_by_attnlrp_and_names_one(tmp_path, capsys):
+    import json
+
+    import torch
+    from PIL import Image
+
+    from interpret.cli import main
+    from interpret.models import load_model
+
+    net = vit224()
+    torch.save(net, tmp_path / "vit.pt")
+    photo = Image.radial_gradient("L").convert("RGB").resize((224, 224))
+    photo.save(tmp_path / "p.png")
+    model = ["--model", str(tmp_path / "vit.pt"), "--allow-untrusted"]  # our own pickle, written above
+    store = ["--store", str(tmp_path / "store")]
+    assert main(["concepts", "top", str(tmp_path / "p.png"), "--k", "3", "--json"] + model + store) == 0
+    got = json.loads(capsys.readouterr().out)
+    # loaded as the CLI loads it (a pickle's preprocessing: ImageNet's, not timm's config)
+    cs = interpret.concepts(load_model(str(tmp_path / "vit.pt"), allow_untrusted=True),
+                            interpret.load_image(tmp_path / "p.png"), k=3)
+    assert got["composite"] == "attnlrp" and got["layer"] == "blocks.0" == cs.layer
+    assert [c["channel"] for c in got["concepts"]] == [c.channel for c in cs]
+    assert [c["share"] for c in got["concepts"]] == pytest.approx([c.relevance for c in cs], abs=1e-9)
+    ch = cs[0].channel
+    assert main(["concepts", "name", "--layer", "blocks.0", "--channel", str(ch), "edges"] + model + store) == 0
+    capsys.readouterr()
+    assert main(["concepts", "top", str(tmp_path / "p.png"), "--k", "3"] + model + store) == 0
+    out = capsys.readouterr().out
+    assert "(AttnLRP, Achtibat et al. 2024)" in out and "LRP attnlrp" not in out
+    assert f"channel {ch:5d}: {cs[0].relevance:7.1%} of the layer's relevance (edges)" in out
+    # reference patches refuse a ViT with the backend's sentence, exit status 2 or 1, no traceback
+    (tmp_path / "refs").mkdir()
+    photo.save(tmp_path / "refs" / "a.png")
+    assert main(["concepts", "top", str(tmp_path / "p.png"), "--references", str(tmp_path / "refs")] + model) != 0
+    assert V.NOT_FOR_VIT in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_the_report_says_a_vits_concepts_are_attnlrps():
+    from interpret.report import report_html
+
+    handle = interpret.load_model(vit224())
+    photo = interpret.load_image(tm_photo())
+    cs = interpret.concepts(handle, photo, k=2)
+    e = interpret.explain(handle, photo, "attnlrp", target=cs.target.index)
+    page_ = report_html(handle, photo, [e], steps=2, concepts=cs)
+    section = page_[page_.index("What the decision rests on"):]
+    assert "(AttnLRP; Achtibat et al. 2024)" in section and "LRP attnlrp" not in section
+    assert f"channel {cs[0].channel}: {cs[0].relevance:.0%} of the layer's relevance" in section
+    plain = report_html(handle, photo, [e], steps=2, plain=True, concepts=cs)
+    assert "What the decision rests on" in plain
+
+
+def tm_photo():
+    from PIL import Image
+
+    return Image.radial_gradient("L").convert("RGB").resize((224, 224))

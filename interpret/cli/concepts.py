@@ -26,6 +26,14 @@ def _progress(label: str):
     return report
 
 
+def _method(cs) -> str:
+    """How the concepts were traced: AttnLRP for a vision transformer, else zennit's LRP
+    with its composite and canonizers."""
+    if cs.composite == "attnlrp":
+        return "AttnLRP, Achtibat et al. 2024"
+    return f"LRP {cs.composite}{', ' + ', '.join(cs.canonizers) if cs.canonizers else ''}"
+
+
 def cmd_top(args) -> int:
     import interpret
     from interpret.concepts import concept_label, concept_sentence
@@ -59,7 +67,7 @@ def cmd_top(args) -> int:
         return 0
     print(concept_sentence(f"'{cs.target_label}'", [(label(c), c.relevance) for c in cs]))
     print(f"  layer {cs.layer}: relevance {cs.total:.4g} for a score of {cs.score:.4g} "
-          f"(LRP {cs.composite}{', ' + ', '.join(cs.canonizers) if cs.canonizers else ''})")
+          f"({_method(cs)})")
     for c in cs:
         line = f"  channel {c.channel:5d}: {c.relevance:7.1%} of the layer's relevance"
         if c.name:
