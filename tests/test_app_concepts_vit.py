@@ -96,6 +96,27 @@ def test_the_concepts_page_on_a_vit_shows_the_attnlrp_concepts_interpret_concept
     assert f"Reference patches cannot be computed for '{NAME}': {V.NOT_FOR_VIT}." in said
     assert "Discovered concepts are not offered for a vision transformer" in said
     assert not [b for b in at.button if b.key in ("cx_refs_btn", "cx_discover_btn")]
+    # TCAV (Captum's, on the block's flattened tokens) stays offered
+    assert "Does the model use your concept?" in [h.value for h in at.subheader]
+
+
+def test_the_pages_refusals_are_the_backends_own_sentences():
+    from interpret.concepts.dataset import dataset_concepts
+    from ui import concepts as cx
+
+    handle = interpret.load_model(timm_vit(), preprocessing=interpret.Preprocessing(tm.VIT_SIZE, tm.VIT_SIZE))
+    photo = tm_photo().resize((tm.VIT_SIZE, tm.VIT_SIZE))
+    with pytest.raises(interpret.InputError) as refs:
+        interpret.reference_patches(handle, [photo, photo])
+    assert str(refs.value) == cx.vit_refusal(handle, "Reference patches")
+    with pytest.raises(interpret.InputError) as data:
+        dataset_concepts(handle, [photo, photo], [0, 1])
+    assert str(data.value) == cx.vit_refusal(handle, "Concepts")
+    # a CNN, or a Swin (windowed attention: no AttnLRP rules here), is not taken for a ViT:
+    # the page keeps its zennit path (or LRP's refusal) there
+    assert cx.vit_layers(interpret.load_model(tm.small_cnn())) is None
+    swin = interpret.load_model(tm.timm_swin(), preprocessing=interpret.Preprocessing(tm.VIT_SIZE, tm.VIT_SIZE))
+    assert cx.vit_layers(swin) is None
 
 
 def test_the_vit_page_follows_the_block_chosen_and_names_a_token_concept(vit_folder):
