@@ -93,6 +93,24 @@ def peaked_rcnn(seed: int = 0) -> torch.nn.Module:
     return m
 
 
+def tiny_maskrcnn(seed: int = 0) -> torch.nn.Module:
+    from torchvision.models.detection import MaskRCNN
+    from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+    from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
+    from torchvision.ops import MultiScaleRoIAlign
+
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        m = MaskRCNN(TinyPyramid(), num_classes=None, min_size=SIDE, max_size=SIDE,
+                     image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0],
+                     rpn_anchor_generator=_anchors(2), box_roi_pool=MultiScaleRoIAlign(["0", "1"], 4, 2),
+                     box_head=TwoMLPHead(8 * 16, 32), box_predictor=FastRCNNPredictor(32, 3),
+                     mask_roi_pool=MultiScaleRoIAlign(["0", "1"], 7, 2), mask_head=MaskRCNNHeads(8, (16,), 1),
+                     mask_predictor=MaskRCNNPredictor(16, 16, 3), box_score_thresh=0.0,
+                     rpn_pre_nms_top_n_test=50, rpn_post_nms_top_n_test=20, box_detections_per_img=10)
+    return m.eval()
+
+
 BUILDERS = {"fasterrcnn": peaked_rcnn, "retinanet": tiny_retinanet, "fcos": tiny_fcos}
 
 
@@ -124,9 +142,9 @@ def img():
     return photo(3)
 
 
-@pytest.mark.parametrize("family", sorted(BUILDERS))
+@pytest.mark.parametrize("family", sorted(BUILDERS) + ["maskrcnn"])
 def test_a_kept_detection_scores_the_same_before_nms_as_after(family, img):
-    h = load(BUILDERS[family]())
+    h = load(tiny_maskrcnn() if family == "maskrcnn" else BUILDERS[family]())
     hp = before_nms(h)
     x = h.preprocess(img)
     dets = interpret.predict(h, img, threshold=0.0)
@@ -257,7 +275,22 @@ def test_methods_before_nms_leave_the_model_unchanged_and_gradcam_equals_after_n
     assert torch.allclose(torch.as_tensor(pre.heatmap), torch.as_tensor(post.heatmap), atol=1e-5)
     occ = interpret.explain(hp, img, "occlusion", target=targets.box(d), window=16, stride=16)
     assert torch.isfinite(torch.as_tensor(occ.heatmap)).all()
+    for name, kw in (("saliency", {}), ("integrated_gradients", {"n_steps": 4, "adaptive": False}), ("drise", {"masks": 8, "grid": 4}),
+                     ("eigencam", {}), ("xgradcam", {})):
+        e = interpret.explain(hp, img, name, target=targets.box(d), **kw)
+        assert torch.isfinite(torch.as_tensor(e.heatmap)).all(), name
+        model_state.assert_unchanged(before, m)
     model_state.assert_unchanged(before, m)
+
+    def stop(done, total):
+        raise interpret.Cancelled()
+
+    for name in ("drise", "occlusion"):  # cancelled midway: nothing left behind either
+        with pytest.raises(interpret.Cancelled):
+            interpret.explain(hp, img, name, target=targets.box(d), progress=stop,
+                              **({"masks": 16, "batch_size": 4} if name == "drise" else {"window": 16, "stride": 8,
+                                                                                         "batch_size": 2}))
+        model_state.assert_unchanged(before, m)
     assert thresholds(m) == limits
     assert hp.module.backbone is m.backbone  # the model's own submodules, nothing copied
 
