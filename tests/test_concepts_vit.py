@@ -185,6 +185,27 @@ def test_vit_concepts_refuse_bad_input_and_the_set_entries_say_why():
         assert str(err.value) == f"{what} cannot be computed for '{handle.name}': {V.NOT_FOR_VIT}."
 
 
+def test_discover_concepts_refuses_a_vit_rather_than_clip_its_negative_tokens():
+    """NMF holds only non-negative parts: a block's tokens are not (here a large share
+    is below zero), so clipping them would factorise a different layer. Refused, with the
+    sentence the Concepts page shows."""
+    from PIL import Image
+
+    from interpret.concepts.discover import NO_NMF_FOR_VIT
+
+    handle = load(timm_vit)
+    layer = V.default_layer(handle)
+    twin, seen = copy.deepcopy(handle.module), {}
+    twin.get_submodule(layer).register_forward_hook(lambda m, i, o: seen.setdefault("a", o))
+    with torch.no_grad():
+        twin(X)
+    assert float((seen["a"] < 0).float().mean()) > 0.2  # the premise: many tokens' values are negative
+    photos = [Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)) for i in range(3)]
+    with pytest.raises(InputError) as err:
+        interpret.discover_concepts(handle, photos, layer=layer, k=2)
+    assert str(err.value) == NO_NMF_FOR_VIT
+
+
 def test_vit_concepts_take_a_target_with_a_contrast():
     """"class 1 rather than class 3": the relevance starts at the logit difference, so
     the layer's total is the difference of the two classes' totals (the backward is

@@ -12,6 +12,7 @@ import streamlit as st
 import interpret
 from interpret import words
 from interpret.concepts import concept_names
+from interpret.concepts.discover import NO_NMF_FOR_VIT  # noqa: F401 (the page shows the backend's sentence)
 from interpret.concepts.store import MAX_NAME
 from interpret.features import ImageSet, images_from_zip, load_images
 
@@ -25,13 +26,6 @@ UPLOAD_TYPES = ["zip", "jpg", "jpeg", "png", "webp", "bmp"]
 TCAV_RUNS = 10
 #: photo-and-class pairs whose last concepts a session remembers for the report
 REPORT_KEPT = 8
-
-
-#: why the page discovers no concepts in a vision transformer (NMF cannot hold its negative
-#: token activations: clipping them would factorise a different layer)
-NO_NMF_FOR_VIT = ("Discovered concepts are not offered for a vision transformer: they factorise the layer's "
-                  "activations into non-negative parts (NMF), and a transformer block's token activations "
-                  "take negative values too, which NMF cannot represent (they would be clipped away).")
 
 
 def vit_layers(handle: interpret.ModelHandle) -> Optional[Tuple[List[str], Dict[str, str], str]]:

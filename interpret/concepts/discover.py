@@ -119,6 +119,13 @@ def _activations(handle, x: torch.Tensor, layer: str) -> np.ndarray:
     return as_maps(handle, values[tap.key], f"Layer '{layer}'").detach().float().cpu().numpy()
 
 
+#: why no concepts are discovered in a vision transformer (NMF cannot hold its negative
+#: token activations: clipping them would factorise a different layer)
+NO_NMF_FOR_VIT = ("Discovered concepts are not offered for a vision transformer: they factorise the layer's "
+                  "activations into non-negative parts (NMF), and a transformer block's token activations "
+                  "take negative values too, which NMF cannot represent (they would be clipped away).")
+
+
 def discover_concepts(model, images, layer: Optional[str] = None, k: int = 6, *, patches: int = 6,
                       batch_size: int = 16, seed: int = 0,
                       progress: Optional[Progress] = None) -> Discovery:
@@ -135,6 +142,10 @@ def discover_concepts(model, images, layer: Optional[str] = None, k: int = 6, *,
 
     handle = as_handle(model)
     handle.check_ready()
+    from .vit import covers
+
+    if covers(handle):
+        raise InputError(NO_NMF_FOR_VIT)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_CONCEPTS:
         raise InputError(f"k must be a whole number from 1 to {MAX_CONCEPTS}; got {k!r}.")
     k = int(k)
