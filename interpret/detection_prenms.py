@@ -95,7 +95,8 @@ class BeforeNMS(nn.Module):
             self.add_module(name, child)
         self.training = model.training
         heads = getattr(model, "roi_heads", None)
-        # read, never written: numbers copied from the model
+        # read, never written: the model's numbers as they are when the view is made
+        # (a model whose thresholds are changed later needs a new view)
         self.detection_nms_iou = float(heads.nms_thresh if kind == "rcnn" else model.nms_thresh)
         self.topk_candidates = None if kind == "rcnn" else int(model.topk_candidates)
         self._model_class = type(model).__name__
