@@ -41,7 +41,7 @@ def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite:
     cs = cx.top_concepts(ctx.handle, ctx.image, layer, target, k, composite)
     label = ctx.handle.label(target)
     refs = None
-    if choice is not None and not vit and cx.references_ready(ctx.handle, choice.images, layer, composite):
+    if choice is not None and cx.references_ready(ctx.handle, choice.images, layer, composite):
         refs = cx.references(ctx.handle, choice.images, layer, composite)
     cx.remember_references(ctx.handle, ctx.image, target, choice.images if refs is not None else None, layer,
                            composite)
@@ -83,9 +83,6 @@ def top_section(ctx: ui.PageContext, layer: str, target: int, k: int, composite:
                     fv = fx.visualize(ctx.handle, layer, c.channel, fx.settings())
                     st.image(np.asarray(fv.image), width="stretch")
     if choice is None:
-        return
-    if vit:
-        st.info(words.text(cx.vit_refusal(ctx.handle, "Reference patches")), icon=":material/info:")
         return
     if refs is None:
         n = len(choice.images)

@@ -2,9 +2,8 @@
 timm ViT from a server's model folder.  Its concepts are traced by AttnLRP
 (:mod:`interpret.concepts.vit`): the page shows the same channels and shares as
 :func:`interpret.concepts` for the same photo, block and class, offers the blocks'
-output tokens as layers, hides zennit's rules, refuses reference patches and
-discovered concepts with a sentence (an info, not an error), and names a concept of a
-token layer."""
+output tokens as layers, hides zennit's rules, offers reference patches (AttnLRP), refuses discovered concepts
+with a sentence (an info, not an error), and names a concept of a token layer."""
 
 from __future__ import annotations
 
@@ -91,27 +90,59 @@ def test_the_concepts_page_on_a_vit_shows_the_attnlrp_concepts_interpret_concept
     caps = [c for c in captions(at) if "of the layer's relevance" in c]
     assert caps == shown(cs)
 
-    # reference patches and discovered concepts: a sentence (info), never an error box
+    # reference patches are offered (AttnLRP, issue 21); discovered concepts: a sentence (info)
     said = " ".join(infos(at))
-    assert f"Reference patches cannot be computed for '{NAME}': {V.NOT_FOR_VIT}." in said
+    assert "Reference patches cannot be computed" not in said
     assert "Discovered concepts are not offered for a vision transformer" in said
-    assert not [b for b in at.button if b.key in ("cx_refs_btn", "cx_discover_btn")]
+    assert [b for b in at.button if b.key == "cx_refs_btn"]
+    assert not [b for b in at.button if b.key == "cx_discover_btn"]
     # TCAV (Captum's, on the block's flattened tokens) stays offered
     assert "Does the model use your concept?" in [h.value for h in at.subheader]
 
 
-def test_the_pages_refusals_are_the_backends_own_sentences():
+def test_the_vit_page_finds_reference_patches_by_attnlrp_as_the_backend_does(vit_folder):
+    """Issue 21: the button finds the reference patches of the sample set on the ViT's
+    block; under each concept, its patches' shares are the backend's table's."""
+    from ui.samples import DEFAULT_SAMPLE, sample
+
+    at = page(CONCEPTS, {"model": f"team:{NAME}"})
+    at.run()
+    (btn,) = [b for b in at.button if b.key == "cx_refs_btn"]
+    btn.click().run()
+    no_errors(at)
+    handle = the_vit(vit_folder)
+    layer = V.default_layer(handle)
+    photo = interpret.load_image(sample(DEFAULT_SAMPLE).path)
+    top = interpret.predict(handle, photo, top_k=1)[0].index
+    cs = interpret.concepts(handle, photo, layer=layer, target=top, k=6)
+    import json
+
+    import numpy as np
+
+    stored = list((vit_folder / "runs").rglob("refs-*.npz"))
+    assert len(stored) == 1  # kept in the concept store, keyed with "attnlrp"
+    with np.load(stored[0], allow_pickle=False) as z:
+        assert json.loads(str(z["meta"]))["composite"] == V.COMPOSITE and json.loads(str(z["meta"]))["layer"] == layer
+        share = z["share"]
+    # a concept's patches: its top 4 photos by share, only those where it is evidence for
+    want = [[f"{v:.0%}" for v in np.sort(share[:, c.channel])[::-1][:4] if v > 0] for c in cs]
+    got = [[im.caption for im in el.proto.imgs] for el in at.get("image") if len(el.proto.imgs) and
+           all(im.caption.endswith("%") and "relevance" not in im.caption for im in el.proto.imgs)]
+    assert got and sorted(got) == sorted(w for w in want if w)
+
+
+def test_the_set_entries_take_a_vit_by_attnlrp_and_the_page_tells_a_vit_apart():
     from interpret.concepts.dataset import dataset_concepts
     from ui import concepts as cx
 
     handle = interpret.load_model(timm_vit(), preprocessing=interpret.Preprocessing(tm.VIT_SIZE, tm.VIT_SIZE))
     photo = tm_photo().resize((tm.VIT_SIZE, tm.VIT_SIZE))
-    with pytest.raises(interpret.InputError) as refs:
-        interpret.reference_patches(handle, [photo, photo])
-    assert str(refs.value) == cx.vit_refusal(handle, "Reference patches")
-    with pytest.raises(interpret.InputError) as data:
-        dataset_concepts(handle, [photo, photo], [0, 1])
-    assert str(data.value) == cx.vit_refusal(handle, "Concepts")
+    # issue 21: no refusal any more; the page passes "attnlrp", the backend reports it
+    refs = interpret.reference_patches(handle, [photo, photo], composite=V.COMPOSITE)
+    assert refs.composite == V.COMPOSITE and refs.layer == V.default_layer(handle)
+    data = dataset_concepts(handle, [photo, photo], [0, 1])
+    assert data.table.composite == V.COMPOSITE and [c for c, _, _ in data.by_class] == [0, 1]
+    assert cx.vit_layers(handle) is not None
     # a CNN, or a Swin (windowed attention: no AttnLRP rules here), is not taken for a ViT:
     # the page keeps its zennit path (or LRP's refusal) there
     assert cx.vit_layers(interpret.load_model(tm.small_cnn())) is None
@@ -196,11 +227,11 @@ def test_the_cli_traces_a_vits_concepts_by_attnlrp_and_names_one(tmp_path, capsy
     out = capsys.readouterr().out
     assert "(AttnLRP, Achtibat et al. 2024)" in out and "LRP attnlrp" not in out
     assert f"channel {ch:5d}: {cs[0].relevance:7.1%} of the layer's relevance (edges)" in out
-    # reference patches refuse a ViT with the backend's sentence, exit status 2 or 1, no traceback
+    # reference patches take a ViT too (issue 21; was: refused)
     (tmp_path / "refs").mkdir()
     photo.save(tmp_path / "refs" / "a.png")
-    assert main(["concepts", "top", str(tmp_path / "p.png"), "--references", str(tmp_path / "refs")] + model) != 0
-    assert V.NOT_FOR_VIT in capsys.readouterr().err.replace("\n", " ")
+    assert main(["concepts", "top", str(tmp_path / "p.png"), "--references", str(tmp_path / "refs")] + model) == 0
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_the_report_says_a_vits_concepts_are_attnlrps():

@@ -52,14 +52,6 @@ def vit_layers(handle: interpret.ModelHandle) -> Optional[Tuple[List[str], Dict[
     return compute.cached(("concepts.vit_layers", handle.fingerprint()), build)
 
 
-def vit_refusal(handle: interpret.ModelHandle, what: str) -> str:
-    """The backend's sentence refusing ``what`` (reference patches, dataset concepts) for
-    a vision transformer, as :func:`interpret.reference_patches` raises it."""
-    from interpret.concepts.vit import NOT_FOR_VIT
-
-    return f"{what} cannot be computed for '{handle.name}': {NOT_FOR_VIT}."
-
-
 def top_concepts(handle: interpret.ModelHandle, image: compute.ImageChoice, layer: str, target: int,
                  k: int, composite: str):
     """The top-k concepts of ``layer`` for ``target`` on the photo (cached; gated)."""
@@ -378,10 +370,8 @@ def dataset_section(ctx, r, flags) -> None:
     class's most relevant concepts across the run (a table with their patches) and,
     for each shortcut flag, the concepts that carry its region."""
     st.markdown("**The concepts each class rests on**")
-    if vit_layers(ctx.handle) is not None:
-        st.info(words.text(vit_refusal(ctx.handle, "Concepts")), icon=":material/info:")
-        return
-    why = interpret.get_method("lrp").unavailable(ctx.handle)
+    vit = vit_layers(ctx.handle)  # a vision transformer: AttnLRP on its blocks' tokens
+    why = None if vit is not None else interpret.get_method("lrp").unavailable(ctx.handle)
     if why:
         st.caption(f"Concepts are traced with LRP, which cannot run on this model: {words.text(why)}.")
         return
@@ -392,8 +382,8 @@ def dataset_section(ctx, r, flags) -> None:
     if not paths:
         st.caption("No analysed photos in this run yet.")
         return
-    layers = [li.name for li in interpret.list_layers(ctx.handle) if li.spatial]
-    run_layer = r.settings.layer
+    layers = vit[0] if vit is not None else [li.name for li in interpret.list_layers(ctx.handle) if li.spatial]
+    run_layer = r.settings.layer if vit is None else vit[2]
     layer = st.selectbox("Layer of the concepts", layers, key="w_cx_dataset_layer",
                          index=layers.index(run_layer) if run_layer in layers else max(0, len(layers) - 1),
                          help="The run's layer by default. LRP traces relevance through modules: a layer "
@@ -422,7 +412,8 @@ def dataset_section(ctx, r, flags) -> None:
         st.markdown("**The concepts that carry each shortcut flag**")
         st.dataframe(by_flag, hide_index=True, width="stretch", column_config=cfg2)
     if not ctx.present:
-        st.caption(f"LRP (EpsilonPlusFlat) at {words.text(layer)} on {len(used)} photos of the run (at most "
+        method = "AttnLRP (Achtibat et al. 2024)" if vit is not None else "LRP (EpsilonPlusFlat)"
+        st.caption(f"{method} at {words.text(layer)} on {len(used)} photos of the run (at most "
                    f"{DATASET_PER_CLASS} per class and per flag), each for the class the run explained. A share "
                    "is a channel's relevance over the sum of all channels' absolute relevances, averaged over the "
                    "photos; a flag's shares are of the relevance inside its region. Patches: where the concept "

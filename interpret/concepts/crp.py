@@ -130,17 +130,20 @@ def checked(model, what: str, composite: str) -> Tuple[ModelHandle, str]:
     """(the handle of ``model``, the composite) once the model is ready, LRP's rules cover
     it and ``composite`` is one of :data:`COMPOSITES`; else the InputError saying which:
     "``what`` cannot be computed for '<model>': <why>." (``what``: "Concepts",
-    "Reference patches")."""
+    "Reference patches").  A vision transformer AttnLRP covers is taken with the
+    composite ``"attnlrp"`` (:mod:`interpret.concepts.vit`)."""
     from ..explain import as_handle
+
+    from . import vit
 
     handle = as_handle(model)
     handle.check_ready()
+    if vit.covers(handle):  # a ViT: AttnLRP's rules on its tokens (vit.py), not zennit's
+        if composite != vit.COMPOSITE:
+            _check_composite(composite)
+        return handle, vit.COMPOSITE
     why = unsupported(handle)
     if why:
-        from . import vit
-
-        if vit.covers(handle):  # a ViT: only concepts() covers it (by AttnLRP, vit.py)
-            why = vit.NOT_FOR_VIT
         raise InputError(f"{what} cannot be computed for '{handle.name}': {why}.")
     return handle, _check_composite(composite)
 
@@ -347,8 +350,11 @@ class ReferenceTable:
         c = int(channel)
         if not 0 <= c < self.share.shape[1]:
             raise InputError(f"Channel {c} is out of range: layer '{self.layer}' has {self.share.shape[1]} channels.")
+        from . import vit
+
         handle = self._handle
-        rf = receptive_field(handle, self.layer)
+        tokens = self.composite == vit.COMPOSITE  # a ViT's token grid: the token's own window
+        rf = None if tokens else receptive_field(handle, self.layer)
         score = self.share[:, c] if cls is None else np.where(self.classes == int(cls), self.share[:, c], -np.inf)
         order = np.argsort(-score, kind="stable")[:max(0, int(n))]
         h, w = self.map_size
@@ -358,7 +364,7 @@ class ReferenceTable:
                 break  # only images where the channel is evidence for the decision
             y, x = divmod(int(self.argmax[i, c]), w)
             view = handle.preprocessing.model_view(self._images[i])
-            box = rf.box(y, x, tuple(handle.input_size))
+            box = vit.token_box(handle, y, x, self.map_size) if tokens else rf.box(y, x, tuple(handle.input_size))
             out.append(Reference(int(i), self.names[i], float(self.share[i, c]), (y, x), box, view.crop(box)))
         return out
 
@@ -401,7 +407,8 @@ def reference_patches(model, images, layer: Optional[str] = None, target=None, *
                       progress: Optional[Progress] = None, store=None) -> ReferenceTable:
     """The relevance of every channel of ``layer`` on every image of ``images`` (a list,
     a folder or a zip), for ``target`` (a class index or label; None: each image's own
-    top class), by LRP on the private copy: a :class:`ReferenceTable` whose
+    top class), by LRP on the private copy (AttnLRP at a block's output tokens for a
+    vision transformer, :mod:`interpret.concepts.vit`): a :class:`ReferenceTable` whose
     ``patches(channel)`` are the channel's reference patches.  Computed once per model,
     layer, image set, target and composite (cached); ``progress(done, total)`` per
     batch (raise :class:`interpret.Cancelled` in it to stop).  ``store``: a folder where
@@ -417,7 +424,10 @@ def reference_patches(model, images, layer: Optional[str] = None, target=None, *
     iset = as_image_set(images)
     if len(iset) > MAX_DISCOVER_IMAGES:
         raise InputError(f"The image set has {len(iset)} photos; at most {MAX_DISCOVER_IMAGES} are used.")
-    layer = check_layer(handle, layer)
+    from . import vit
+
+    tokens = composite == vit.COMPOSITE  # a ViT: AttnLRP on the block's tokens
+    layer = vit._resolve_layer(handle, layer) if tokens else check_layer(handle, layer)
     key = ("reference_patches", handle.fingerprint_fast(), repr(handle.preprocessing), layer, iset.key,
            None if target is None else str(target), composite)
     hit = handle.cache_get(key)
@@ -448,10 +458,13 @@ def reference_patches(model, images, layer: Optional[str] = None, target=None, *
         x = torch.cat([handle.preprocess(im) for im in iset.images[lo:lo + batch_size]], 0)
         with session(handle, exclusive=True):
             tgt = None if target is None else resolve_target(handle, target, x[:1])
-            rel, cls = layer_relevance(handle, x, layer, composite,
-                                       None if tgt is None else torch.full((len(x),), tgt, dtype=torch.long))
+            fixed = None if tgt is None else torch.full((len(x),), tgt, dtype=torch.long)
+            if tokens:  # patch tokens on their grid; the prefix tokens' relevance beside them
+                rel, extra, cls = vit.layer_relevance(handle, x, layer, fixed)
+            else:
+                (rel, cls), extra = layer_relevance(handle, x, layer, composite, fixed), 0.0
         flat = rel.flatten(2)
-        per = flat.sum(2)
+        per = flat.sum(2) + extra
         shares.append((per / (per.abs().sum(1, keepdim=True) + 1e-12)).cpu().numpy())
         argmaxes.append(flat.argmax(2).cpu().numpy())
         classes.append(cls.cpu().numpy())

@@ -4,7 +4,9 @@ that carry the relevance in the flagged region.
 
 One LRP pass per batch (:func:`~interpret.concepts.crp.layer_relevance`, on the private
 copy, under the writer lock) gives every channel's relevance map at the layer for each
-photo's own explained class.  From it:
+photo's own explained class (a vision transformer: AttnLRP at a block's output tokens,
+:func:`~interpret.concepts.vit.layer_relevance`, the patch tokens on their grid and the
+class token's relevance counted in the photo's total but in no region).  From it:
 
 * a class's concepts: each channel's share of a photo's layer relevance (its summed
   relevance over the sum of the absolute relevances of all channels, CRP's
@@ -123,7 +125,10 @@ def dataset_concepts(model, images, targets: Sequence[int], layer: Optional[str]
         if not r.images or any(not 0 <= int(i) < n for i in r.images):
             raise InputError(f"Region '{r.name}' names photos that are not in the set.")
         box_weights(r.box, (2, 2), r.inside)  # checks the box
-    layer = check_layer(handle, layer)
+    from . import vit
+
+    tokens = composite == vit.COMPOSITE  # a ViT: AttnLRP on the block's tokens
+    layer = vit._resolve_layer(handle, layer) if tokens else check_layer(handle, layer)
     t0 = time.perf_counter()
     shares, argmaxes, classes = [], [], []
     in_region = {j: {} for j in range(len(regions))}  # region -> image -> (C in-region relevance, fraction)
@@ -132,10 +137,15 @@ def dataset_concepts(model, images, targets: Sequence[int], layer: Optional[str]
     for lo in range(0, n, batch_size):
         x = torch.cat([handle.preprocess(im) for im in iset.images[lo:lo + batch_size]], 0)
         with session(handle, exclusive=True):
-            rel, cls = layer_relevance(handle, x, layer, composite, torch.as_tensor(tg[lo:lo + len(x)]))
+            given = torch.as_tensor(tg[lo:lo + len(x)])
+            if tokens:  # patch tokens on their grid; the prefix tokens' relevance beside them
+                rel, extra, cls = vit.layer_relevance(handle, x, layer, given)
+                extra = extra.cpu().numpy()
+            else:
+                (rel, cls), extra = layer_relevance(handle, x, layer, composite, given), 0.0
         rel = rel.cpu().numpy()
         map_size = (int(rel.shape[2]), int(rel.shape[3]))
-        per = rel.sum((2, 3))
+        per = rel.sum((2, 3)) + extra
         shares.append(per / (np.abs(per).sum(1, keepdims=True) + 1e-12))
         argmaxes.append(rel.reshape(rel.shape[0], rel.shape[1], -1).argmax(2))
         classes.append(cls.numpy())

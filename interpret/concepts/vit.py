@@ -20,6 +20,13 @@ As for CNNs: one forward, one backward to the layer, then one batched backward o
 part below the layer per chunk of concepts (``is_grads_batched`` on the retained graph),
 on the private copy, under the handle's writer lock; results are
 :class:`~interpret.concepts.crp.ConceptSet` with ``composite == "attnlrp"``.
+
+Across a set (:func:`interpret.reference_patches`, dataset mode): :func:`layer_relevance`
+gives ``R_c`` per photo for a batch at once (each photo's own top class, or the class
+given), split into the patch tokens on their grid and the prefix tokens' sum; a share is
+``R_c`` over the sum of ``|R_c|`` of all channels, the number :func:`concepts` reports as
+``.relevance``; a reference patch is :data:`PATCH_TOKENS` tokens a side around the patch
+token where the channel's relevance is largest (:func:`token_box`).
 """
 
 from __future__ import annotations
@@ -38,15 +45,16 @@ from ..methods import attnlrp as A
 from ..methods.common import Context
 from ..tensors import first_tensor, tensor_key
 
-__all__ = ["covers", "default_layer", "conditional_relevance", "concepts", "NOT_FOR_VIT"]
+__all__ = ["covers", "default_layer", "conditional_relevance", "concepts", "layer_relevance", "token_box",
+           "PATCH_TOKENS"]
 
 #: the composite name a ViT's concepts report (its rules are AttnLRP's, not zennit's)
 COMPOSITE = "attnlrp"
 
-#: why reference patches and dataset mode refuse a vision transformer
-NOT_FOR_VIT = ("for a vision transformer only the concepts of one photo are computed "
-               "(interpret.concepts, by AttnLRP); reference patches and dataset mode use "
-               "zennit's LRP rules for convolutional networks, which do not cover a transformer")
+#: a reference patch of a token layer spans this many patch tokens a side, centred on
+#: the most relevant token (shifted to lie inside the photo, so every patch has one size,
+#: as a CNN's effective receptive field is): the token and its neighbours
+PATCH_TOKENS = 3
 
 
 def covers(handle: ModelHandle) -> bool:
@@ -181,3 +189,60 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
                         seconds=time.perf_counter() - t0)
     handle.cache_put(key, result)
     return result.named(concept_names(handle, layer, store=store))
+
+
+def layer_relevance(handle: ModelHandle, x: torch.Tensor, layer: str,
+                    classes: Optional[torch.Tensor] = None):
+    """(the AttnLRP relevance of ``layer``'s patch tokens for each photo of the batch
+    ``x``, B x C x h x w float64 on the patch grid; the relevance of its prefix tokens
+    (class, distillation, register tokens) summed, B x C float64; the classes
+    explained, B longs): activation x AttnLRP gradient of each photo's logit of
+    ``classes`` (None: its top class) at the block's output tokens, as
+    :func:`conditional_relevance` computes it for one photo.  One forward and one
+    backward to the layer for the whole batch, on the private copy.  The caller holds
+    the writer lock."""
+    from .crp import _layer_module
+
+    twin = A.attnlrp_copy(handle)
+    module = _layer_module(twin, layer)
+    lay = attention.layout(handle)
+    seen = {}
+    xin = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        hd = module.register_forward_hook(lambda m, i, o: seen.__setitem__("a", first_tensor(o)))
+        try:
+            out = first_tensor(twin(xin))
+        finally:
+            hd.remove()
+        a = seen.get("a")
+        if not isinstance(a, torch.Tensor) or a.dim() != 3 or a.shape[1] != lay.tokens or a.grad_fn is None:
+            shape = tuple(a.shape) if isinstance(a, torch.Tensor) else None
+            raise InputError(f"Layer '{layer}' has no B x {lay.tokens} tokens x C output that depends on the "
+                             f"input (got {shape}); pick a block of the transformer, such as "
+                             f"'{default_layer(handle)}'.")
+        if out is None or out.dim() != 2:
+            raise InputError("Concepts across a set need a classifier's B x classes output.")
+        cls = out.detach().argmax(1) if classes is None else classes.to(out.device).long()
+        if ((cls < 0) | (cls >= out.shape[1])).any():
+            raise InputError(f"A class index is out of range: the model has {out.shape[1]} classes.")
+        rows = torch.arange(len(x), device=out.device)
+        (g,) = torch.autograd.grad(out[rows, cls].sum(), [a])
+    rel = a.detach().double() * g.detach().double()  # B x N x C
+    h, w = lay.grid
+    grid = rel[:, lay.prefix:].reshape(len(x), h, w, rel.shape[2]).permute(0, 3, 1, 2)
+    return grid, rel[:, :lay.prefix].sum(1), cls.cpu()
+
+
+def token_box(handle: ModelHandle, y: int, x: int, grid) -> tuple:
+    """(left, top, right, bottom) in model-input pixels of the reference patch of the
+    patch token at (``y``, ``x``) of the ``grid`` (h, w): a square of
+    :data:`PATCH_TOKENS` tokens a side centred on it (a token covers H/h x W/w input
+    pixels), shifted to lie inside the input, so that every patch has the same size
+    and holds the token's own pixels."""
+    H, W = (int(v) for v in handle.input_size)
+    h, w = (int(v) for v in grid)
+    sy, sx = H / h, W / w
+    side_y, side_x = min(H, int(round(PATCH_TOKENS * sy))), min(W, int(round(PATCH_TOKENS * sx)))
+    top = int(round(min(max((y + 0.5) * sy - side_y / 2.0, 0), H - side_y)))
+    left = int(round(min(max((x + 0.5) * sx - side_x / 2.0, 0), W - side_x)))
+    return left, top, left + side_x, top + side_y
