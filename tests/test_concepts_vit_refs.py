@@ -218,3 +218,58 @@ def test_vit_set_entries_check_their_input():
         interpret.reference_patches(handle, photos(2), layer="patch_embed.proj")
     with pytest.raises(interpret.InputError, match="class index is out of range"):
         dataset_concepts(handle, photos(2), [0, 99])
+
+
+def test_the_dataset_page_draws_a_vits_class_concepts_as_the_backend_computes_them(tmp_path, monkeypatch):
+    """Issue 21: the Dataset page's per-class concepts on a ViT (was: a refusal note):
+    the same classes, channels and shares as ``dataset_concepts`` on the run's photos."""
+    pytest.importorskip("streamlit.testing.v1")
+    from safetensors.torch import save_file
+    from streamlit.testing.v1 import AppTest
+
+    from interpret.dataset import synthetic as syn
+    from interpret.model_folder import read_model_folder
+    from test_app import ROOT
+    from ui import compute
+    from ui import concepts as cx
+
+    models = tmp_path / "models"
+    models.mkdir()
+    save_file({k: v.contiguous() for k, v in timm_vit().state_dict().items()}, str(models / "vit.safetensors"))
+    kw = ", ".join(f"{k} = {v}" for k, v in tm.VIT_KW.items())
+    (models / "models.toml").write_text(
+        f'[[model]]\nname = "Tiny ViT"\nfile = "vit.safetensors"\nfactory = "tiny_models:timm_model"\n'
+        f'kwargs = {{ name = "vit_tiny_patch16_224", {kw} }}\nresize = {tm.VIT_SIZE}\ncrop = {tm.VIT_SIZE}\n')
+    monkeypatch.setenv("INTERPRET_MODEL_FOLDER", str(models))
+    monkeypatch.setenv("INTERPRET_DATASET_RUNS", str(tmp_path / "runs"))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    (entry,) = read_model_folder(str(models))
+    handle = entry.load()
+    folder = syn.write_folder(tmp_path / "set", per_class=2, seed=3)
+    r = interpret.analyze_dataset(handle, folder, out=tmp_path / "runs" / "small", batch_size=8, name="small",
+                                  methods=("attnlrp",),
+                                  class_map={"disc": "class 0", "marked": "class 1", "square": "class 2"})
+    compute.results.clear()
+    try:
+        at = AppTest.from_file(str(ROOT / "pages" / "6_Dataset.py"), default_timeout=240)
+        at.query_params.update({"model": "team:Tiny ViT"})
+        at.run()
+        at.segmented_control(key="w_ds_source").set_value("stored").run()
+        at.button(key="ds_open_stored").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert not [i.value for i in at.info if "cannot be computed" in i.value]
+        assert at.selectbox(key="w_cx_dataset_layer").value == V.default_layer(handle)
+        at.button(key="cx_dataset_btn").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.exception] + [e.value for e in at.error]
+        shown = [d.value for d in at.dataframe if "concept" in d.value.columns][0]
+    finally:
+        compute.results.clear()
+    paths, targets = cx.run_photos(r, [])
+    images = [interpret.load_image(r.image_bytes(p)) for p in paths]
+    want = dataset_concepts(handle, images, targets, layer=V.default_layer(handle), k=3)
+    assert want.table.composite == "attnlrp"
+    rows = [(handle.label(c), f"channel {ch}", s) for c, _, top in want.by_class for ch, s in top]
+    assert list(zip(shown["class"], shown["concept"])) == [(a, b) for a, b, _ in rows]
+    np.testing.assert_allclose(shown["share"].astype(float), [s for _, _, s in rows], rtol=1e-4, atol=1e-6)
+    assert shown["patch 1"].notna().sum() >= 1
+    assert any("AttnLRP (Achtibat et al. 2024)" in c.value for c in at.caption)
