@@ -370,7 +370,9 @@ def test_the_attributions_page_explains_the_box_before_nms_when_ticked(detector_
     model's own."""
     pytest.importorskip("streamlit.testing.v1")
     from test_app import charts, no_errors, page
+    from ui import compute
 
+    compute.results.clear()  # the shared cache holds other tests' results: only this page's count
     at = page("app.py", {"model": "team:Shapes", "img": "cat", "method": "gradcam"}).run()
     at.switch_page("pages/1_Outputs.py").run()
     at.slider(key="w_det_threshold").set_value(0.0).run()

@@ -8,6 +8,7 @@ unchanged, also after an injected exception.  Random init, nothing downloaded.""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import io
 import json
 
@@ -17,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-pytest.importorskip("ultralytics")
+if importlib.util.find_spec("ultralytics") is None:  # found, not imported: importing it patches
+    pytest.skip("ultralytics is not installed", allow_module_level=True)  # Pillow (ul.unpatch)
 
 import interpret  # noqa: E402
 from interpret import Cancelled, InputError, targets  # noqa: E402
@@ -507,3 +509,26 @@ def test_a_yolo_in_the_model_folder_draws_its_boxes_and_explains_a_picked_box(mo
     no_errors(at)
     assert "Explaining the detection of" in " ".join(c.value for c in at.caption)
     assert len(charts(at)["overlay"]["layout"].get("shapes", [])) == 1  # the box's outline
+
+
+def test_importing_ultralytics_leaves_pillow_and_torch_save_as_they_were(yolo):
+    """``import ultralytics`` replaces ``PIL.Image.open`` (on a file Pillow cannot read it
+    runs ``check_requirements("pi-heif")``, a pip install on an online server, then raises
+    ModuleNotFoundError) and ``torch.save``.  After a YOLO is loaded, a visitor's text file
+    is still 'not an image' and both functions are the libraries' own again."""
+    import io
+
+    import ultralytics.utils.patches as patches
+    from PIL import Image
+
+    assert Image.open is patches._image_open and torch.save is patches._torch_save
+    with pytest.raises(InputError, match="not an image"):
+        interpret.load_image(b"name,score\ncat,0.9\n" * 10)
+    with pytest.raises(Image.UnidentifiedImageError):
+        Image.open(io.BytesIO(b"not a picture at all" * 8))
+    Image.open, saved = patches.image_open, Image.open  # whoever imported it first: undone on use
+    try:
+        ul.unpatch()
+        assert Image.open is saved
+    finally:
+        Image.open = saved

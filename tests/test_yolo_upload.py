@@ -10,6 +10,7 @@ Random init, nothing downloaded."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import io
 import json
 
@@ -18,7 +19,8 @@ import pytest
 import torch
 from PIL import Image
 
-pytest.importorskip("ultralytics")
+if importlib.util.find_spec("ultralytics") is None:  # found, not imported: importing it patches
+    pytest.skip("ultralytics is not installed", allow_module_level=True)  # Pillow (ul.unpatch)
 
 import interpret  # noqa: E402
 from interpret import InputError, Preprocessing  # noqa: E402

@@ -53,12 +53,46 @@ DETECT_HEADS = ("Detect", "v10Detect")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}\.ya?ml$")
 
 
+def unpatch() -> None:
+    """Undo what importing Ultralytics does to the whole process.
+
+    ``import ultralytics`` replaces ``PIL.Image.open`` with a version that, on a file
+    Pillow cannot identify, runs ``check_requirements("pi-heif")`` (a ``pip install`` when
+    the machine is online and ``YOLO_AUTOINSTALL`` is not off) and then raises
+    ``ModuleNotFoundError`` instead of Pillow's ``UnidentifiedImageError``; and it replaces
+    ``torch.save`` (and, on Windows, ``cv2.imread/imwrite/imshow``).  A visitor's
+    bad upload must not install packages on the server, and no other part of the
+    process should see another library's functions: the originals, which Ultralytics
+    keeps, are put back.  Safe to call whoever imported Ultralytics, any number of
+    times."""
+    import sys
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    if patches is None:
+        return
+    from PIL import Image
+
+    if Image.open is getattr(patches, "image_open", None):
+        Image.open = patches._image_open
+    if torch.save is getattr(patches, "torch_save", None):
+        torch.save = patches._torch_save
+    cv2 = sys.modules.get("cv2")
+    if cv2 is not None:
+        for name, ours in (("imread", "imread_unicode"), ("imwrite", "imwrite"), ("imshow", "imshow")):
+            orig = getattr(patches, "_" + name, None) or getattr(patches, "_" + ours, None)
+            if getattr(cv2, name, None) is getattr(patches, ours, object()) and orig is not None:
+                setattr(cv2, name, orig)
+
+
 def _lib():
-    """The ``ultralytics`` package, imported on first use (offline: no update checks)."""
+    """The ``ultralytics`` package, imported on first use (offline: no update checks, no
+    automatic ``pip install``; its process-wide patches undone: :func:`unpatch`)."""
     os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
     try:
         import ultralytics  # noqa: F401
         from ultralytics.nn import tasks
+        unpatch()
     except ImportError as exc:  # pragma: no cover - it is in the default install
         if "libGL" in str(exc) or "libgthread" in str(exc):  # opencv-python on a slim image
             raise InputError("Ultralytics YOLO models need OpenCV, which cannot load here "
