@@ -155,6 +155,21 @@ def _layer_module(twin, layer: str):
         raise InputError(f"The model has no layer '{layer}'.") from None
 
 
+def pick_channels(per_channel: torch.Tensor, channels: Optional[Sequence[int]], k: int,
+                  layer: str) -> List[int]:
+    """The channels whose heatmaps are computed: ``channels`` as given (each checked
+    against the layer's ``len(per_channel)`` channels), or the ``k`` with the most
+    relevance ``per_channel``."""
+    if channels is None:
+        k = max(1, min(int(k), per_channel.numel()))
+        return [int(c) for c in torch.argsort(per_channel, descending=True)[:k]]
+    channels = [int(c) for c in channels]
+    bad = [c for c in channels if not 0 <= c < per_channel.numel()]
+    if bad:
+        raise InputError(f"Channel {bad[0]} is out of range: layer '{layer}' has {per_channel.numel()} channels.")
+    return channels
+
+
 def conditional_relevance(handle: ModelHandle, x: torch.Tensor, layer: str, goal,
                           channels: Optional[Sequence[int]] = None, k: int = 6,
                           composite: str = "epsilon_plus_flat",
@@ -190,14 +205,7 @@ def conditional_relevance(handle: ModelHandle, x: torch.Tensor, layer: str, goal
         scale = float(init.abs().amax().clamp(min=torch.finfo(init.dtype).tiny))
         (rel,) = torch.autograd.grad(out, [a], grad_outputs=[init / scale], retain_graph=True)
         per_channel = rel[0].detach().double().sum(dim=(1, 2)) * scale
-        if channels is None:
-            k = max(1, min(int(k), per_channel.numel()))
-            channels = [int(c) for c in torch.argsort(per_channel, descending=True)[:k]]
-        else:
-            channels = [int(c) for c in channels]
-            bad = [c for c in channels if not 0 <= c < rel.shape[1]]
-            if bad:
-                raise InputError(f"Channel {bad[0]} is out of range: layer '{layer}' has {rel.shape[1]} channels.")
+        channels = pick_channels(per_channel, channels, k, layer)
         maps = []
         n = len(channels)
         report(progress, 0, n)

@@ -79,6 +79,30 @@ def _resolve_layer(handle: ModelHandle, layer: Optional[str]) -> str:
     return default_layer(handle) if layer is None else check_layer(handle, layer)
 
 
+def _forward_tokens(handle: ModelHandle, xin: torch.Tensor, layer: str):
+    """(the private AttnLRP copy's raw output for ``xin``, ``layer``'s output tokens
+    B x N x C in its graph), the forward run with grad enabled by the caller; refused
+    when the layer gives no tokens that depend on the input."""
+    from .crp import _layer_module
+
+    twin = A.attnlrp_copy(handle)
+    module = _layer_module(twin, layer)
+    lay = attention.layout(handle)
+    seen = {}
+    hd = module.register_forward_hook(lambda m, i, o: seen.__setitem__("a", first_tensor(o)))  # the last call
+    try:
+        raw = twin(xin)
+    finally:
+        hd.remove()
+    a = seen.get("a")
+    if not isinstance(a, torch.Tensor) or a.dim() != 3 or a.shape[1] != lay.tokens or a.grad_fn is None:
+        shape = tuple(a.shape) if isinstance(a, torch.Tensor) else None
+        raise InputError(f"Layer '{layer}' has no B x {lay.tokens} tokens x C output that depends on the "
+                         f"input (got {shape}); pick a block of the transformer, such as "
+                         f"'{default_layer(handle)}'.")
+    return raw, a
+
+
 def conditional_relevance(handle: ModelHandle, x: torch.Tensor, layer: str, goal,
                           channels: Optional[Sequence[int]] = None, k: int = 6,
                           progress: Optional[Progress] = None):
@@ -86,42 +110,17 @@ def conditional_relevance(handle: ModelHandle, x: torch.Tensor, layer: str, goal
     score; the channels whose heatmaps were computed; their conditional input relevances,
     n x H x W float64 summed over colour) for the batch-1 input ``x``.  ``channels``
     None: the ``k`` most relevant.  The caller holds the writer lock."""
-    from .crp import CHUNK, _layer_module
-
-    twin = A.attnlrp_copy(handle)
-    module = _layer_module(twin, layer)
-    seen = {}
-
-    def keep(mod, inp, out):
-        seen["a"] = first_tensor(out)  # the last call, as everywhere else
+    from .crp import CHUNK, pick_channels
 
     ctx = Context(handle, x, None, goal, getattr(goal, "contrast", None), {})
     xin = x.detach().clone().requires_grad_(True)
-    lay = attention.layout(handle)
     with torch.enable_grad():
-        hd = module.register_forward_hook(keep)
-        try:
-            raw = twin(xin)
-        finally:
-            hd.remove()
-        a = seen.get("a")
-        if not isinstance(a, torch.Tensor) or a.dim() != 3 or a.shape[1] != lay.tokens or a.grad_fn is None:
-            shape = tuple(a.shape) if isinstance(a, torch.Tensor) else None
-            raise InputError(f"Layer '{layer}' has no B x {lay.tokens} tokens x C output that depends on the "
-                             f"input (got {shape}); pick a block of the transformer, such as "
-                             f"'{default_layer(handle)}'.")
+        raw, a = _forward_tokens(handle, xin, layer)
         score = ctx.score_of(raw)
         (g,) = torch.autograd.grad(score.sum(), [a], retain_graph=True)
         rel = (a.detach().double() * g.detach().double())
         per_channel = rel[0].sum(0)
-        if channels is None:
-            k = max(1, min(int(k), per_channel.numel()))
-            channels = [int(c) for c in torch.argsort(per_channel, descending=True)[:k]]
-        else:
-            channels = [int(c) for c in channels]
-            bad = [c for c in channels if not 0 <= c < a.shape[2]]
-            if bad:
-                raise InputError(f"Channel {bad[0]} is out of range: layer '{layer}' has {a.shape[2]} channels.")
+        channels = pick_channels(per_channel, channels, k, layer)
         maps = []
         n = len(channels)
         report(progress, 0, n)
@@ -201,25 +200,11 @@ def layer_relevance(handle: ModelHandle, x: torch.Tensor, layer: str,
     :func:`conditional_relevance` computes it for one photo.  One forward and one
     backward to the layer for the whole batch, on the private copy.  The caller holds
     the writer lock."""
-    from .crp import _layer_module
-
-    twin = A.attnlrp_copy(handle)
-    module = _layer_module(twin, layer)
     lay = attention.layout(handle)
-    seen = {}
     xin = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        hd = module.register_forward_hook(lambda m, i, o: seen.__setitem__("a", first_tensor(o)))
-        try:
-            out = first_tensor(twin(xin))
-        finally:
-            hd.remove()
-        a = seen.get("a")
-        if not isinstance(a, torch.Tensor) or a.dim() != 3 or a.shape[1] != lay.tokens or a.grad_fn is None:
-            shape = tuple(a.shape) if isinstance(a, torch.Tensor) else None
-            raise InputError(f"Layer '{layer}' has no B x {lay.tokens} tokens x C output that depends on the "
-                             f"input (got {shape}); pick a block of the transformer, such as "
-                             f"'{default_layer(handle)}'.")
+        raw, a = _forward_tokens(handle, xin, layer)
+        out = first_tensor(raw)
         if out is None or out.dim() != 2:
             raise InputError("Concepts across a set need a classifier's B x classes output.")
         cls = out.detach().argmax(1) if classes is None else classes.to(out.device).long()
