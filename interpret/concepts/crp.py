@@ -155,6 +155,18 @@ def _layer_module(twin, layer: str):
         raise InputError(f"The model has no layer '{layer}'.") from None
 
 
+def checked_k(k, channels: Optional[Sequence[int]]) -> Optional[Tuple[int, ...]]:
+    """``channels`` as a tuple (None stays None) after checking ``k`` and their count."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_K:
+        raise InputError(f"k must be a whole number from 1 to {MAX_K}; got {k!r}.")
+    if channels is None:
+        return None
+    channels = tuple(int(c) for c in channels)
+    if not channels or len(channels) > MAX_K:
+        raise InputError(f"Give 1 to {MAX_K} channels.")
+    return channels
+
+
 def pick_channels(per_channel: torch.Tensor, channels: Optional[Sequence[int]], k: int,
                   layer: str) -> List[int]:
     """The channels whose heatmaps are computed: ``channels`` as given (each checked
@@ -251,12 +263,7 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
             _check_composite(composite)
         return vit.concepts(vh, image, layer, target, k, channels=channels, progress=progress, store=store)
     handle, composite = checked(model, "Concepts", composite)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_K:
-        raise InputError(f"k must be a whole number from 1 to {MAX_K}; got {k!r}.")
-    if channels is not None:
-        channels = tuple(int(c) for c in channels)
-        if not channels or len(channels) > MAX_K:
-            raise InputError(f"Give 1 to {MAX_K} channels.")
+    channels = checked_k(k, channels)
     x = input_tensor(handle, image)
     layer = check_layer(handle, layer)
     t0 = time.perf_counter()

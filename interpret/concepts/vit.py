@@ -150,7 +150,7 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
     cache, progress and result as the CNN path; the result's ``composite`` is
     ``"attnlrp"`` and ``canonizers`` is empty."""
     from ..explain import as_handle, input_tensor
-    from .crp import MAX_K, Concept, ConceptSet, _resolve
+    from .crp import Concept, ConceptSet, _resolve, checked_k
     from .store import concept_names
 
     handle = as_handle(model)
@@ -158,12 +158,7 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
     why = A.unsupported(handle)
     if why:
         raise InputError(f"Concepts cannot be computed for '{handle.name}': {why}.")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= int(k) <= MAX_K:
-        raise InputError(f"k must be a whole number from 1 to {MAX_K}; got {k!r}.")
-    if channels is not None:
-        channels = tuple(int(c) for c in channels)
-        if not channels or len(channels) > MAX_K:
-            raise InputError(f"Give 1 to {MAX_K} channels.")
+    channels = checked_k(k, channels)
     x = input_tensor(handle, image)
     layer = _resolve_layer(handle, layer)
     t0 = time.perf_counter()
