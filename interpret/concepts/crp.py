@@ -277,17 +277,26 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
         rel, score, names, chosen, maps = conditional_relevance(
             handle, x, layer, goal, channels, int(k), composite, progress)
     per_channel = rel[0].double().sum(dim=(1, 2)).cpu().numpy()
+    result = concept_set(handle, layer, goal, score, per_channel, chosen, maps, composite, tuple(names), t0)
+    handle.cache_put(key, result)
+    return result.named(concept_names(handle, layer, store=store))
+
+
+def concept_set(handle: ModelHandle, layer: str, goal, score: float, per_channel: np.ndarray,
+                chosen: Sequence[int], maps, composite: str, canonizers: Tuple[str, ...],
+                t0: float) -> "ConceptSet":
+    """The result of :func:`concepts` (CNN and ViT paths alike): each chosen channel's
+    share of the layer's absolute relevance ``per_channel``, its value and its heatmap
+    (``maps`` in the order of ``chosen``)."""
     denom = float(np.abs(per_channel).sum()) or 1.0
     items = tuple(Concept(channel=c, relevance=float(per_channel[c] / denom), value=float(per_channel[c]),
                           heatmap=maps[i].cpu().numpy().astype(np.float32))
                   for i, c in enumerate(chosen))
     index = goal.index if isinstance(goal.index, int) else None
-    result = ConceptSet(layer=layer, target=goal, target_label=handle.label(index) if index is not None else str(goal.index),
-                        score=score, total=float(per_channel.sum()), channel_relevance=per_channel,
-                        concepts=items, composite=composite, canonizers=tuple(names),
-                        seconds=time.perf_counter() - t0)
-    handle.cache_put(key, result)
-    return result.named(concept_names(handle, layer, store=store))
+    return ConceptSet(layer=layer, target=goal, target_label=handle.label(index) if index is not None else str(goal.index),
+                      score=score, total=float(per_channel.sum()), channel_relevance=per_channel,
+                      concepts=items, composite=composite, canonizers=canonizers,
+                      seconds=time.perf_counter() - t0)
 
 
 # ---------------------------------------------------------------------------------------

@@ -90,19 +90,29 @@ def save_references(path: Path, key: Dict[str, str], share: np.ndarray, argmax: 
                     classes: np.ndarray, map_size) -> bool:
     """Write the table atomically (a temporary file, flushed, then renamed); False (and
     a log line) when the folder cannot be written: the result is still used."""
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.npz")
+    def write(f):
+        np.savez(f, share=np.asarray(share, np.float64), argmax=np.asarray(argmax, np.int64),
+                 classes=np.asarray(classes, np.int64), map_size=np.asarray(map_size, np.int64),
+                 meta=np.array(json.dumps(key, sort_keys=True)))
+
+    return _atomic_write(path, ".npz", write, "Reference patches")
+
+
+def _atomic_write(path: Path, suffix: str, write, what: str) -> bool:
+    """``write(f)`` into a temporary file beside ``path`` (binary), flushed, synced and
+    renamed onto ``path``; False (and a log line naming ``what``) when the folder
+    cannot be written."""
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp{suffix}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            np.savez(f, share=np.asarray(share, np.float64), argmax=np.asarray(argmax, np.int64),
-                     classes=np.asarray(classes, np.int64), map_size=np.asarray(map_size, np.int64),
-                     meta=np.array(json.dumps(key, sort_keys=True)))
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         return True
     except OSError as exc:
-        log.warning("Reference patches could not be stored in %s (%s).", path.parent, exc)
+        log.warning("%s could not be stored in %s (%s).", what, path.parent, exc)
         try:
             tmp.unlink()
         except OSError:
@@ -215,22 +225,7 @@ def save_name(folder, fingerprint: str, layer: str, channel: int, name: Optional
             nested.setdefault(ly, {})[str(ch)] = nm
         body = json.dumps({"format": NAMES_FORMAT, "model": fingerprint, "names": nested},
                           ensure_ascii=False, sort_keys=True, indent=1)
-        tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.tmp.json")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(body)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            return True
-        except OSError as exc:
-            log.warning("Concept names could not be stored in %s (%s).", path.parent, exc)
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-            return False
+        return _atomic_write(path, ".json", lambda f: f.write(body.encode("utf-8")), "Concept names")
 
 
 def _memory(handle) -> Dict[Tuple[str, str, int], str]:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import time
 from typing import Optional, Sequence
 
-import numpy as np
 import torch
 
 from .. import attention
@@ -150,7 +149,7 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
     cache, progress and result as the CNN path; the result's ``composite`` is
     ``"attnlrp"`` and ``canonizers`` is empty."""
     from ..explain import as_handle, input_tensor
-    from .crp import Concept, ConceptSet, _resolve, checked_k
+    from .crp import _resolve, checked_k, concept_set
     from .store import concept_names
 
     handle = as_handle(model)
@@ -171,16 +170,7 @@ def concepts(model, image, layer: Optional[str] = None, target=None, k: int = 6,
             return hit.named(concept_names(handle, layer, store=store))
         rel, score, chosen, maps = conditional_relevance(handle, x, layer, goal, channels, int(k), progress)
     per_channel = rel[0].sum(0).cpu().numpy()
-    denom = float(np.abs(per_channel).sum()) or 1.0
-    items = tuple(Concept(channel=c, relevance=float(per_channel[c] / denom), value=float(per_channel[c]),
-                          heatmap=maps[i].cpu().numpy().astype(np.float32))
-                  for i, c in enumerate(chosen))
-    index = goal.index if isinstance(goal.index, int) else None
-    result = ConceptSet(layer=layer, target=goal,
-                        target_label=handle.label(index) if index is not None else str(goal.index),
-                        score=score, total=float(per_channel.sum()), channel_relevance=per_channel,
-                        concepts=items, composite=COMPOSITE, canonizers=(),
-                        seconds=time.perf_counter() - t0)
+    result = concept_set(handle, layer, goal, score, per_channel, chosen, maps, COMPOSITE, (), t0)
     handle.cache_put(key, result)
     return result.named(concept_names(handle, layer, store=store))
 
